@@ -1,0 +1,79 @@
+"""The ASGI application: one FastAPI app serving the API and the browser clients."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from invigil.attempts.api import router as candidate_router
+from invigil.core.clock import Clock, SystemClock, iso
+from invigil.core.config import Settings
+from invigil.core.context import AppContext, Ctx
+from invigil.core.db import Database
+from invigil.core.errors import install_error_handlers
+from invigil.core.jobs import WorkerThread
+from invigil.core.storage import LocalBlobStore
+from invigil.exams import lots  # noqa: F401  (registers its job handlers)
+from invigil.staff.api import router as staff_router
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    start_worker: bool | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ctx = AppContext(
+        settings=settings,
+        db=db or Database(settings.sqlalchemy_url),
+        clock=clock or SystemClock(),
+        blobs=LocalBlobStore(settings.blob_dir),
+    )
+    run_worker = settings.embedded_worker if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            worker = WorkerThread(
+                ctx.job_context(),
+                settings.worker_poll_seconds,
+                timedelta(seconds=settings.job_lease_seconds),
+            )
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+                worker.join(timeout=10)
+
+    app = FastAPI(title="invigil", version="0.1.0", lifespan=lifespan)
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    @app.get("/api/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/time")
+    def time(ctx: Ctx) -> dict[str, str]:
+        return {"now": iso(ctx.clock.now())}
+
+    app.include_router(candidate_router)
+    app.include_router(staff_router)
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

@@ -1,0 +1,167 @@
+"""Candidate endpoints (``/api/v1/candidate/...``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from invigil.attempts import service, sessions
+from invigil.attempts.models import Attempt, AuthSession
+from invigil.core.clock import iso
+from invigil.core.context import Ctx, DbSession
+from invigil.core.errors import APIError
+
+router = APIRouter(prefix="/api/v1/candidate", tags=["candidate"])
+
+# What a desk client may report about itself; anything else is refused so a client cannot forge
+# server-side kinds such as "login" or "lot_drawn".
+CLIENT_EVENT_KINDS = frozenset(
+    {
+        "focus_lost",
+        "focus_back",
+        "fullscreen_exit",
+        "fullscreen_enter",
+        "visibility_hidden",
+        "visibility_visible",
+        "screenshot_key",
+        "copy_paste",
+        "context_menu",
+        "second_screen",
+        "track_ended",
+        "device_change",
+        "offline",
+        "online",
+        "device_check",
+        "client_error",
+        "help_requested",
+    }
+)
+MAX_EVENT_DATA_BYTES = 4096
+
+
+class CandidateAuth:
+    def __init__(self, auth: AuthSession, attempt: Attempt) -> None:
+        self.auth = auth
+        self.attempt = attempt
+
+
+def current_candidate(request: Request, session: DbSession, ctx: Ctx) -> CandidateAuth:
+    auth = sessions.authenticate(session, ctx, request, ("candidate",))
+    attempt = session.get(Attempt, auth.attempt_id)
+    if attempt is None:
+        raise APIError(401, "unauthorized", "登录凭证无效，请重新登录。")
+    return CandidateAuth(auth, attempt)
+
+
+Candidate = Annotated[CandidateAuth, Depends(current_candidate)]
+
+
+def _client_info(request: Request) -> dict[str, str]:
+    return {
+        "ip": request.client.host if request.client else "",
+        "user_agent": request.headers.get("user-agent", "")[:300],
+    }
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: DbSession,
+    ctx: Ctx,
+    exam_id: Annotated[str, Form()],
+    ticket: Annotated[str, Form()],
+    face: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    data = face.file.read(ctx.settings.max_photo_bytes + 1)
+    if len(data) > ctx.settings.max_photo_bytes:
+        raise APIError(413, "too_large", "照片过大，请重新拍摄。")
+    result = service.login(
+        session, ctx, exam_id, ticket, data, sessions.bearer_token(request), _client_info(request)
+    )
+    return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
+
+
+@router.get("/state")
+def state(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, Any]:
+    return service.state(session, ctx, me.attempt, me.auth)
+
+
+@router.post("/heartbeat")
+def heartbeat(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, Any]:
+    now = ctx.clock.now()
+    me.auth.last_seen_at = now
+    return {"now": iso(now), "stage": service.current_stage(session, me.attempt, now)}
+
+
+@router.post("/lot")
+def draw_lot(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, int]:
+    return {"number": service.draw_lot(session, ctx, me.attempt)}
+
+
+@router.get("/attachments/{attachment_id}")
+def attachment_file(attachment_id: str, session: DbSession, ctx: Ctx, me: Candidate) -> Response:
+    attachment = service.attachment_for(session, me.attempt, attachment_id)
+    return Response(
+        ctx.blobs.get(attachment.blob_key),
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": "inline",
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.post("/attachments/{attachment_id}/read")
+def attachment_read(
+    attachment_id: str, session: DbSession, ctx: Ctx, me: Candidate
+) -> dict[str, bool]:
+    service.mark_read(session, ctx, me.attempt, attachment_id)
+    return {"read": True}
+
+
+@router.post("/enter")
+def enter(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, str]:
+    service.enter(session, ctx, me.attempt)
+    return {"stage": service.current_stage(session, me.attempt, ctx.clock.now())}
+
+
+@router.get("/questions")
+def questions(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, Any]:
+    return service.questions(session, ctx, me.attempt)
+
+
+class FinishBody(BaseModel):
+    reason: str = Field(default="candidate", max_length=64)
+
+
+@router.post("/finish")
+def finish(
+    session: DbSession, ctx: Ctx, me: Candidate, body: FinishBody | None = None
+) -> dict[str, str]:
+    service.finish(session, ctx, me.attempt, (body or FinishBody()).reason)
+    return {"stage": "finished"}
+
+
+class ClientEvent(BaseModel):
+    kind: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/events", status_code=201)
+def client_event(body: ClientEvent, session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, int]:
+    if body.kind not in CLIENT_EVENT_KINDS:
+        raise APIError(
+            422,
+            "unknown_event_kind",
+            f"未知的事件类型：{body.kind}",
+            allowed=sorted(CLIENT_EVENT_KINDS),
+        )
+    if len(json.dumps(body.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
+        raise APIError(413, "too_large", "事件数据过大。")
+    event = service.record_client_event(session, ctx, me.attempt, body.kind, body.data)
+    return {"seq": event.seq}

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from invigil.core.db import Base, UTCDateTime, new_id
+from invigil.exams.models import Candidate, Exam
+
+GENESIS_HASH = "0" * 64
+
+
+class Attempt(Base):
+    """A candidate's one sitting of an exam, created with the roster."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("room_id", "lot_number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    exam_id: Mapped[str] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[str] = mapped_column(
+        ForeignKey("candidates.id", ondelete="CASCADE"), unique=True
+    )
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    lot_number: Mapped[int | None] = mapped_column(Integer)
+    lot_drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    face_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Head of the hash-chained event log; the row is locked while an event is appended.
+    last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_event_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+
+    exam: Mapped[Exam] = relationship()
+    candidate: Mapped[Candidate] = relationship()
+
+
+class AuthSession(Base):
+    """A bearer token's server side. The token itself is never stored, only its keyed digest."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (Index("ix_auth_sessions_attempt_live", "attempt_id", "revoked_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # candidate | staff | phone
+    attempt_id: Mapped[str | None] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    staff_id: Mapped[str | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    client_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AttachmentRead(Base):
+    __tablename__ = "attachment_reads"
+
+    attempt_id: Mapped[str] = mapped_column(
+        ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True
+    )
+    attachment_id: Mapped[str] = mapped_column(
+        ForeignKey("attachments.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Event(Base):
+    """One entry of an attempt's append-only log; ``hash`` covers ``prev_hash`` and the entry."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("attempt_id", "seq"),
+        Index("ix_events_attempt_kind_at", "attempt_id", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))  # info | warning | violation
+    actor: Mapped[str] = mapped_column(String(120))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,120 @@
+"""Bearer sessions for candidates, phones and staff: issue, look up, keep alive, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import Request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from invigil.attempts.models import AuthSession
+from invigil.core.context import AppContext
+from invigil.core.errors import APIError, unauthorized
+from invigil.core.security import new_token, token_digest
+
+# Writing last_seen on every request would turn reads into writes; this is often enough for a
+# 20 s liveness window.
+TOUCH_EVERY = timedelta(seconds=5)
+
+
+@dataclass
+class Issued:
+    token: str
+    session: AuthSession
+
+
+def issue(
+    session: Session,
+    ctx: AppContext,
+    kind: str,
+    now: datetime,
+    *,
+    attempt_id: str | None = None,
+    staff_id: str | None = None,
+    client_info: dict[str, str] | None = None,
+) -> Issued:
+    token = new_token()
+    auth = AuthSession(
+        token_digest=token_digest(ctx.settings.effective_secret(), token),
+        kind=kind,
+        attempt_id=attempt_id,
+        staff_id=staff_id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=ctx.settings.session_lifetime_hours),
+        client_info=client_info or {},
+    )
+    session.add(auth)
+    session.flush()
+    return Issued(token, auth)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def find(session: Session, ctx: AppContext, token: str | None) -> AuthSession | None:
+    if not token:
+        return None
+    digest = token_digest(ctx.settings.effective_secret(), token)
+    return session.scalar(select(AuthSession).where(AuthSession.token_digest == digest))
+
+
+def authenticate(
+    session: Session, ctx: AppContext, request: Request, kinds: tuple[str, ...]
+) -> AuthSession:
+    """The live session behind the request's bearer token, or a 401 that says why."""
+    auth = find(session, ctx, bearer_token(request))
+    now = ctx.clock.now()
+    if auth is None or auth.kind not in kinds:
+        raise unauthorized("登录凭证无效，请重新登录。")
+    if auth.revoked_at is not None:
+        reason = auth.revoked_reason or "revoked"
+        message = (
+            "您已在其他设备登录，本设备的登录已失效。"
+            if reason == "replaced"
+            else "登录已失效，请重新登录。"
+        )
+        raise APIError(401, "session_revoked", message, reason=reason)
+    if auth.expires_at <= now:
+        raise APIError(401, "session_expired", "登录已过期，请重新登录。")
+    if now - auth.last_seen_at >= TOUCH_EVERY:
+        auth.last_seen_at = now
+    return auth
+
+
+def revoke_others(
+    session: Session, attempt_id: str, kind: str, keep_id: str, now: datetime, reason: str
+) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.attempt_id == attempt_id,
+            AuthSession.kind == kind,
+            AuthSession.id != keep_id,
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+
+
+def live_sessions(
+    session: Session, attempt_id: str, kind: str, now: datetime, alive: timedelta
+) -> list[AuthSession]:
+    return list(
+        session.scalars(
+            select(AuthSession).where(
+                AuthSession.attempt_id == attempt_id,
+                AuthSession.kind == kind,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+                AuthSession.last_seen_at > now - alive,
+            )
+        )
+    )

@@ -1,0 +1,195 @@
+"""Durable background jobs in a database table.
+
+A job is inserted in the same transaction as the data that needs it, so it exists exactly when
+that data does. Workers claim one job at a time with a single atomic UPDATE (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite's writer lock serializes it) and hold it under a lease: if a
+worker dies, the lease expires and another worker runs the job again. Handlers must therefore be
+idempotent. A handler's writes and the job's completion commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from invigil.core.clock import Clock
+from invigil.core.db import Base, Database, UTCDateTime, new_id
+
+log = logging.getLogger(__name__)
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "state", "run_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A job with a key exists at most once (e.g. one lot auto-assignment per exam).
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=10)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class JobContext:
+    db: Database
+    clock: Clock
+    settings: Any
+
+
+Handler = Callable[[Session, dict[str, Any], JobContext], None]
+_handlers: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _handlers[kind] = fn
+        return fn
+
+    return register
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    run_at: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> Job | None:
+    """Add a job to the caller's transaction. With a ``dedupe_key`` an existing job wins."""
+    if dedupe_key is not None:
+        existing = session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))
+        if existing is not None:
+            return None
+    job = Job(
+        kind=kind,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        run_at=run_at or now,
+        created_at=now,
+        state=PENDING,
+        attempts=0,
+    )
+    if dedupe_key is None:
+        session.add(job)
+        return job
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        return None  # a concurrent transaction queued it first
+    return job
+
+
+def claim(db: Database, now: datetime, lease: timedelta) -> Job | None:
+    due = or_(
+        (Job.state == PENDING) & (Job.run_at <= now),
+        (Job.state == RUNNING) & (Job.lease_expires_at < now),
+    )
+    with db.session() as session, session.begin():
+        pick = (
+            select(Job.id)
+            .where(due)
+            .order_by(Job.run_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        job_id = session.scalar(pick)
+        if job_id is None:
+            return None
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, due)
+            .values(state=RUNNING, lease_expires_at=now + lease, attempts=Job.attempts + 1)
+            .returning(Job.id)
+        ).scalar()
+        if claimed is None:
+            return None
+        return session.get(Job, job_id)
+
+
+def run_one(ctx: JobContext, lease: timedelta = timedelta(minutes=2)) -> bool:
+    """Claim and run one due job. Returns False when nothing was due."""
+    job = claim(ctx.db, ctx.clock.now(), lease)
+    if job is None:
+        return False
+    fn = _handlers.get(job.kind)
+    try:
+        if fn is None:
+            raise LookupError(f"no handler for job kind {job.kind!r}")
+        with ctx.db.session() as session, session.begin():
+            fn(session, job.payload, ctx)
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(state=DONE, finished_at=ctx.clock.now(), last_error=None)
+            )
+    except Exception:
+        error = traceback.format_exc(limit=5)
+        log.warning("job %s (%s) failed, attempt %s", job.id, job.kind, job.attempts)
+        backoff = timedelta(seconds=min(300, 2**job.attempts))
+        final = job.attempts >= job.max_attempts
+        with ctx.db.session() as session, session.begin():
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(
+                    state=FAILED if final else PENDING,
+                    run_at=ctx.clock.now() + backoff,
+                    lease_expires_at=None,
+                    last_error=error[-4000:],
+                )
+            )
+    return True
+
+
+def run_due_jobs(ctx: JobContext, limit: int = 1000) -> int:
+    """Run jobs until none is due (tests and the CLI use this)."""
+    count = 0
+    while count < limit and run_one(ctx):
+        count += 1
+    return count
+
+
+class WorkerThread(threading.Thread):
+    """The embedded worker: one loop inside the server process."""
+
+    def __init__(self, ctx: JobContext, poll_seconds: float, lease: timedelta) -> None:
+        super().__init__(name="invigil-worker", daemon=True)
+        self.ctx = ctx
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                worked = run_one(self.ctx, self.lease)
+            except Exception:
+                log.exception("worker loop error")
+                worked = False
+            if not worked:
+                self._stop_event.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,29 @@
+"""Durations as the exam file writes them: ``30m``, ``45s``, ``1h``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+
+_PART = re.compile(r"(\d+)\s*([hms])")
+_WHOLE = re.compile(r"^\s*(\d+\s*[hms]\s*)+$")
+_UNIT = {"h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: object) -> int:
+    """Seconds, or ValueError with a message for the admin."""
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise ValueError(f"时长应写成 30m、45s、1h 这样的形式，而不是 {text!r}")
+    if isinstance(text, int):
+        raise ValueError(f"时长 {text} 缺少单位：请写成 {text}s、{text}m 或 {text}h")
+    if not _WHOLE.match(text):
+        raise ValueError(f"时长 {text!r} 无法识别：请写成 30m、45s、1h 或 1h30m 这样的形式")
+    return sum(int(n) * _UNIT[u] for n, u in _PART.findall(text))
+
+
+def format_duration(seconds: int) -> str:
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)

@@ -1,0 +1,350 @@
+"""Reading and validating an exam file (YAML) into an :class:`ExamSpec`.
+
+Validation collects every problem with where it is (the field path and the line), so an admin
+fixes a file in one pass. Nothing here touches the database; face checks of the photos happen in
+the importer because they are slow.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from invigil.core.clock import ensure_utc
+from invigil.exams.durations import parse_duration
+from invigil.staff.models import ROLES
+
+RULE_DEFAULTS = {
+    "login_opens_before": "30m",
+    "entry_opens_before": "10m",
+    "entry_closes_after": "3m",
+    "lot_closes_before": "10m",
+    "upload_grace_after": "30m",
+}
+SWITCHES = ("evidence_camera", "liveness")
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        at = f"（第 {self.line} 行）" if self.line else ""
+        return f"{self.where}{at}: {self.message}"
+
+
+class ExamFileError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class CandidateSpec:
+    ticket: str
+    name: str
+    room: str
+    photo: Path | None
+    where: str
+    line: int | None
+
+
+@dataclass
+class AttachmentSpec:
+    title: str
+    file: Path
+    content_type: str
+
+
+@dataclass
+class StaffSpec:
+    username: str
+    password: str
+    roles: list[str]
+    rooms: list[str]
+
+
+@dataclass
+class ExamSpec:
+    title: str
+    starts_at: datetime
+    utc_offset_minutes: int
+    duration_s: int
+    rules_s: dict[str, int]
+    evidence_camera: bool
+    liveness: bool
+    practice: bool
+    help_phone: str
+    questions: list[str]
+    attachments: list[AttachmentSpec]
+    rooms: list[tuple[str, str]]
+    candidates: list[CandidateSpec]
+    staff: list[StaffSpec] = field(default_factory=list)
+
+
+def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each node's path to its 1-based line, from YAML's composed node tree."""
+    index: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(value, (*path, str(key.value)))
+                index.setdefault((*path, str(key.value)), key.start_mark.line + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+class _Collector:
+    def __init__(self, lines: dict[tuple[str | int, ...], int]) -> None:
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def add(self, path: tuple[str | int, ...], message: str) -> None:
+        where = ""
+        for part in path:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else part)
+        line = None
+        for cut in range(len(path), -1, -1):
+            if path[:cut] in self.lines:
+                line = self.lines[path[:cut]]
+                break
+        self.problems.append(Problem(where or "(file)", message, line))
+
+
+def _text(c: _Collector, obj: dict[str, Any], key: str, path: tuple[str | int, ...]) -> str:
+    value = obj.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        c.add((*path, key), "必填项缺失")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        c.add((*path, key), f"应为文字，而不是 {type(value).__name__}")
+        return ""
+    return str(value).strip()
+
+
+def _mapping(c: _Collector, value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        c.add(path, "应为键值映射（key: value）")
+        return {}
+    return value
+
+
+def _list(c: _Collector, value: Any, path: tuple[str | int, ...], required: bool) -> list[Any]:
+    if value is None:
+        if required:
+            c.add(path, "必填项缺失（至少一项）")
+        return []
+    if not isinstance(value, list):
+        c.add(path, "应为列表（以 - 开头的各项）")
+        return []
+    if required and not value:
+        c.add(path, "至少需要一项")
+    return value
+
+
+def _switch(c: _Collector, rules: dict[str, Any], key: str) -> bool:
+    value = rules.get(key, "required")
+    # YAML 1.1 reads an unquoted `off` as False.
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return False
+    if value is True or (isinstance(value, str) and value.strip().lower() == "required"):
+        return True
+    c.add(("exam", "rules", key), f'应为 "required" 或 "off"，而不是 {value!r}')
+    return True
+
+
+def _starts_at(c: _Collector, value: Any, now: datetime) -> tuple[datetime, int]:
+    path: tuple[str | int, ...] = ("exam", "starts_at")
+    if value is None:
+        c.add(path, "必填项缺失：考试开始时间，如 2026-12-01T09:00:00+08:00")
+        return now, 0
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            c.add(path, f"时间格式不正确：{value!r}，应如 2026-12-01T09:00:00+08:00")
+            return now, 0
+    if not isinstance(value, datetime):
+        c.add(path, f"时间格式不正确：{value!r}，应如 2026-12-01T09:00:00+08:00")
+        return now, 0
+    if value.tzinfo is None or value.utcoffset() is None:
+        c.add(path, f"时间缺少时区：{value.isoformat()}，请写明如 +08:00")
+        return now, 0
+    offset = value.utcoffset()
+    assert offset is not None
+    starts = ensure_utc(value)
+    if starts <= now:
+        c.add(path, f"开始时间 {value.isoformat()} 已经过去（服务器时间 {now.isoformat()}）")
+    return starts, int(offset.total_seconds() // 60)
+
+
+def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
+    """Read and validate; raises :class:`ExamFileError` listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExamFileError([Problem(str(path), "考试文件不存在")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExamFileError(
+            [Problem(str(path), f"无法读取考试文件（需为 UTF-8）：{exc}")]
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_index(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ExamFileError([Problem("(YAML)", f"YAML 语法错误：{reason}", line)]) from None
+
+    c = _Collector(lines)
+    base = path.parent
+    root = _mapping(c, data, ())
+    exam = _mapping(c, root.get("exam"), ("exam",))
+    for key in root:
+        if key not in ("exam", "rooms", "candidates", "staff"):
+            c.add((key,), "未知的顶层字段（应为 exam、rooms、candidates、staff）")
+
+    title = _text(c, exam, "title", ("exam",))
+    starts_at, offset = _starts_at(c, exam.get("starts_at"), now)
+    duration_s = 0
+    try:
+        duration_s = parse_duration(exam.get("duration"))
+        if duration_s <= 0:
+            c.add(("exam", "duration"), "考试时长必须大于 0")
+    except ValueError as exc:
+        c.add(("exam", "duration"), str(exc))
+
+    rules = _mapping(c, exam.get("rules") or {}, ("exam", "rules"))
+    rules_s: dict[str, int] = {}
+    for key, default in RULE_DEFAULTS.items():
+        try:
+            rules_s[key] = parse_duration(rules.get(key, default))
+        except ValueError as exc:
+            c.add(("exam", "rules", key), str(exc))
+            rules_s[key] = parse_duration(default)
+    for key in rules:
+        if key not in RULE_DEFAULTS and key not in SWITCHES:
+            c.add(("exam", "rules", key), "未知的规则")
+    if rules_s["entry_opens_before"] > rules_s["login_opens_before"]:
+        c.add(
+            ("exam", "rules", "entry_opens_before"),
+            "入场不能早于登录开放（应不大于 login_opens_before）",
+        )
+    evidence_camera = _switch(c, rules, "evidence_camera")
+    liveness = _switch(c, rules, "liveness")
+    practice = bool(exam.get("practice", False))
+
+    questions = []
+    for i, q in enumerate(_list(c, exam.get("questions"), ("exam", "questions"), True)):
+        questions.append(
+            _text(c, _mapping(c, q, ("exam", "questions", i)), "text", ("exam", "questions", i))
+        )
+
+    attachments = []
+    for i, a in enumerate(_list(c, exam.get("attachments"), ("exam", "attachments"), False)):
+        where = ("exam", "attachments", i)
+        a = _mapping(c, a, where)
+        a_title, a_file = _text(c, a, "title", where), _text(c, a, "file", where)
+        if a_file:
+            file = (base / a_file).resolve()
+            if not file.is_file():
+                c.add((*where, "file"), f"附件文件不存在：{a_file}")
+            else:
+                ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+                attachments.append(AttachmentSpec(a_title, file, ctype))
+
+    rooms: list[tuple[str, str]] = []
+    room_ids: set[str] = set()
+    for i, r in enumerate(_list(c, root.get("rooms"), ("rooms",), True)):
+        r = _mapping(c, r, ("rooms", i))
+        rid, name = _text(c, r, "id", ("rooms", i)), _text(c, r, "name", ("rooms", i))
+        if rid in room_ids:
+            c.add(("rooms", i, "id"), f"考场编号重复：{rid}")
+        elif rid:
+            room_ids.add(rid)
+            rooms.append((rid, name))
+
+    candidates: list[CandidateSpec] = []
+    tickets: dict[str, int] = {}
+    for i, cand in enumerate(_list(c, root.get("candidates"), ("candidates",), True)):
+        where = ("candidates", i)
+        cand = _mapping(c, cand, where)
+        ticket, name = _text(c, cand, "ticket", where), _text(c, cand, "name", where)
+        room = _text(c, cand, "room", where)
+        if ticket in tickets:
+            c.add(
+                (*where, "ticket"),
+                f"准考证号重复：{ticket}（与 candidates[{tickets[ticket]}] 相同）",
+            )
+        elif ticket:
+            tickets[ticket] = i
+        if room and room not in room_ids:
+            c.add((*where, "room"), f"未知考场：{room}（rooms 中没有这个 id）")
+        photo: Path | None = None
+        raw_photo = cand.get("photo")
+        if raw_photo:
+            photo = (base / str(raw_photo)).resolve()
+            if not photo.is_file():
+                c.add((*where, "photo"), f"照片文件不存在：{raw_photo}")
+                photo = None
+        elif not practice:
+            c.add((*where, "photo"), "缺少报名照片（正式考试必须提供，用于人脸登录比对）")
+        candidates.append(CandidateSpec(ticket, name, room, photo, _where(where), lines.get(where)))
+
+    staff: list[StaffSpec] = []
+    usernames: set[str] = set()
+    for i, s in enumerate(_list(c, root.get("staff"), ("staff",), False)):
+        where = ("staff", i)
+        s = _mapping(c, s, where)
+        username, password = _text(c, s, "username", where), _text(c, s, "password", where)
+        if username in usernames:
+            c.add((*where, "username"), f"用户名重复：{username}")
+        usernames.add(username)
+        roles = [str(r) for r in _list(c, s.get("roles"), (*where, "roles"), True)]
+        for r in roles:
+            if r not in ROLES:
+                c.add((*where, "roles"), f"未知角色：{r}（可选 {', '.join(ROLES)}）")
+        staff_rooms = [str(r) for r in _list(c, s.get("rooms"), (*where, "rooms"), False)]
+        for r in staff_rooms:
+            if r not in room_ids:
+                c.add((*where, "rooms"), f"未知考场：{r}")
+        staff.append(StaffSpec(username, password, roles, staff_rooms))
+
+    if c.problems:
+        raise ExamFileError(c.problems)
+    return ExamSpec(
+        title=title,
+        starts_at=starts_at,
+        utc_offset_minutes=offset,
+        duration_s=duration_s,
+        rules_s=rules_s,
+        evidence_camera=evidence_camera,
+        liveness=liveness,
+        practice=practice,
+        help_phone=str(exam.get("help_phone") or ""),
+        questions=questions,
+        attachments=attachments,
+        rooms=rooms,
+        candidates=candidates,
+        staff=staff,
+    )
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else p for p in path)
