@@ -69,6 +69,7 @@ def worker() -> None:
     upgrade(settings.sqlalchemy_url)
     ctx = JobContext(db=Database(settings.sqlalchemy_url), clock=SystemClock(), settings=settings)
     from invigil.exams import lots  # noqa: F401  (registers its job handlers)
+    from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
 
     lease = timedelta(seconds=settings.job_lease_seconds)
     typer.echo("invigil worker: waiting for jobs (Ctrl+C to stop)", err=True)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from invigil.attempts import service, sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import iso
-from invigil.core.context import Ctx, DbSession
+from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError
 
 router = APIRouter(prefix="/api/v1/candidate", tags=["candidate"])
@@ -49,7 +52,7 @@ class CandidateAuth:
         self.attempt = attempt
 
 
-def current_candidate(request: Request, session: DbSession, ctx: Ctx) -> CandidateAuth:
+def current_candidate(request: Request, session: Session, ctx: AppContext) -> CandidateAuth:
     auth = sessions.authenticate(session, ctx, request, ("candidate",))
     attempt = session.get(Attempt, auth.attempt_id)
     if attempt is None:
@@ -57,7 +60,11 @@ def current_candidate(request: Request, session: DbSession, ctx: Ctx) -> Candida
     return CandidateAuth(auth, attempt)
 
 
-Candidate = Annotated[CandidateAuth, Depends(current_candidate)]
+@contextmanager
+def as_candidate(request: Request, ctx: AppContext) -> Iterator[tuple[Session, CandidateAuth]]:
+    """The request's unit of work and the candidate behind its token."""
+    with unit_of_work(ctx) as session:
+        yield session, current_candidate(request, session, ctx)
 
 
 def _client_info(request: Request) -> dict[str, str]:
@@ -70,69 +77,80 @@ def _client_info(request: Request) -> dict[str, str]:
 @router.post("/login")
 def login(
     request: Request,
-    session: DbSession,
     ctx: Ctx,
     exam_id: Annotated[str, Form()],
     ticket: Annotated[str, Form()],
     face: Annotated[UploadFile, File()],
 ) -> dict[str, Any]:
-    data = face.file.read(ctx.settings.max_photo_bytes + 1)
-    if len(data) > ctx.settings.max_photo_bytes:
-        raise APIError(413, "too_large", "照片过大，请重新拍摄。")
-    result = service.login(
-        session, ctx, exam_id, ticket, data, sessions.bearer_token(request), _client_info(request)
-    )
-    return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
+    with unit_of_work(ctx) as session:
+        data = face.file.read(ctx.settings.max_photo_bytes + 1)
+        if len(data) > ctx.settings.max_photo_bytes:
+            raise APIError(413, "too_large", "照片过大，请重新拍摄。")
+        result = service.login(
+            session,
+            ctx,
+            exam_id,
+            ticket,
+            data,
+            sessions.bearer_token(request),
+            _client_info(request),
+        )
+        return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
 
 
 @router.get("/state")
-def state(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, Any]:
-    return service.state(session, ctx, me.attempt, me.auth)
+def state(request: Request, ctx: Ctx) -> dict[str, Any]:
+    with as_candidate(request, ctx) as (session, me):
+        return service.state(session, ctx, me.attempt, me.auth)
 
 
 @router.post("/heartbeat")
-def heartbeat(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, Any]:
-    now = ctx.clock.now()
-    me.auth.last_seen_at = now
-    return {"now": iso(now), "stage": service.current_stage(session, me.attempt, now)}
+def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
+    with as_candidate(request, ctx) as (session, me):
+        now = ctx.clock.now()
+        me.auth.last_seen_at = now
+        return {"now": iso(now), "stage": service.current_stage(session, me.attempt, now)}
 
 
 @router.post("/lot")
-def draw_lot(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, int]:
-    return {"number": service.draw_lot(session, ctx, me.attempt)}
+def draw_lot(request: Request, ctx: Ctx) -> dict[str, int]:
+    with as_candidate(request, ctx) as (session, me):
+        return {"number": service.draw_lot(session, ctx, me.attempt)}
 
 
 @router.get("/attachments/{attachment_id}")
-def attachment_file(attachment_id: str, session: DbSession, ctx: Ctx, me: Candidate) -> Response:
-    attachment = service.attachment_for(session, me.attempt, attachment_id)
-    return Response(
-        ctx.blobs.get(attachment.blob_key),
-        media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": "inline",
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+def attachment_file(request: Request, attachment_id: str, ctx: Ctx) -> Response:
+    with as_candidate(request, ctx) as (session, me):
+        attachment = service.attachment_for(session, me.attempt, attachment_id)
+        return Response(
+            ctx.blobs.get(attachment.blob_key),
+            media_type=attachment.content_type,
+            headers={
+                "Content-Disposition": "inline",
+                "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
 
 @router.post("/attachments/{attachment_id}/read")
-def attachment_read(
-    attachment_id: str, session: DbSession, ctx: Ctx, me: Candidate
-) -> dict[str, bool]:
-    service.mark_read(session, ctx, me.attempt, attachment_id)
-    return {"read": True}
+def attachment_read(request: Request, attachment_id: str, ctx: Ctx) -> dict[str, bool]:
+    with as_candidate(request, ctx) as (session, me):
+        service.mark_read(session, ctx, me.attempt, attachment_id)
+        return {"read": True}
 
 
 @router.post("/enter")
-def enter(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, str]:
-    service.enter(session, ctx, me.attempt)
-    return {"stage": service.current_stage(session, me.attempt, ctx.clock.now())}
+def enter(request: Request, ctx: Ctx) -> dict[str, str]:
+    with as_candidate(request, ctx) as (session, me):
+        service.enter(session, ctx, me.attempt)
+        return {"stage": service.current_stage(session, me.attempt, ctx.clock.now())}
 
 
 @router.get("/questions")
-def questions(session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, Any]:
-    return service.questions(session, ctx, me.attempt)
+def questions(request: Request, ctx: Ctx) -> dict[str, Any]:
+    with as_candidate(request, ctx) as (session, me):
+        return service.questions(session, ctx, me.attempt)
 
 
 class FinishBody(BaseModel):
@@ -140,11 +158,10 @@ class FinishBody(BaseModel):
 
 
 @router.post("/finish")
-def finish(
-    session: DbSession, ctx: Ctx, me: Candidate, body: FinishBody | None = None
-) -> dict[str, str]:
-    service.finish(session, ctx, me.attempt, (body or FinishBody()).reason)
-    return {"stage": "finished"}
+def finish(request: Request, ctx: Ctx, body: FinishBody | None = None) -> dict[str, str]:
+    with as_candidate(request, ctx) as (session, me):
+        service.finish(session, ctx, me.attempt, (body or FinishBody()).reason)
+        return {"stage": "finished"}
 
 
 class ClientEvent(BaseModel):
@@ -153,15 +170,16 @@ class ClientEvent(BaseModel):
 
 
 @router.post("/events", status_code=201)
-def client_event(body: ClientEvent, session: DbSession, ctx: Ctx, me: Candidate) -> dict[str, int]:
-    if body.kind not in CLIENT_EVENT_KINDS:
-        raise APIError(
-            422,
-            "unknown_event_kind",
-            f"未知的事件类型：{body.kind}",
-            allowed=sorted(CLIENT_EVENT_KINDS),
-        )
-    if len(json.dumps(body.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
-        raise APIError(413, "too_large", "事件数据过大。")
-    event = service.record_client_event(session, ctx, me.attempt, body.kind, body.data)
-    return {"seq": event.seq}
+def client_event(request: Request, body: ClientEvent, ctx: Ctx) -> dict[str, int]:
+    with as_candidate(request, ctx) as (session, me):
+        if body.kind not in CLIENT_EVENT_KINDS:
+            raise APIError(
+                422,
+                "unknown_event_kind",
+                f"未知的事件类型：{body.kind}",
+                allowed=sorted(CLIENT_EVENT_KINDS),
+            )
+        if len(json.dumps(body.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
+            raise APIError(413, "too_large", "事件数据过大。")
+        event = service.record_client_event(session, ctx, me.attempt, body.kind, body.data)
+        return {"seq": event.seq}

@@ -23,6 +23,7 @@ from invigil.core.errors import APIError, not_found
 from invigil.exams import lots
 from invigil.exams.models import Attachment, Candidate, Exam, Question
 from invigil.identity import faces
+from invigil.recordings import status as recording_status
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def state(session: Session, ctx: AppContext, attempt: Attempt, auth: AuthSession
         "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
         "finished_at": iso(attempt.finished_at) if attempt.finished_at else None,
         "evidence": {"required": exam.evidence_camera, "status": "not_bound"},
-        "recordings": [],
+        "recordings": recording_status.for_attempt(session, attempt.id),
         "session": {"kind": auth.kind, "expires_at": iso(auth.expires_at)},
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -28,9 +29,38 @@ class AppContext:
         return JobContext(db=self.db, clock=self.clock, settings=self.settings)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async: a plain attribute read needs no worker thread
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+@contextmanager
+def unit_of_work(ctx: AppContext) -> Iterator[Session]:
+    """One request's transaction, committed when the block ends, inside the endpoint's thread.
+
+    Endpoints open it themselves instead of taking a yield dependency: FastAPI runs a sync
+    dependency's exit in another worker thread after the endpoint, and a request that holds a
+    database lock while it waits for that hop stalls every other request queued on the lock.
+    The commit happens before the response is built, so a client is never told "stored" about
+    something that is not yet durable. ``APIError(keep_changes=True)`` commits too (e.g. the
+    audit event of a refused login).
+    """
+    session = ctx.db.session()
+    try:
+        yield session
+        session.commit()
+    except APIError as exc:
+        if exc.keep_changes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -39,7 +69,8 @@ def get_session(request: Request) -> Iterator[Session]:
     Runs with ``scope="function"`` so the commit happens before the response is sent: a client
     is never told "stored" about something that is not yet durable.
     """
-    session = get_context(request).db.session()
+    ctx: AppContext = request.app.state.ctx
+    session = ctx.db.session()
     try:
         yield session
         session.commit()

@@ -59,8 +59,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},
-            pool_size=8,
-            max_overflow=16,
+            # More connections than the 40 request threads, so no thread waits for one.
+            pool_size=10,
+            max_overflow=50,
             **kwargs,
         )
 
@@ -80,7 +81,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True, **kwargs)
 
 
 class Database:

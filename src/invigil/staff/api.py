@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from invigil.attempts import sessions
-from invigil.core.context import Ctx, DbSession
+from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import unauthorized
 from invigil.staff import service
 from invigil.staff.models import StaffUser
@@ -16,7 +19,7 @@ from invigil.staff.models import StaffUser
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
 
-def current_staff(request: Request, session: DbSession, ctx: Ctx) -> StaffUser:
+def current_staff(request: Request, session: Session, ctx: AppContext) -> StaffUser:
     auth = sessions.authenticate(session, ctx, request, ("staff",))
     user = session.get(StaffUser, auth.staff_id)
     if user is None:
@@ -24,7 +27,11 @@ def current_staff(request: Request, session: DbSession, ctx: Ctx) -> StaffUser:
     return user
 
 
-Staff = Annotated[StaffUser, Depends(current_staff)]
+@contextmanager
+def as_staff(request: Request, ctx: AppContext) -> Iterator[tuple[Session, StaffUser]]:
+    """The request's unit of work and the staff member behind its token."""
+    with unit_of_work(ctx) as session:
+        yield session, current_staff(request, session, ctx)
 
 
 class LoginBody(BaseModel):
@@ -33,41 +40,47 @@ class LoginBody(BaseModel):
 
 
 @router.post("/login")
-def login(body: LoginBody, session: DbSession, ctx: Ctx) -> dict[str, str]:
-    return {"token": service.login(session, ctx, body.username, body.password)}
+def login(body: LoginBody, ctx: Ctx) -> dict[str, str]:
+    with unit_of_work(ctx) as session:
+        return {"token": service.login(session, ctx, body.username, body.password)}
 
 
 @router.get("/me")
-def me(session: DbSession, user: Staff) -> dict[str, Any]:
-    return {
-        "username": user.username,
-        "roles": user.roles,
-        "room_ids": sorted(service.room_ids_of(session, user)),
-    }
+def me(request: Request, ctx: Ctx) -> dict[str, Any]:
+    with as_staff(request, ctx) as (session, user):
+        return {
+            "username": user.username,
+            "roles": user.roles,
+            "room_ids": sorted(service.room_ids_of(session, user)),
+        }
 
 
 @router.get("/rooms/{room_id}")
 def room(
+    request: Request,
     room_id: str,
-    session: DbSession,
     ctx: Ctx,
-    user: Staff,
     exam: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    found = service.resolve_room(session, ctx, user, room_id, exam)
-    return service.room_view(session, ctx, found)
+    with as_staff(request, ctx) as (session, user):
+        found = service.resolve_room(session, ctx, user, room_id, exam)
+        return service.room_view(session, ctx, found)
 
 
 @router.get("/attempts/{attempt_id}")
-def attempt(attempt_id: str, session: DbSession, ctx: Ctx, user: Staff) -> dict[str, Any]:
-    return service.attempt_view(session, ctx, service.attempt_for(session, user, attempt_id))
+def attempt(request: Request, attempt_id: str, ctx: Ctx) -> dict[str, Any]:
+    with as_staff(request, ctx) as (session, user):
+        return service.attempt_view(session, ctx, service.attempt_for(session, user, attempt_id))
 
 
 @router.get("/attempts/{attempt_id}/events")
 def attempt_events(
+    request: Request,
     attempt_id: str,
-    session: DbSession,
-    user: Staff,
+    ctx: Ctx,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    return service.attempt_events(session, service.attempt_for(session, user, attempt_id), after)
+    with as_staff(request, ctx) as (session, user):
+        return service.attempt_events(
+            session, service.attempt_for(session, user, attempt_id), after
+        )

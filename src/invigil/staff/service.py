@@ -19,6 +19,7 @@ from invigil.core.context import AppContext
 from invigil.core.errors import APIError, forbidden, not_found
 from invigil.core.security import hash_password, verify_password
 from invigil.exams.models import Candidate, Exam, Room
+from invigil.recordings import status as recording_status
 from invigil.staff.models import StaffRoom, StaffUser
 
 ALL_ROOMS_ROLES = frozenset({"admin", "reviewer"})
@@ -134,7 +135,7 @@ def attempt_view(session: Session, ctx: AppContext, attempt: Attempt) -> dict[st
         "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
         "finished_at": iso(attempt.finished_at) if attempt.finished_at else None,
         "event_count": attempt.last_event_seq,
-        "recordings": [],
+        "recordings": recording_status.for_attempt(session, attempt.id),
     }
 
 
