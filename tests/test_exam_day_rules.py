@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from conftest import T, bearer, login
 from fastapi.testclient import TestClient
 
-from conftest import T, bearer, login
 from invigil.core.clock import FrozenClock
 
 S = timedelta(seconds=1)
@@ -115,7 +115,9 @@ def test_questions_released_at_start_and_not_a_second_before(
     body = r.json()
     assert [q["text"][:12] for q in body["questions"]] == ["QUESTION-ONE", "QUESTION-TWO"]
     assert body["deadline"] == "2030-06-01T01:20:00Z"
-    assert client.get("/api/v1/candidate/state", headers=bearer(token)).json()["stage"] == "answering"
+    assert (
+        client.get("/api/v1/candidate/state", headers=bearer(token)).json()["stage"] == "answering"
+    )
 
 
 def test_questions_need_entry(client: TestClient, clock: FrozenClock, exam_id: str) -> None:
@@ -146,9 +148,13 @@ def test_deadline_ends_answering_and_resume_keeps_deadline(
     assert q["deadline"] == "2030-06-01T01:20:00Z"
 
     clock.set(T + timedelta(minutes=20) - S)
-    assert client.get("/api/v1/candidate/state", headers=bearer(token2)).json()["stage"] == "answering"
+    assert (
+        client.get("/api/v1/candidate/state", headers=bearer(token2)).json()["stage"] == "answering"
+    )
     clock.set(T + timedelta(minutes=20))
-    assert client.get("/api/v1/candidate/state", headers=bearer(token2)).json()["stage"] == "finished"
+    assert (
+        client.get("/api/v1/candidate/state", headers=bearer(token2)).json()["stage"] == "finished"
+    )
 
 
 def test_finishing_is_final(client: TestClient, clock: FrozenClock, exam_id: str) -> None:

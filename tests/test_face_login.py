@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from conftest import T, bearer, login, staff_token
 from fastapi.testclient import TestClient
 
-from conftest import T, bearer, login, staff_token
 from invigil.core.clock import FrozenClock
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from conftest import T, bearer, exam_doc, import_exam, login, staff_token
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from conftest import T, bearer, exam_doc, import_exam, login, staff_token
 from invigil.attempts import sessions
 from invigil.attempts.models import Attempt
 from invigil.core.clock import FrozenClock
@@ -79,7 +79,11 @@ def test_draw_is_stable_and_audited(client: TestClient, clock: FrozenClock, exam
     attempt = state["attempt_id"]
     events = client.get(f"/api/v1/staff/attempts/{attempt}/events", headers=bearer(rev)).json()
     draws = [e for e in events["events"] if e["kind"] == "lot_drawn"]
-    assert len(draws) == 1 and draws[0]["data"]["number"] == na and draws[0]["data"]["by"] == "candidate"
+    assert (
+        len(draws) == 1
+        and draws[0]["data"]["number"] == na
+        and draws[0]["data"]["by"] == "candidate"
+    )
 
 
 def test_auto_assignment_when_drawing_closes(
@@ -88,7 +92,9 @@ def test_auto_assignment_when_drawing_closes(
     exam_id = _practice_exam(app_ctx, tmp_path / "e", per_room=12)
     clock.set(T - timedelta(minutes=20))
     tokens = _tokens(app_ctx, exam_id, "R01")
-    drawn = {client.post("/api/v1/candidate/lot", headers=bearer(t)).json()["number"] for t in tokens[:5]}
+    drawn = {
+        client.post("/api/v1/candidate/lot", headers=bearer(t)).json()["number"] for t in tokens[:5]
+    }
 
     clock.set(T - timedelta(minutes=10) - timedelta(seconds=1))
     assert run_due_jobs(app_ctx.job_context()) == 0  # not yet due
@@ -106,7 +112,9 @@ def test_auto_assignment_when_drawing_closes(
     for numbers in by_room.values():
         assert sorted(numbers) == list(range(1, 13))
     # Those who drew keep their numbers.
-    again = {client.post("/api/v1/candidate/lot", headers=bearer(t)).json()["number"] for t in tokens[:5]}
+    again = {
+        client.post("/api/v1/candidate/lot", headers=bearer(t)).json()["number"] for t in tokens[:5]
+    }
     assert again == drawn
 
 

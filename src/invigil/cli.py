@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.console import Console
 
 from invigil.core.clock import SystemClock
 from invigil.core.config import Settings
@@ -133,9 +134,7 @@ def import_exam_file(settings: Settings, file: Path) -> str:
     return exam_id
 
 
-def _stderr_console():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
+def _stderr_console() -> Console:
     return Console(stderr=True)
 
 

@@ -79,7 +79,9 @@ def write_demo_exam_file(folder: Path, starts_at: datetime) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "notice.txt").write_text(NOTICE, encoding="utf-8")
     lead = max(60, int((starts_at - SystemClock().now()).total_seconds()))
-    entry = min(600, lead)  # a demo that starts in 5 minutes lets you enter at once
+    # A demo that starts in a few minutes: log in and enter at once, draw a lot until a minute
+    # before the start.
+    opens = f"{max(30 * 60, lead + 60)}s"
     doc = {
         "exam": {
             "title": "invigil 演示 · 结构化面试模拟考试",
@@ -87,9 +89,9 @@ def write_demo_exam_file(folder: Path, starts_at: datetime) -> Path:
             "duration": "10m",
             "practice": True,
             "rules": {
-                "login_opens_before": f"{max(30 * 60, lead + 60)}s",
-                "entry_opens_before": f"{entry}s",
-                "lot_closes_before": f"{entry}s",
+                "login_opens_before": opens,
+                "entry_opens_before": opens,
+                "lot_closes_before": "1m",
                 "entry_closes_after": "3m",
                 "upload_grace_after": "30m",
                 "evidence_camera": "off",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,13 +125,12 @@ class ChainProblem:
     reason: str
 
 
-def verify_chain(attempt_id: str, events: list[Event] | list[dict[str, Any]]) -> list[ChainProblem]:
-    """Recompute the chain; an empty list means intact."""
+def verify_chain(attempt_id: str, events: Sequence[dict[str, Any]]) -> list[ChainProblem]:
+    """Recompute the chain over events as the API lists them; an empty list means intact."""
     problems: list[ChainProblem] = []
     prev = GENESIS_HASH
-    for expected_seq, raw in enumerate(events, start=1):
-        e = raw if isinstance(raw, dict) else event_as_dict(raw)
-        at = datetime.fromisoformat(e["at"]) if isinstance(e["at"], str) else e["at"]
+    for expected_seq, e in enumerate(events, start=1):
+        at = datetime.fromisoformat(e["at"].replace("Z", "+00:00"))
         if e["seq"] != expected_seq:
             problems.append(ChainProblem(e["seq"], f"expected seq {expected_seq}"))
         if e["prev_hash"] != prev:

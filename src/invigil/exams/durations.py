@@ -21,7 +21,7 @@ def parse_duration(text: object) -> int:
 
 
 def format_duration(seconds: int) -> str:
-    parts = []
+    parts: list[str] = []
     for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size}{unit}")

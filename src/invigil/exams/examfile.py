@@ -258,7 +258,7 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
 
     attachments = []
     for i, a in enumerate(_list(c, exam.get("attachments"), ("exam", "attachments"), False)):
-        where = ("exam", "attachments", i)
+        where: tuple[str | int, ...] = ("exam", "attachments", i)
         a = _mapping(c, a, where)
         a_title, a_file = _text(c, a, "title", where), _text(c, a, "file", where)
         if a_file:

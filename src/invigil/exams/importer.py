@@ -30,13 +30,21 @@ from invigil.staff.models import StaffRoom, StaffUser
 Progress = Callable[[int, int], None]
 
 
+# What an admin should read about an enrolment photo (the FaceError texts speak to candidates).
+_PHOTO_PROBLEMS = {
+    "no_face": "报名照片中未检测到人脸（或人脸被遮挡、过暗、过小）",
+    "multiple_faces": "报名照片中有多张人脸，须为本人单人照",
+    "bad_image": "无法读取报名照片，须为 JPEG 或 PNG 图片",
+}
+
+
 def _enrol(path: str) -> tuple[bytes | None, str | None]:
     """Runs in a pool worker: the photo's embedding, or the reason it has none."""
     try:
         data = Path(path).read_bytes()
         return faces.embedding_to_bytes(faces.embed_single_face(data)), None
     except faces.FaceError as exc:
-        return None, exc.message
+        return None, _PHOTO_PROBLEMS.get(exc.code, exc.message)
     except OSError as exc:
         return None, f"无法读取照片：{exc}"
 
