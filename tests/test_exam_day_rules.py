@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+import pytest
 from conftest import T, bearer, login
 from fastapi.testclient import TestClient
 
@@ -213,3 +215,26 @@ def test_client_clock_never_decides(client: TestClient, clock: FrozenClock, exam
     headers = {**bearer(token), "Date": "Sat, 01 Jun 2030 02:00:00 GMT"}
     r = client.get("/api/v1/candidate/questions?now=2030-06-01T02:00:00Z", headers=headers)
     assert r.status_code == 403 and r.json()["error"]["code"] == "not_started"
+
+
+def test_no_question_text_anywhere_before_start(
+    client: TestClient, clock: FrozenClock, exam_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before T, nothing a candidate or a log can see holds question text."""
+    caplog.set_level(logging.DEBUG)
+    clock.set(T - timedelta(minutes=10))
+    token = login(client, exam_id, "1001").json()["token"]
+    _ready(client, exam_id, token)
+    seen = [
+        client.post("/api/v1/candidate/enter", headers=bearer(token)).text,
+        client.get("/api/v1/candidate/state", headers=bearer(token)).text,
+        client.get("/api/v1/candidate/questions", headers=bearer(token)).text,
+        client.post("/api/v1/candidate/heartbeat", headers=bearer(token)).text,
+        client.get("/openapi.json").text,
+    ]
+    attachment = client.get("/api/v1/candidate/state", headers=bearer(token)).json()["attachments"][
+        0
+    ]
+    seen.append(client.get(attachment["url"], headers=bearer(token)).text)
+    for text in [*seen, caplog.text]:
+        assert "QUESTION-" not in text and "对本岗位的认识" not in text

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from invigil.attempts.api import router as candidate_router
+from invigil.attempts.phone_api import router as phone_router
+from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
 from invigil.core.context import AppContext, Ctx
@@ -20,10 +22,23 @@ from invigil.core.errors import install_error_handlers
 from invigil.core.jobs import WorkerThread
 from invigil.core.storage import LocalBlobStore
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
+from invigil.proctoring.api import router as proctoring_router
+from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
+from invigil.recordings.api import router as recordings_router
 from invigil.staff.api import router as staff_router
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
+
+
+def make_bus(settings: Settings) -> Bus:
+    """Redis pub/sub when ``INVIGIL_REDIS_URL`` is set (several server processes), else the
+    in-process bus."""
+    if settings.redis_url:
+        from invigil.core.bus_redis import RedisBus
+
+        return RedisBus(settings.redis_url)
+    return LocalBus()
 
 
 def create_app(
@@ -37,7 +52,7 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = AppContext(
         settings=settings,
-        db=db or Database(settings.sqlalchemy_url),
+        db=db or Database(settings.sqlalchemy_url, bus=make_bus(settings)),
         clock=clock or SystemClock(),
         blobs=LocalBlobStore(settings.blob_dir),
     )
@@ -73,7 +88,10 @@ def create_app(
         return {"now": iso(ctx.clock.now())}
 
     app.include_router(candidate_router)
+    app.include_router(phone_router)
     app.include_router(staff_router)
+    app.include_router(recordings_router)
+    app.include_router(proctoring_router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

@@ -68,10 +68,10 @@ def worker() -> None:
     """Run background jobs in this process (when scaled out beyond the embedded worker)."""
     settings = _settings()
     upgrade(settings.sqlalchemy_url)
-    ctx = JobContext(db=Database(settings.sqlalchemy_url), clock=SystemClock(), settings=settings)
-    from invigil.exams import lots  # noqa: F401  (registers its job handlers)
-    from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
+    from invigil.app import make_bus  # also registers every job handler
 
+    db = Database(settings.sqlalchemy_url, bus=make_bus(settings))
+    ctx = JobContext(db=db, clock=SystemClock(), settings=settings)
     lease = timedelta(seconds=settings.job_lease_seconds)
     typer.echo("invigil worker: waiting for jobs (Ctrl+C to stop)", err=True)
     while True:

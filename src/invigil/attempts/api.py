@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from invigil.attempts import service, sessions
+from invigil.attempts import helpchat, phone, service, sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
@@ -183,3 +183,29 @@ def client_event(request: Request, body: ClientEvent, ctx: Ctx) -> dict[str, int
             raise APIError(413, "too_large", "事件数据过大。")
         event = service.record_client_event(session, ctx, me.attempt, body.kind, body.data)
         return {"seq": event.seq}
+
+
+@router.post("/binding")
+def binding(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """A fresh QR code and binding code for the evidence phone."""
+    with as_candidate(request, ctx) as (session, me):
+        return phone.offer(session, ctx, me.attempt)
+
+
+class HelpBody(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/help", status_code=201)
+def help_post(request: Request, body: HelpBody, ctx: Ctx) -> dict[str, Any]:
+    with as_candidate(request, ctx) as (session, me):
+        return helpchat.post(session, ctx, me.attempt, body.text)
+
+
+@router.get("/help")
+def help_get(request: Request, ctx: Ctx) -> dict[str, Any]:
+    with as_candidate(request, ctx) as (session, me):
+        return {
+            "messages": helpchat.messages(session, me.attempt),
+            "help_phone": me.attempt.exam.help_phone,
+        }

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invigil.attempts.models import GENESIS_HASH, Attempt, Event
+from invigil.core.bus import publish_after_commit
 
 # Kinds that are suspected violations: reviewers judge them, the console alerts on them.
 VIOLATION_KINDS = frozenset(
@@ -106,6 +107,14 @@ def append(
     attempt.last_event_seq = seq
     attempt.last_event_hash = digest
     session.flush()
+    message = {
+        "type": "event",
+        "attempt_id": attempt_id,
+        "room_id": attempt.room_id,
+        "event": event_as_dict(event),
+    }
+    publish_after_commit(session, f"room:{attempt.room_id}", message)
+    publish_after_commit(session, f"attempt:{attempt_id}", message)
     return event
 
 

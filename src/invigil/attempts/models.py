@@ -29,6 +29,9 @@ class Attempt(Base):
     face_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the bound phone last reported (bound | sweeping | recording | stopped).
+    evidence_state: Mapped[str | None] = mapped_column(String(16))
+    evidence_state_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Head of the hash-chained event log; the row is locked while an event is appended.
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_event_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
@@ -89,3 +92,20 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class PhoneBindingOffer(Base):
+    """A one-time way for a phone to become a candidate's evidence camera: the QR code carries
+    the token, the typed binding code is the fallback. Both are stored only as digests."""
+
+    __tablename__ = "phone_binding_offers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    attempt_id: Mapped[str] = mapped_column(
+        ForeignKey("attempts.id", ondelete="CASCADE"), index=True
+    )
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    code_digest: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from invigil.attempts import events, sessions
+from invigil.attempts import events, phone, sessions
 from invigil.attempts.models import AttachmentRead, Attempt, AuthSession, Event
 from invigil.attempts.stage import stage_of
 from invigil.core.clock import iso
@@ -23,6 +23,7 @@ from invigil.core.errors import APIError, not_found
 from invigil.exams import lots
 from invigil.exams.models import Attachment, Candidate, Exam, Question
 from invigil.identity import faces
+from invigil.proctoring.warnings import warnings_for
 from invigil.recordings import status as recording_status
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,7 @@ def login(
     try:
         embedding = faces.embed_single_face(face_jpeg)
     except faces.FaceError as exc:
-        status = 422
-        raise _login_refused(session, attempt, now, status, exc.code, exc.message, {}) from None
+        raise _login_refused(session, attempt, now, 422, exc.code, exc.message, {}) from None
 
     distance: float | None = None
     if candidate.face_embedding is None:
@@ -242,8 +242,9 @@ def state(session: Session, ctx: AppContext, attempt: Attempt, auth: AuthSession
         ],
         "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
         "finished_at": iso(attempt.finished_at) if attempt.finished_at else None,
-        "evidence": {"required": exam.evidence_camera, "status": "not_bound"},
+        "evidence": phone.evidence_status(session, ctx, attempt),
         "recordings": recording_status.for_attempt(session, attempt.id),
+        "warnings": warnings_for(session, attempt.id),
         "session": {"kind": auth.kind, "expires_at": iso(auth.expires_at)},
     }
 
@@ -302,6 +303,15 @@ def enter(session: Session, ctx: AppContext, attempt: Attempt) -> None:
             "attachments_unread",
             "请先阅读全部考试附件，并逐一点击【已阅】。",
             unread=unread,
+        )
+    if (
+        exam.evidence_camera
+        and phone.evidence_status(session, ctx, attempt)["status"] != "recording"
+    ):
+        raise APIError(
+            409,
+            "evidence_not_ready",
+            "请先用手机扫码绑定佐证摄像头，完成环拍并开始录制后，再进入考试。",
         )
     if attempt.lot_number is None:
         lots.draw(session, attempt.id, now, by="auto")

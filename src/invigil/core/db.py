@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from invigil.core.bus import BUS_KEY, Bus, LocalBus
 from invigil.core.clock import ensure_utc
 
 NAMING_CONVENTION = {
@@ -85,10 +86,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, bus: Bus | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions carry the bus so that what they publish goes out after they commit.
+        self.bus: Bus = bus or LocalBus()
+        self.sessionmaker = sessionmaker(
+            self.engine, expire_on_commit=False, info={BUS_KEY: self.bus}
+        )
 
     @property
     def is_postgres(self) -> bool:

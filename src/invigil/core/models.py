@@ -4,6 +4,7 @@ from invigil.attempts import models as attempts_models  # noqa: F401
 from invigil.core import jobs  # noqa: F401
 from invigil.core.db import Base
 from invigil.exams import models as exams_models  # noqa: F401
+from invigil.proctoring import models as proctoring_models  # noqa: F401
 from invigil.recordings import models as recordings_models  # noqa: F401
 from invigil.staff import models as staff_models  # noqa: F401
 

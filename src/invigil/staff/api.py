@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from invigil.attempts import sessions
+from invigil.attempts import helpchat, sessions
 from invigil.core.context import AppContext, Ctx, unit_of_work
-from invigil.core.errors import unauthorized
+from invigil.core.errors import forbidden, unauthorized
 from invigil.staff import service
 from invigil.staff.models import StaffUser
 
@@ -84,3 +84,24 @@ def attempt_events(
         return service.attempt_events(
             session, service.attempt_for(session, user, attempt_id), after
         )
+
+
+class HelpReply(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/attempts/{attempt_id}/help", status_code=201)
+def help_reply(request: Request, attempt_id: str, body: HelpReply, ctx: Ctx) -> dict[str, Any]:
+    with as_staff(request, ctx) as (session, user):
+        attempt = service.attempt_for(session, user, attempt_id)
+        if not set(user.roles) & {"proctor", "tech", "admin"}:
+            raise forbidden("只有监考员、技术服务和管理员可以回复求助。")
+        return helpchat.post(session, ctx, attempt, body.text, staff=user.username)
+
+
+@router.get("/attempts/{attempt_id}/help")
+def help_messages(request: Request, attempt_id: str, ctx: Ctx) -> dict[str, Any]:
+    with as_staff(request, ctx) as (session, user):
+        return {
+            "messages": helpchat.messages(session, service.attempt_for(session, user, attempt_id))
+        }

@@ -1,0 +1,153 @@
+"""Binding a phone as the candidate's evidence camera, and what the desk sees of it.
+
+The desk asks for an offer: a QR code holding the phone page's URL with a one-time token in
+its fragment (never sent to servers or logs as part of a request line), and a typed 8-digit
+code as the fallback. Using either gives the phone a session of its own, allowed only the
+evidence recordings and snapshots of that candidate. Binding another phone retires the first.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import segno
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invigil.attempts import events, sessions
+from invigil.attempts.models import Attempt, AuthSession, PhoneBindingOffer
+from invigil.core.clock import iso
+from invigil.core.context import AppContext
+from invigil.core.errors import APIError
+from invigil.core.security import token_digest
+
+OFFER_LIFETIME = timedelta(minutes=15)
+PHONE_STATES = ("bound", "sweeping", "recording", "stopped")
+
+
+def _code_digest(ctx: AppContext, code: str) -> str:
+    return token_digest(ctx.settings.effective_secret(), f"binding-code:{code}")
+
+
+def offer(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, Any]:
+    now = ctx.clock.now()
+    if now >= attempt.exam.deadline:
+        raise APIError(409, "exam_over", "考试已结束，无需绑定手机。")
+    token = secrets.token_urlsafe(24)
+    # Eight digits: easy to type on a phone, and with offers expiring after 15 minutes and
+    # binding attempts rate-limited, too many to guess.
+    code = f"{secrets.randbelow(10**8):08d}"
+    session.add(
+        PhoneBindingOffer(
+            attempt_id=attempt.id,
+            token_digest=token_digest(ctx.settings.effective_secret(), token),
+            code_digest=_code_digest(ctx, code),
+            created_at=now,
+            expires_at=now + OFFER_LIFETIME,
+        )
+    )
+    url = f"{ctx.settings.base_url}/m/#bind={token}"
+    return {
+        "code": code,
+        "url": url,
+        "qr_svg": segno.make(url, error="m").svg_inline(scale=5, border=2),
+        "expires_at": iso(now + OFFER_LIFETIME),
+    }
+
+
+def bind(
+    session: Session,
+    ctx: AppContext,
+    *,
+    code: str | None,
+    token: str | None,
+    client: dict[str, str],
+) -> dict[str, Any]:
+    now = ctx.clock.now()
+    if token:
+        where = PhoneBindingOffer.token_digest == token_digest(
+            ctx.settings.effective_secret(), token
+        )
+    elif code and code.strip().isdigit():
+        where = PhoneBindingOffer.code_digest == _code_digest(ctx, code.strip())
+    else:
+        raise APIError(422, "invalid_request", "请输入电脑屏幕上显示的 8 位绑定码。")
+    found = session.scalars(
+        select(PhoneBindingOffer)
+        .where(where, PhoneBindingOffer.used_at.is_(None), PhoneBindingOffer.expires_at > now)
+        .with_for_update()
+    ).first()
+    if found is None:
+        raise APIError(
+            404,
+            "binding_invalid",
+            "绑定码无效或已过期。请在电脑上重新生成二维码或绑定码后再试。",
+        )
+    attempt = session.get(Attempt, found.attempt_id)
+    assert attempt is not None
+    if now >= attempt.exam.deadline:
+        raise APIError(409, "exam_over", "考试已结束。")
+    found.used_at = now
+    issued = sessions.issue(session, ctx, "phone", now, attempt_id=attempt.id, client_info=client)
+    replaced = session.scalars(
+        select(AuthSession.id).where(
+            AuthSession.attempt_id == attempt.id,
+            AuthSession.kind == "phone",
+            AuthSession.id != issued.session.id,
+            AuthSession.revoked_at.is_(None),
+        )
+    ).first()
+    sessions.revoke_others(session, attempt.id, "phone", issued.session.id, now, "replaced")
+    attempt.evidence_state, attempt.evidence_state_at = "bound", now
+    events.append(
+        session,
+        attempt.id,
+        "phone_bound",
+        at=now,
+        actor="phone",
+        data={
+            "via": "qr" if token else "code",
+            "replaced_phone": replaced is not None,
+            "client": client,
+        },
+    )
+    candidate = attempt.candidate
+    return {
+        "token": issued.token,
+        "attempt_id": attempt.id,
+        "candidate": {"name": candidate.name, "ticket": candidate.ticket},
+        "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
+    }
+
+
+def report_state(session: Session, ctx: AppContext, attempt: Attempt, state: str) -> None:
+    if state not in PHONE_STATES:
+        raise APIError(422, "invalid_request", f"未知的手机状态：{state}")
+    now = ctx.clock.now()
+    if attempt.evidence_state != state:
+        events.append(
+            session, attempt.id, "phone_state", at=now, actor="phone", data={"state": state}
+        )
+    attempt.evidence_state, attempt.evidence_state_at = state, now
+
+
+def evidence_status(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, Any]:
+    """not_bound | bound | sweeping | recording | stopped | offline, as the desk shows it."""
+    now = ctx.clock.now()
+    phone = session.scalars(
+        select(AuthSession)
+        .where(
+            AuthSession.attempt_id == attempt.id,
+            AuthSession.kind == "phone",
+            AuthSession.revoked_at.is_(None),
+        )
+        .order_by(AuthSession.created_at.desc())
+    ).first()
+    required = attempt.exam.evidence_camera
+    if phone is None:
+        return {"required": required, "status": "not_bound", "last_seen_at": None}
+    alive = now - phone.last_seen_at < timedelta(seconds=ctx.settings.session_alive_seconds)
+    status = (attempt.evidence_state or "bound") if alive else "offline"
+    return {"required": required, "status": status, "last_seen_at": iso(phone.last_seen_at)}

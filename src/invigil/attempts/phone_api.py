@@ -1,0 +1,81 @@
+"""Endpoints of the evidence phone (``/api/v1/phone/...``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from invigil.attempts import phone, sessions
+from invigil.attempts.api import _client_info
+from invigil.attempts.models import Attempt
+from invigil.attempts.service import schedule
+from invigil.core.clock import iso
+from invigil.core.context import AppContext, Ctx, unit_of_work
+from invigil.core.errors import APIError, unauthorized
+from invigil.core.ratelimit import SlidingWindow
+
+router = APIRouter(prefix="/api/v1/phone", tags=["phone"])
+# Binding codes are eight digits: cap the guesses one address can make.
+_bind_attempts = SlidingWindow(limit=20, seconds=600)
+
+
+@contextmanager
+def as_phone(request: Request, ctx: AppContext) -> Iterator[tuple[Session, Attempt]]:
+    with unit_of_work(ctx) as session:
+        auth = sessions.authenticate(session, ctx, request, ("phone",))
+        attempt = session.get(Attempt, auth.attempt_id)
+        if attempt is None:
+            raise unauthorized()
+        yield session, attempt
+
+
+class BindBody(BaseModel):
+    code: str | None = Field(default=None, max_length=16)
+    token: str | None = Field(default=None, max_length=100)
+
+
+@router.post("/bind")
+def bind(request: Request, body: BindBody, ctx: Ctx) -> dict[str, Any]:
+    client = _client_info(request)
+    if not _bind_attempts.allow(client["ip"]):
+        raise APIError(429, "too_many_attempts", "尝试次数过多，请 10 分钟后再试，或联系技术服务。")
+    with unit_of_work(ctx) as session:
+        return phone.bind(session, ctx, code=body.code, token=body.token, client=client)
+
+
+@router.get("/state")
+def state(request: Request, ctx: Ctx) -> dict[str, Any]:
+    with as_phone(request, ctx) as (session, attempt):
+        return {
+            "now": iso(ctx.clock.now()),
+            "attempt_id": attempt.id,
+            "candidate": {"name": attempt.candidate.name, "ticket": attempt.candidate.ticket},
+            "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
+            "schedule": schedule(attempt.exam),
+            "evidence": phone.evidence_status(session, ctx, attempt),
+        }
+
+
+class StatusBody(BaseModel):
+    state: str = Field(max_length=16)
+
+
+@router.post("/status")
+def status(request: Request, body: StatusBody, ctx: Ctx) -> dict[str, Any]:
+    """The phone reports what it is doing; it doubles as the phone's heartbeat."""
+    with as_phone(request, ctx) as (session, attempt):
+        phone.report_state(session, ctx, attempt, body.state)
+        return {"now": iso(ctx.clock.now()), "state": body.state}
+
+
+@router.post("/heartbeat")
+def heartbeat(request: Request, ctx: Ctx) -> dict[str, str]:
+    with unit_of_work(ctx) as session:
+        auth = sessions.authenticate(session, ctx, request, ("phone",))
+        auth.last_seen_at = ctx.clock.now()
+        return {"now": iso(ctx.clock.now())}

@@ -1,0 +1,317 @@
+"""Face-login help: a candidate whose face login kept failing asks tech support to let them in.
+
+The candidate has no token: the request returns a one-time ``poll_token`` (stored as a keyed
+digest) to poll with. Tech support (and admins) of the room see the live capture beside the
+enrolment photo and approve or reject with a reason; both are audited in the candidate's event
+log. An approval counts as face verification; the first poll after it issues the candidate's
+session, once, under the same rules as a face login (login window, exam over, one live
+session).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from invigil.attempts import events, sessions
+from invigil.attempts.models import Attempt, Event
+from invigil.attempts.service import current_stage
+from invigil.core.clock import iso
+from invigil.core.context import AppContext
+from invigil.core.db import new_id
+from invigil.core.errors import APIError, forbidden, not_found
+from invigil.core.security import new_token, token_digest
+from invigil.exams.models import Candidate, Exam
+from invigil.proctoring.models import (
+    APPROVED,
+    CANCELLED,
+    PENDING,
+    REJECTED,
+    LoginHelpRequest,
+)
+from invigil.staff import service as staff_service
+from invigil.staff.models import StaffUser
+
+# Failed face logins before a candidate may ask (the desk offers the button from then on).
+FAILURES_BEFORE_HELP = 3
+MAX_REQUESTS_PER_ATTEMPT = 20
+DECIDING_ROLES = frozenset({"tech", "admin"})
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _exam_open(exam: Exam, attempt: Attempt, now: Any) -> None:
+    """The login window rules of a face login, for a manual one."""
+    if now < exam.login_opens_at:
+        raise APIError(
+            403,
+            "login_not_open",
+            f"登录尚未开放，将于 {iso(exam.login_opens_at)} 开放。",
+            opens_at=iso(exam.login_opens_at),
+        )
+    if now >= exam.uploads_close_at or (attempt.entered_at is None and now >= exam.deadline):
+        raise APIError(403, "exam_over", "本场考试已结束，无法登录。")
+
+
+def request_help(
+    session: Session,
+    ctx: AppContext,
+    exam_id: str,
+    ticket: str,
+    face: bytes | None,
+    text: str,
+) -> dict[str, Any]:
+    now = ctx.clock.now()
+    exam = session.get(Exam, exam_id)
+    if exam is None:
+        raise APIError(404, "unknown_exam", "找不到这场考试，请检查考试链接是否正确。")
+    candidate = session.scalar(
+        select(Candidate).where(Candidate.exam_id == exam.id, Candidate.ticket == ticket.strip())
+    )
+    if candidate is None:
+        raise APIError(404, "unknown_candidate", "准考证号不存在，请核对后重新输入。")
+    attempt = session.scalars(select(Attempt).where(Attempt.candidate_id == candidate.id)).one()
+    _exam_open(exam, attempt, now)
+    failures = session.scalar(
+        select(func.count()).where(Event.attempt_id == attempt.id, Event.kind == "login_failed")
+    )
+    enrolled = candidate.face_embedding is not None or exam.practice
+    if enrolled and (failures or 0) < FAILURES_BEFORE_HELP:
+        raise APIError(
+            409,
+            "login_help_too_early",
+            f"人脸登录失败 {FAILURES_BEFORE_HELP} 次后才能申请人工审核，请先按提示重试。",
+            failures=failures or 0,
+            required=FAILURES_BEFORE_HELP,
+        )
+    asked = session.scalar(select(func.count()).where(LoginHelpRequest.attempt_id == attempt.id))
+    if (asked or 0) >= MAX_REQUESTS_PER_ATTEMPT:
+        raise APIError(
+            429,
+            "too_many_requests",
+            "申请次数过多，请拨打考务电话联系技术服务。",
+            help_phone=exam.help_phone,
+        )
+    if face is not None and not face.startswith(JPEG_MAGIC):
+        raise APIError(422, "not_jpeg", "照片须为 JPEG 图片。")
+
+    # A newer request replaces a pending one: tech support sees only the latest capture.
+    session.execute(
+        update(LoginHelpRequest)
+        .where(LoginHelpRequest.attempt_id == attempt.id, LoginHelpRequest.status == PENDING)
+        .values(status=CANCELLED, decided_at=now)
+    )
+    request_id = new_id()
+    face_key = None
+    if face:
+        face_key = f"login-help/{attempt.id}/{request_id}.jpg"
+        ctx.blobs.put(face_key, face)
+    poll_token = new_token()
+    session.add(
+        LoginHelpRequest(
+            id=request_id,
+            attempt_id=attempt.id,
+            room_id=attempt.room_id,
+            created_at=now,
+            text=text.strip(),
+            face_key=face_key,
+            poll_digest=token_digest(ctx.settings.effective_secret(), poll_token),
+            status=PENDING,
+        )
+    )
+    events.append(
+        session,
+        attempt.id,
+        "login_help_requested",
+        at=now,
+        actor="candidate",
+        data={
+            "request_id": request_id,
+            "text": text.strip(),
+            "has_face": face_key is not None,
+            "failures": failures or 0,
+        },
+        severity="warning",
+    )
+    return {"request_id": request_id, "poll_token": poll_token, "status": PENDING}
+
+
+def _by_poll(session: Session, ctx: AppContext, request_id: str, poll: str) -> LoginHelpRequest:
+    req = session.get(LoginHelpRequest, request_id)
+    digest = token_digest(ctx.settings.effective_secret(), poll or "")
+    if req is None or not hmac.compare_digest(req.poll_digest, digest):
+        raise not_found("求助申请")
+    return req
+
+
+def poll(
+    session: Session,
+    ctx: AppContext,
+    request_id: str,
+    poll_token: str,
+    client_info: dict[str, str],
+) -> dict[str, Any]:
+    req = _by_poll(session, ctx, request_id, poll_token)
+    out: dict[str, Any] = {"request_id": req.id, "status": req.status, "reason": req.reason}
+    if req.status != APPROVED:
+        return out
+    if req.token_issued_at is not None:
+        return {**out, "token_issued": True}
+    now = ctx.clock.now()
+    attempt = session.get(Attempt, req.attempt_id)
+    assert attempt is not None
+    _exam_open(attempt.exam, attempt, now)
+    alive = timedelta(seconds=ctx.settings.session_alive_seconds)
+    if sessions.live_sessions(session, attempt.id, "candidate", now, alive):
+        events.append(
+            session,
+            attempt.id,
+            "session_active_elsewhere",
+            at=now,
+            actor="candidate",
+            data={"code": "session_active_elsewhere", "client": client_info, "manual": True},
+        )
+        raise APIError(
+            409,
+            "session_active_elsewhere",
+            "您的账号正在另一台设备上使用。如需更换设备，请先关闭原设备上的考试页面，约 20 秒后再试。",
+            keep_changes=True,
+            request_status="approved",
+        )
+    issued = sessions.issue(
+        session, ctx, "candidate", now, attempt_id=attempt.id, client_info=client_info
+    )
+    sessions.revoke_others(session, attempt.id, "candidate", issued.session.id, now, "replaced")
+    attempt.face_verified_at = attempt.face_verified_at or now
+    req.token_issued_at = now
+    events.append(
+        session,
+        attempt.id,
+        "login",
+        at=now,
+        actor="candidate",
+        data={"manual": True, "request_id": req.id, "approved_by": req.decided_by},
+    )
+    return {
+        **out,
+        "token": issued.token,
+        "stage": current_stage(session, attempt, now),
+        "attempt_id": attempt.id,
+    }
+
+
+# --- tech support ------------------------------------------------------------------------------
+
+
+def _require_decider(user: StaffUser) -> None:
+    if not set(user.roles) & DECIDING_ROLES:
+        raise forbidden("只有技术服务和管理员可以审核人脸登录。")
+
+
+def request_for(session: Session, user: StaffUser, request_id: str) -> LoginHelpRequest:
+    _require_decider(user)
+    req = session.get(LoginHelpRequest, request_id)
+    if req is None:
+        raise not_found("求助申请")
+    if not staff_service.can_see_room(session, user, req.room_id):
+        raise forbidden("您不是该考生所在考场的工作人员。")
+    return req
+
+
+def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, Any]]:
+    _require_decider(user)
+    query = (
+        select(LoginHelpRequest, Attempt, Candidate)
+        .join(Attempt, Attempt.id == LoginHelpRequest.attempt_id)
+        .join(Candidate, Candidate.id == Attempt.candidate_id)
+        .order_by(LoginHelpRequest.created_at)
+    )
+    if status != "all":
+        query = query.where(LoginHelpRequest.status == status)
+    if not set(user.roles) & staff_service.ALL_ROOMS_ROLES:
+        query = query.where(LoginHelpRequest.room_id.in_(staff_service.room_ids_of(session, user)))
+    out = []
+    for req, attempt, cand in session.execute(query):
+        failures = session.scalars(
+            select(Event)
+            .where(Event.attempt_id == attempt.id, Event.kind == "login_failed")
+            .order_by(Event.seq.desc())
+            .limit(5)
+        )
+        out.append(
+            {
+                "request_id": req.id,
+                "attempt_id": attempt.id,
+                "status": req.status,
+                "created_at": iso(req.created_at),
+                "text": req.text,
+                "ticket": cand.ticket,
+                "name": cand.name,
+                "room": {"id": cand.room.code, "name": cand.room.name},
+                "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
+                "face_url": f"/api/v1/staff/login-help/{req.id}/face" if req.face_key else None,
+                "photo_url": f"/api/v1/staff/login-help/{req.id}/photo" if cand.photo_key else None,
+                "recent_failures": [
+                    {
+                        "at": iso(e.at),
+                        "code": e.data.get("code"),
+                        "distance": e.data.get("distance"),
+                    }
+                    for e in failures
+                ],
+                "decided_at": iso(req.decided_at) if req.decided_at else None,
+                "decided_by": req.decided_by,
+                "reason": req.reason,
+            }
+        )
+    return out
+
+
+def decide(
+    session: Session,
+    ctx: AppContext,
+    user: StaffUser,
+    request_id: str,
+    approve: bool,
+    reason: str,
+) -> dict[str, Any]:
+    req = request_for(session, user, request_id)
+    if req.status != PENDING:
+        raise APIError(
+            409, "already_decided", "该申请已处理或已被新的申请取代。", request_status=req.status
+        )
+    now = ctx.clock.now()
+    attempt = session.get(Attempt, req.attempt_id)
+    assert attempt is not None
+    if approve:
+        _exam_open(attempt.exam, attempt, now)
+        attempt.face_verified_at = attempt.face_verified_at or now
+    req.status = APPROVED if approve else REJECTED
+    req.decided_at = now
+    req.decided_by = user.username
+    req.reason = reason.strip()
+    events.append(
+        session,
+        attempt.id,
+        "login_approved_manually" if approve else "login_help_rejected",
+        at=now,
+        actor=f"staff:{user.username}",
+        data={"request_id": req.id, "reason": req.reason, "by": user.username},
+    )
+    return {"request_id": req.id, "status": req.status, "reason": req.reason}
+
+
+def image(session: Session, ctx: AppContext, user: StaffUser, request_id: str, which: str) -> bytes:
+    req = request_for(session, user, request_id)
+    if which == "face":
+        key = req.face_key
+    else:
+        attempt = session.get(Attempt, req.attempt_id)
+        assert attempt is not None
+        key = attempt.candidate.photo_key
+    if not key:
+        raise not_found("照片")
+    return ctx.blobs.get(key)

@@ -1,0 +1,18 @@
+"""Request bodies of the proctoring endpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class TextBody(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class AckBody(BaseModel):
+    attempt_id: str = Field(min_length=1, max_length=32)
+    seq: int = Field(ge=1)
+
+
+class DecisionBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)

@@ -1,0 +1,1 @@
+"""Recordings: chunk ingest, finalize, assembly (remux), snapshots, upload status."""

@@ -1,0 +1,115 @@
+"""Who may touch which recording.
+
+A candidate token reaches its own attempt's webcam and screen recordings, a phone token only its
+attempt's evidence recordings, staff read within their rooms and roles and never write. Another
+attempt's recording answers 404, as if it did not exist, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invigil.attempts import sessions
+from invigil.attempts.models import Attempt, AuthSession
+from invigil.core.clock import iso
+from invigil.core.context import AppContext
+from invigil.core.errors import APIError, forbidden, not_found
+from invigil.exams.models import Exam
+from invigil.recordings.models import Recording
+from invigil.staff.models import StaffUser
+from invigil.staff.service import can_see_room
+
+ID = re.compile(r"^[0-9a-f]{32}$")
+# Which recording kinds each device writes.
+WRITES = {"candidate": frozenset({"webcam", "screen"}), "phone": frozenset({"evidence"})}
+
+
+@dataclass
+class Actor:
+    kind: str  # candidate | phone | staff
+    auth: AuthSession
+    attempt_id: str | None = None
+    staff: StaffUser | None = None
+
+    @property
+    def label(self) -> str:
+        return f"staff:{self.staff.username}" if self.staff else self.kind
+
+
+def actor(
+    session: Session,
+    ctx: AppContext,
+    request: Request,
+    kinds: tuple[str, ...] = ("candidate", "phone", "staff"),
+) -> Actor:
+    auth = sessions.authenticate(session, ctx, request, kinds)
+    if auth.kind == "staff":
+        user = session.get(StaffUser, auth.staff_id)
+        if user is None:
+            raise APIError(401, "unauthorized", "登录凭证无效，请重新登录。")
+        return Actor("staff", auth, staff=user)
+    if auth.attempt_id is None:
+        raise APIError(401, "unauthorized", "登录凭证无效，请重新登录。")
+    return Actor(auth.kind, auth, attempt_id=auth.attempt_id)
+
+
+@dataclass
+class Found:
+    recording: Recording
+    attempt: Attempt
+    exam: Exam
+
+
+def recording_for(
+    session: Session,
+    who: Actor,
+    recording_id: str,
+    *,
+    write: bool,
+    lock: bool = False,
+) -> Found:
+    """The recording if ``who`` may read it (``write=False``) or upload to it (``write=True``)."""
+    if not ID.match(recording_id):
+        raise not_found("录像")
+    query = (
+        select(Recording, Attempt, Exam)
+        .join(Attempt, Attempt.id == Recording.attempt_id)
+        .join(Exam, Exam.id == Attempt.exam_id)
+        .where(Recording.id == recording_id)
+    )
+    if lock:
+        # Uploads share the row; finalize takes it exclusively (PostgreSQL; SQLite serializes).
+        query = query.with_for_update(read=True, of=Recording)
+    row = session.execute(query).first()
+    if row is None:
+        raise not_found("录像")
+    rec, attempt, exam = row
+    if who.kind == "staff":
+        assert who.staff is not None
+        if write:
+            raise forbidden("工作人员不能上传或修改录像。")
+        if not can_see_room(session, who.staff, attempt.room_id):
+            raise forbidden("您不是该考生所在考场的工作人员。")
+        return Found(rec, attempt, exam)
+    if rec.attempt_id != who.attempt_id:
+        raise not_found("录像")
+    if write and rec.kind not in WRITES.get(who.kind, frozenset()):
+        device = "手机佐证端" if rec.kind == "evidence" else "考试电脑"
+        raise forbidden(f"该录像只能由{device}上传。")
+    return Found(rec, attempt, exam)
+
+
+def check_upload_window(exam: Exam, now: datetime) -> None:
+    if now >= exam.uploads_close_at:
+        raise APIError(
+            403,
+            "uploads_closed",
+            "上传时间已过，无法继续上传。如有未上传完的录像，请联系技术服务。",
+            closed_at=iso(exam.uploads_close_at),
+        )

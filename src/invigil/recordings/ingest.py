@@ -1,0 +1,252 @@
+"""The chunk upload hot path: ``PUT /api/v1/recordings/{id}/chunks/{seq}``.
+
+1. Cheap checks of the path and headers (no token at all: 401 before any byte is read).
+2. The body streams to a temp file in the blob store while it is hashed; a wrong hash is 422
+   and the file is removed. Nothing about the stored chunk is touched before this point.
+3. In a worker thread: fsync the temp file. Then, in the next group commit (batch.py): the
+   token, the recording, the upload window, whether this seq is held (same bytes 200, other
+   bytes 409, the temp file removed either way); else rename it to a content-addressed key,
+   insert the chunk row (unique per recording and seq), fsync the directory, commit. Only
+   then 201.
+
+A crash between rename and commit leaves an unreferenced file, never a row without its bytes;
+the retry renames identical bytes onto the same key. Two identical uploads racing both rename
+the same bytes to the same key; the unique key of the row picks one 201 and one 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from invigil.attempts import sessions
+from invigil.attempts.models import Attempt, AuthSession
+from invigil.core.clock import ensure_utc
+from invigil.core.context import AppContext
+from invigil.core.errors import APIError, unauthorized
+from invigil.core.security import token_digest
+from invigil.exams.models import Exam
+from invigil.recordings import batch, keys
+from invigil.recordings.access import ID, WRITES, actor, check_upload_window, recording_for
+from invigil.recordings.batch import Batch
+from invigil.recordings.models import FINALIZED, Chunk, Recording
+from invigil.recordings.service import MAX_SEQ
+
+SEQ = re.compile(r"^[0-9]{1,7}$")
+SHA = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def parse_seq(raw: str) -> int:
+    if not SEQ.match(raw) or int(raw) > MAX_SEQ:
+        raise APIError(
+            422, "invalid_seq", f"分段序号须为 0 到 {MAX_SEQ} 之间的整数。", seq=raw[:20]
+        )
+    return int(raw)
+
+
+def parse_sha(raw: str | None) -> str:
+    if raw is None:
+        raise APIError(422, "missing_hash", "缺少 X-Chunk-SHA256 请求头。")
+    if not SHA.match(raw.strip()):
+        raise APIError(422, "invalid_hash", "X-Chunk-SHA256 须为 64 位十六进制 SHA-256。")
+    return raw.strip().lower()
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(413, "too_large", f"分段过大（上限 {limit} 字节）。", limit=limit)
+
+
+def _conflict(seq: int) -> APIError:
+    return APIError(409, "chunk_conflict", f"分段 {seq} 已存有不同的内容，未作改动。", seq=seq)
+
+
+def _fsync_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _chunk_work(
+    ctx: AppContext,
+    request: Request,
+    recording_id: str,
+    seq: int,
+    tmp: Path,
+    sha256: str,
+    size: int,
+) -> Callable[[Batch], int]:
+    """One upload's part of a group commit: 201 stored, 200 already held, else an APIError."""
+
+    def work(batch: Batch) -> int:
+        session = batch.session
+        now = ctx.clock.now()
+        fast = _fast_lookup(session, ctx, request, recording_id, seq, now)
+        if fast is None:  # anything unusual: the full checks, with their precise errors
+            who = actor(session, ctx, request, ("candidate", "phone", "staff"))
+            found = recording_for(session, who, recording_id, write=True, lock=True)
+            check_upload_window(found.exam, now)
+            attempt_id, state = found.attempt.id, found.recording.state
+            held = _held(session, recording_id, seq)
+        else:
+            attempt_id, state, held = fast
+        if held is not None:
+            if held != sha256:
+                raise _conflict(seq)
+            return 200
+        if state == FINALIZED:
+            raise APIError(409, "recording_finalized", "该录像已完成上传，不能再追加分段。")
+        key = keys.chunk_key(attempt_id, recording_id, seq, sha256)
+        target = ctx.blobs.local_path(key)
+        batch.move_into_place(tmp, target)
+        conn = session.connection()
+        insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        row = {
+            "recording_id": recording_id,
+            "seq": seq,
+            "size": size,
+            "sha256": sha256,
+            "blob_key": key,
+            "received_at": now,
+        }
+        stmt = insert(CHUNKS).values(row).on_conflict_do_nothing().returning(CHUNKS.c.seq)
+        if conn.execute(stmt).first() is not None:
+            return 201
+        # PostgreSQL: another process's upload of this seq committed first (the insert waited).
+        if _held(session, recording_id, seq) == sha256:
+            return 200  # same bytes, same content-addressed file
+        batch.discard.append(target)  # other bytes won; ours has a key of its own
+        raise _conflict(seq)
+
+    return work
+
+
+CHUNKS = cast(Table, Chunk.__table__)
+_LOOKUP = (
+    select(
+        AuthSession.id,
+        AuthSession.kind,
+        AuthSession.attempt_id,
+        AuthSession.revoked_at,
+        AuthSession.expires_at,
+        AuthSession.last_seen_at,
+        Recording.attempt_id,
+        Recording.kind,
+        Recording.state,
+        Exam.starts_at,
+        Exam.duration_s,
+        Exam.upload_grace_after_s,
+        Chunk.sha256,
+    )
+    .select_from(Recording)
+    .join(Attempt, Attempt.id == Recording.attempt_id)
+    .join(Exam, Exam.id == Attempt.exam_id)
+    .join(AuthSession, AuthSession.token_digest == bindparam("digest"))
+    .outerjoin(Chunk, (Chunk.recording_id == Recording.id) & (Chunk.seq == bindparam("seq")))
+    .where(Recording.id == bindparam("rid"))
+    .with_for_update(read=True, of=Recording)
+)
+
+
+def _fast_lookup(
+    session: Session, ctx: AppContext, request: Request, recording_id: str, seq: int, now: datetime
+) -> tuple[str, str, str | None] | None:
+    """The common case in one statement: a live desk or phone token writing its own recording
+    within the upload window. Returns (attempt_id, state, held sha256) or None for anything
+    else, which the full checks then refuse with the right error."""
+    token = sessions.bearer_token(request)
+    if not token:
+        return None
+    digest = token_digest(ctx.settings.effective_secret(), token)
+    row = session.execute(_LOOKUP, {"digest": digest, "seq": seq, "rid": recording_id}).first()
+    if row is None:
+        return None
+    (auth_id, auth_kind, auth_attempt, revoked, expires, seen) = row[:6]
+    (rec_attempt, rec_kind, state, starts_at, duration_s, grace_s, held) = row[6:]
+    close_at = ensure_utc(starts_at) + timedelta(seconds=duration_s + grace_s)
+    if (
+        revoked is not None
+        or ensure_utc(expires) <= now
+        or auth_attempt != rec_attempt
+        or rec_kind not in WRITES.get(auth_kind, frozenset())
+        or now >= close_at
+    ):
+        return None
+    if now - ensure_utc(seen) >= sessions.TOUCH_EVERY:
+        session.execute(
+            update(AuthSession).where(AuthSession.id == auth_id).values(last_seen_at=now)
+        )
+    return rec_attempt, state, held
+
+
+def _held(session: Session, recording_id: str, seq: int) -> str | None:
+    return session.scalar(
+        select(Chunk.sha256).where(Chunk.recording_id == recording_id, Chunk.seq == seq)
+    )
+
+
+async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONResponse:
+    ctx: AppContext = request.app.state.ctx
+    limit = ctx.settings.max_upload_bytes
+    if not request.headers.get("authorization"):
+        raise unauthorized()
+    if not ID.match(recording_id):
+        raise APIError(404, "not_found", "录像不存在。")
+    seq = parse_seq(seq_raw)
+    sha256 = parse_sha(request.headers.get("x-chunk-sha256"))
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise APIError(400, "bad_request", "Content-Length 不正确。")
+        if int(length) > limit:
+            raise _too_large(limit)
+        if int(length) == 0:
+            raise APIError(422, "empty_chunk", "分段内容为空。")
+
+    fd, name = tempfile.mkstemp(dir=ctx.blobs.temp_dir(), prefix="chunk-")
+    tmp = Path(name)
+    owned = True  # fd still ours to close
+    try:
+        digest = hashlib.sha256()
+        size = 0
+        async for piece in request.stream():
+            if not piece:
+                continue
+            size += len(piece)
+            if size > limit:
+                raise _too_large(limit)
+            digest.update(piece)
+            view = memoryview(piece)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        if size == 0:
+            raise APIError(422, "empty_chunk", "分段内容为空。")
+        if digest.hexdigest() != sha256:
+            raise APIError(422, "hash_mismatch", "分段内容与 X-Chunk-SHA256 不符，未保存，请重传。")
+        owned = False
+        await run_in_threadpool(_fsync_close, fd)
+        work = _chunk_work(ctx, request, recording_id, seq, tmp, sha256, size)
+        status = await asyncio.wrap_future(batch.submit(ctx.db, work))
+    finally:
+        if owned:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+    body: dict[str, Any] = {"recording_id": recording_id, "seq": seq, "size": size}
+    body["stored"] = "created" if status == 201 else "already_held"
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,152 @@
+"""Snapshots: a JPEG of one stream every few seconds, for the live console and for analysis.
+
+Each is stored durably with the server's time; all are kept for review. The latest per
+(attempt, kind) is one index lookup. Analysis is queued as a ``snapshot.analyse`` job only once
+a handler for it is registered (the analysis work comes later); until then nothing is queued,
+so no job sits pending for a handler that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from invigil.attempts.models import Attempt
+from invigil.core import jobs
+from invigil.core.clock import iso
+from invigil.core.context import AppContext
+from invigil.core.db import new_id
+from invigil.core.errors import APIError, unauthorized
+from invigil.recordings import batch, keys
+from invigil.recordings.access import WRITES, actor, check_upload_window
+from invigil.recordings.batch import Batch
+from invigil.recordings.models import KINDS, Snapshot
+
+ANALYSE_JOB = "snapshot.analyse"
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def analysis_registered() -> bool:
+    return ANALYSE_JOB in jobs._handlers
+
+
+def _write_temp(ctx: AppContext, data: bytes) -> Path:
+    fd, name = tempfile.mkstemp(dir=ctx.blobs.temp_dir(), prefix="snap-")
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def _snapshot_work(
+    ctx: AppContext, request: Request, kind: str, tmp: Path, size: int, digest: str
+) -> Callable[[Batch], dict[str, Any]]:
+    def work(batch: Batch) -> dict[str, Any]:
+        session = batch.session
+        who = actor(session, ctx, request, ("candidate", "phone"))
+        if kind not in WRITES[who.kind]:
+            device = "手机佐证端" if kind == "evidence" else "考试电脑"
+            raise APIError(403, "forbidden", f"{kind} 截图只能由{device}上传。")
+        attempt = session.get(Attempt, who.attempt_id)
+        assert attempt is not None
+        now = ctx.clock.now()
+        check_upload_window(attempt.exam, now)
+        snapshot_id = new_id()
+        key = keys.snapshot_key(attempt.id, kind, snapshot_id)
+        batch.move_into_place(tmp, ctx.blobs.local_path(key))  # durable before the commit
+        session.add(
+            Snapshot(
+                id=snapshot_id,
+                attempt_id=attempt.id,
+                kind=kind,
+                taken_at=now,
+                blob_key=key,
+                size=size,
+                sha256=digest,
+            )
+        )
+        if analysis_registered():
+            jobs.enqueue(session, ANALYSE_JOB, {"snapshot_id": snapshot_id}, now=now)
+        session.flush()
+        return {"snapshot_id": snapshot_id, "kind": kind, "at": iso(now)}
+
+    return work
+
+
+async def post_snapshot(request: Request) -> JSONResponse:
+    ctx: AppContext = request.app.state.ctx
+    limit = ctx.settings.max_photo_bytes
+    if not request.headers.get("authorization"):
+        raise unauthorized()
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise APIError(413, "too_large", f"截图过大（上限 {limit} 字节）。", limit=limit)
+    async with request.form(max_files=1, max_fields=4, max_part_size=64 * 1024) as form:
+        kind = form.get("kind")
+        image = form.get("image")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise APIError(422, "invalid_kind", "截图类型须为 webcam、screen 或 evidence。")
+        if not isinstance(image, UploadFile):
+            raise APIError(422, "missing_image", "缺少截图文件 image。")
+        data = await image.read(limit + 1)
+    if len(data) > limit:
+        raise APIError(413, "too_large", f"截图过大（上限 {limit} 字节）。", limit=limit)
+    if not data.startswith(JPEG_MAGIC):
+        raise APIError(422, "not_jpeg", "截图须为 JPEG 图片。")
+    tmp = await run_in_threadpool(_write_temp, ctx, data)
+    try:
+        work = _snapshot_work(ctx, request, kind, tmp, len(data), hashlib.sha256(data).hexdigest())
+        body = await asyncio.wrap_future(batch.submit(ctx.db, work))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return JSONResponse(body, status_code=201)
+
+
+def latest(session: Session, attempt_ids: list[str]) -> dict[str, dict[str, Snapshot]]:
+    """The newest snapshot per (attempt, kind): what the live console shows."""
+    if not attempt_ids:
+        return {}
+    newest = (
+        select(Snapshot.attempt_id, Snapshot.kind, func.max(Snapshot.taken_at).label("at"))
+        .where(Snapshot.attempt_id.in_(attempt_ids))
+        .group_by(Snapshot.attempt_id, Snapshot.kind)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Snapshot)
+        .join(
+            newest,
+            (Snapshot.attempt_id == newest.c.attempt_id)
+            & (Snapshot.kind == newest.c.kind)
+            & (Snapshot.taken_at == newest.c.at),
+        )
+        .order_by(Snapshot.id)
+    )
+    out: dict[str, dict[str, Snapshot]] = {}
+    for snap in rows:
+        out.setdefault(snap.attempt_id, {})[snap.kind] = snap
+    return out
+
+
+def describe(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "id": snap.id,
+        "kind": snap.kind,
+        "at": iso(snap.taken_at),
+        "size": snap.size,
+        "url": f"/api/v1/snapshots/{snap.id}",
+    }

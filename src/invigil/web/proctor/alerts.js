@@ -1,0 +1,125 @@
+// Alerts: every suspected-violation event is an element with role="alert" naming the candidate,
+// highlighted and with a short beep, until this staff member acknowledges it (recorded on the
+// server, so a reloaded console shows only what is still open).
+
+import { h, clear } from "../shared/dom.js";
+import { hms, kindName } from "./labels.js";
+import { store, candidate, isAlert, emit } from "./store.js";
+
+let audio = null;
+let filter = "";
+let nodes = new Map(); // "attempt:seq:name" -> element, so a re-render does not flash them again
+
+/** Create the audio context inside a user gesture (login click), so beeps are allowed later. */
+export function unlockAudio() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === "suspended") audio.resume();
+  } catch {
+    audio = null;
+  }
+}
+
+let lastBeep = 0;
+
+export function beep() {
+  if (!audio || performance.now() - lastBeep < 400) return;
+  lastBeep = performance.now();
+  try {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.0001, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.3, audio.currentTime + 0.01);
+    gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.3);
+  } catch {
+    /* no sound: the highlight still shows */
+  }
+}
+
+export function allAlerts() {
+  const out = [];
+  for (const [aid, evs] of store.events) {
+    for (const ev of evs) if (isAlert(ev)) out.push({ aid, ev, acked: store.acked.has(`${aid}:${ev.seq}`) });
+  }
+  out.sort((a, b) => Date.parse(b.ev.at) - Date.parse(a.ev.at) || b.ev.seq - a.ev.seq);
+  return out;
+}
+
+async function acknowledge(aid, seq) {
+  store.acked.add(`${aid}:${seq}`);
+  emit("alerts");
+  try {
+    await store.api.post("/api/v1/staff/alerts/ack", { attempt_id: aid, seq });
+  } catch (err) {
+    store.acked.delete(`${aid}:${seq}`);
+    emit("alerts");
+    window.alert(`确认失败：${err.message}`);
+  }
+}
+
+export function renderAlerts({ list, ackedList, count, filterSelect, onOpen }) {
+  const alerts = allAlerts();
+  const open = alerts.filter((a) => !a.acked);
+  count.textContent = String(open.length);
+  count.classList.toggle("hot", open.length > 0);
+
+  const kinds = [...new Set(alerts.map((a) => a.ev.kind))].sort();
+  const have = [...filterSelect.options].map((o) => o.value);
+  if (kinds.some((k) => !have.includes(k))) {
+    const current = filterSelect.value;
+    clear(filterSelect).append(
+      h("option", { value: "" }, "全部"),
+      ...kinds.map((k) => h("option", { value: k }, kindName(k))),
+    );
+    filterSelect.value = current;
+  }
+  filter = filterSelect.value;
+
+  const shown = open.filter((a) => !filter || a.ev.kind === filter);
+  const keep = new Map();
+  list.replaceChildren(
+    ...shown.map(({ aid, ev }) => {
+      const c = candidate(aid);
+      const key = `${aid}:${ev.seq}:${c.name}`;
+      const old = nodes.get(key);
+      if (old) {
+        keep.set(key, old);
+        return old;
+      }
+      const node = h(
+        "div",
+        { class: "alert", role: "alert", "data-attempt": aid, "data-seq": String(ev.seq), "data-kind": ev.kind },
+        h(
+          "button",
+          { type: "button", class: "alert-body", title: "查看时间线", onclick: () => onOpen(aid, ev.seq) },
+          h("strong", null, `${c.name}（${c.ticket}）`),
+          h("span", { class: "kind" }, kindName(ev.kind)),
+          h("time", { datetime: ev.at }, hms(ev.at)),
+        ),
+        h("button", { type: "button", class: "ack", onclick: () => acknowledge(aid, ev.seq) }, "确认"),
+      );
+      keep.set(key, node);
+      return node;
+    }),
+  );
+  nodes = keep;
+  if (!shown.length) list.append(h("p", { class: "muted" }, open.length ? "该类型暂无提醒" : "暂无未确认的提醒"));
+  ackedList.replaceChildren(
+    ...alerts
+      .filter((a) => a.acked)
+      .slice(0, 100)
+      .map(({ aid, ev }) => {
+        const c = candidate(aid);
+        return h(
+          "li",
+          null,
+          h("button", { type: "button", class: "link", onclick: () => onOpen(aid, ev.seq) }, `${hms(ev.at)} ${c.name} · ${kindName(ev.kind)}`),
+        );
+      }),
+  );
+}

@@ -1,0 +1,255 @@
+// The proctor console (监考台): staff login, room picker, live grid, alerts, help chat,
+// warnings and notes, and face-login approvals for tech support.
+
+import { createApi } from "../shared/api.js";
+import { $ } from "../shared/dom.js";
+import { renderAlerts, unlockAudio, beep } from "./alerts.js";
+import { openDetail, refreshDetail, detailAttempt } from "./detail.js";
+import { renderGrid, resetGrid } from "./grid.js";
+import { renderHelp, openHelpCount } from "./help.js";
+import { LiveConnection } from "./live.js";
+import { loadRequests, renderTech, pendingCount, requestIds } from "./tech.js";
+import { store, on, emit, cursor, addEvent, isAlert, resetRoom } from "./store.js";
+
+const TOKEN_KEY = "invigil.staff.token";
+let live = null;
+let tab = "grid";
+let techIds = "";
+
+store.api = createApi({
+  getToken: () => store.token,
+  onUnauthorized: () => logout(),
+});
+
+function show(el, yes) {
+  el.hidden = !yes;
+}
+
+// --- login ---------------------------------------------------------------------------------------
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  unlockAudio();
+  $("#login-error").textContent = "";
+  try {
+    const body = await store.api.post(
+      "/api/v1/staff/login",
+      { username: $("#username").value.trim(), password: $("#password").value },
+      { token: null },
+    );
+    store.token = body.token;
+    sessionStorage.setItem(TOKEN_KEY, body.token);
+    $("#password").value = "";
+    await start();
+  } catch (err) {
+    $("#login-error").textContent = err.status === 401 ? "用户名或密码错误。" : `登录失败：${err.message}`;
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  logout();
+});
+
+function logout() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  store.token = null;
+  if (live) live.close();
+  live = null;
+  show($("#console-view"), false);
+  show($("#room-picker"), false);
+  show($("#tabs"), false);
+  show($("#logout"), false);
+  show($("#conn"), false);
+  $("#who").textContent = "";
+  show($("#login-view"), true);
+}
+
+async function start() {
+  store.me = await store.api.get("/api/v1/staff/me");
+  const { rooms } = await store.api.get("/api/v1/staff/rooms");
+  store.rooms = rooms;
+  $("#who").textContent = store.me.username;
+  show($("#login-view"), false);
+  show($("#console-view"), true);
+  show($("#logout"), true);
+  show($("#tabs"), true);
+  const tech = store.me.roles.some((r) => r === "tech" || r === "admin");
+  show($("#tech-tab"), tech);
+  const select = $("#room-select");
+  select.replaceChildren(
+    ...rooms.map((r) => {
+      const o = document.createElement("option");
+      o.value = r.room_id;
+      o.textContent = `${r.name}（${r.id}）· ${r.exam_title}`;
+      return o;
+    }),
+  );
+  show($("#room-picker"), rooms.length > 0);
+  const saved = sessionStorage.getItem("invigil.proctor.room");
+  const first = rooms.find((r) => r.room_id === saved) || rooms[0];
+  live = new LiveConnection({ token: store.token, onMessage, onState, cursor });
+  if (first) {
+    select.value = first.room_id;
+    await pickRoom(first.room_id);
+  } else {
+    $("#room-title").textContent = "您没有可监考的考场";
+    live.connect();
+  }
+  if (tech) refreshTech();
+}
+
+$("#room-select").addEventListener("change", (e) => pickRoom(e.target.value));
+
+async function pickRoom(roomId) {
+  sessionStorage.setItem("invigil.proctor.room", roomId);
+  store.roomId = roomId;
+  resetRoom();
+  resetGrid($("#grid"));
+  // Which alerts this staff member already acknowledged (they replay but stay closed).
+  try {
+    const { alerts } = await store.api.get(`/api/v1/staff/alerts?room=${encodeURIComponent(roomId)}&all=true`);
+    for (const a of alerts) if (a.acked_at) store.acked.add(`${a.attempt_id}:${a.seq}`);
+  } catch {
+    /* the alerts still show; acks come back on the next reload */
+  }
+  live.subscribe([roomId]);
+  renderAll();
+}
+
+// --- live messages -------------------------------------------------------------------------------
+
+function onState(state) {
+  const el = $("#conn");
+  show(el, true);
+  el.className = `conn ${state}`;
+  el.textContent = { online: "实时连接", connecting: "连接中…", offline: "已断开，正在重连…", unauthorized: "登录已失效" }[state] || state;
+  if (state === "unauthorized") logout();
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "room": {
+      if (msg.room.room_id !== store.roomId) return;
+      store.status = msg;
+      store.serverSkewMs = Date.parse(msg.now) - Date.now();
+      store.roster = new Map(msg.candidates.map((c) => [c.attempt_id, c]));
+      $("#room-title").textContent = `${msg.room.name}（${msg.room.id}）· ${msg.exam.title}`;
+      const n = msg.candidates.length;
+      const online = msg.candidates.filter((c) => c.online).length;
+      $("#room-summary").textContent = `共 ${n} 人，在线 ${online} 人`;
+      emit("status");
+      break;
+    }
+    case "event": {
+      if (msg.room_id !== store.roomId) return;
+      const ev = msg.event;
+      if (!addEvent(msg.attempt_id, ev)) return;
+      // Alerts beep when new, and when they were missed while the connection was down.
+      if (isAlert(ev) && store.live && !store.acked.has(`${msg.attempt_id}:${ev.seq}`)) beep();
+      if (!msg.replay) {
+        if (ev.kind.startsWith("login_help") || ev.kind === "login_approved_manually") refreshTech();
+        scheduleRender();
+      }
+      break;
+    }
+    case "replay_done":
+      store.live = true;
+      renderAll();
+      break;
+    case "ack":
+      store.acked.add(`${msg.attempt_id}:${msg.seq}`);
+      emit("alerts");
+      break;
+    default:
+      break;
+  }
+}
+
+let renderPending = false;
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => {
+    renderPending = false;
+    renderAll();
+  });
+}
+
+// --- rendering -----------------------------------------------------------------------------------
+
+function openAt(aid, seq) {
+  openDetail($("#detail"), aid, seq);
+}
+
+function renderAlertPanel() {
+  renderAlerts({
+    list: $("#alerts"),
+    ackedList: $("#acked-alerts"),
+    count: $("#alert-count"),
+    filterSelect: $("#alert-filter"),
+    onOpen: openAt,
+  });
+}
+
+function renderAll() {
+  if (!store.token) return;
+  renderAlertPanel();
+  renderGrid($("#grid"), (aid) => openAt(aid, null));
+  const helpN = openHelpCount();
+  $("#help-count").textContent = String(helpN);
+  show($("#help-count"), helpN > 0);
+  if (tab === "help") renderHelp($("#help-queue"), $("#help-chat"));
+  if (detailAttempt()) refreshDetail();
+}
+
+on("status", () => {
+  renderGrid($("#grid"), (aid) => openAt(aid, null));
+  if (detailAttempt()) refreshDetail();
+});
+on("alerts", () => {
+  renderAlertPanel();
+  renderGrid($("#grid"), (aid) => openAt(aid, null));
+});
+$("#alert-filter").addEventListener("change", renderAlertPanel);
+
+for (const btn of document.querySelectorAll("#tabs button")) {
+  btn.addEventListener("click", () => {
+    tab = btn.dataset.tab;
+    for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === btn);
+    for (const name of ["grid", "help", "tech"]) show($(`#tab-${name}`), name === tab);
+    if (tab === "help") renderHelp($("#help-queue"), $("#help-chat"));
+    if (tab === "tech") refreshTech(true);
+  });
+}
+
+let techTimer = null;
+async function refreshTech(force = false) {
+  clearTimeout(techTimer);
+  try {
+    await loadRequests();
+  } catch {
+    /* keep what is shown */
+  }
+  const n = pendingCount();
+  $("#tech-count").textContent = String(n);
+  show($("#tech-count"), n > 0);
+  const ids = requestIds().join(",");
+  if (force || ids !== techIds || tab !== "tech") {
+    techIds = ids;
+    renderTech($("#tech-list"), () => refreshTech(true));
+  }
+  techTimer = setTimeout(() => refreshTech(), 5000);
+}
+
+setInterval(() => {
+  // "x 秒前" labels age even when nothing arrives.
+  if (store.status) renderGrid($("#grid"), (aid) => openAt(aid, null));
+}, 5000);
+
+// --- boot ----------------------------------------------------------------------------------------
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) {
+  store.token = saved;
+  start().catch(() => logout());
+}

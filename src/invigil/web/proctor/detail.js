@@ -1,0 +1,152 @@
+// One candidate in detail: larger live snapshots, the event timeline (an alert opens it at its
+// moment), the proctor's notes (监考员记录) and warnings sent to the candidate's screen.
+
+import { h, clear } from "../shared/dom.js";
+import { setImage } from "./images.js";
+import { CAMS, PHONE, STAGES, ago, describe, hms } from "./labels.js";
+import { store, candidate, isAlert, serverNow } from "./store.js";
+
+let current = null; // {aid, focusSeq, parts}
+
+function close(root) {
+  current = null;
+  root.hidden = true;
+  clear(root);
+}
+
+async function submit(path, input, button) {
+  const text = input.value.trim();
+  if (!text) return;
+  button.disabled = true;
+  try {
+    await store.api.post(path, { text });
+    input.value = "";
+  } catch (err) {
+    window.alert(`提交失败：${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function openDetail(root, aid, focusSeq) {
+  const c = candidate(aid);
+  const imgs = {};
+  const parts = {
+    info: h("dl", { class: "facts wide" }),
+    timeline: h("ol", { class: "timeline", "aria-label": "事件时间线" }),
+    notes: h("ul", { class: "notes" }),
+    imgs,
+  };
+  const noteInput = h("textarea", { id: "note-text", rows: 2, maxlength: 2000 });
+  const noteBtn = h("button", { type: "button" }, "添加记录");
+  noteBtn.onclick = () => submit(`/api/v1/staff/attempts/${aid}/notes`, noteInput, noteBtn);
+  const warnInput = h("textarea", { id: "warn-text", rows: 2, maxlength: 2000 });
+  const warnBtn = h("button", { type: "button", class: "danger" }, "发送警告");
+  warnBtn.onclick = () => {
+    if (warnInput.value.trim() && window.confirm(`向 ${c.name} 的考试屏幕发送警告？`)) {
+      submit(`/api/v1/staff/attempts/${aid}/warnings`, warnInput, warnBtn);
+    }
+  };
+  clear(root).append(
+    h(
+      "div",
+      { class: "detail-card" },
+      h(
+        "header",
+        null,
+        h("h2", { id: "detail-title" }, `${c.name}（${c.ticket}）`),
+        h("button", { type: "button", class: "close", onclick: () => close(root) }, "关闭"),
+      ),
+      h(
+        "div",
+        { class: "detail-body" },
+        h(
+          "div",
+          { class: "detail-left" },
+          h(
+            "div",
+            { class: "big-cams" },
+            Object.keys(CAMS).map((k) => {
+              imgs[k] = h("img", { alt: `${c.name} ${CAMS[k]}`, class: "empty" });
+              return h("figure", null, imgs[k], h("figcaption", null, CAMS[k]));
+            }),
+          ),
+          parts.info,
+          h(
+            "section",
+            { class: "forms" },
+            h("label", { for: "note-text" }, "监考员记录"),
+            noteInput,
+            noteBtn,
+            parts.notes,
+            h("label", { for: "warn-text" }, "警告（显示在考生屏幕上）"),
+            warnInput,
+            warnBtn,
+          ),
+        ),
+        h("section", { class: "detail-right" }, h("h3", null, "事件时间线"), parts.timeline),
+      ),
+    ),
+  );
+  root.hidden = false;
+  root.onkeydown = (e) => {
+    if (e.key === "Escape") close(root);
+  };
+  current = { aid, focusSeq, parts, root };
+  refreshDetail(true);
+}
+
+export function refreshDetail(scroll = false) {
+  if (!current) return;
+  const { aid, parts, focusSeq } = current;
+  const c = candidate(aid);
+  for (const k of Object.keys(CAMS)) {
+    const snap = (c.snapshots || {})[k];
+    setImage(parts.imgs[k], snap ? snap.url : null);
+  }
+  const ev = c.evidence || {};
+  clear(parts.info).append(
+    ...[
+      ["阶段", STAGES[c.stage] || c.stage || "—"],
+      ["抽签号", c.lot || "—"],
+      ["人脸核验", c.face_verified ? "已核验" : "未核验"],
+      ["在线", c.online ? "在线" : "离线"],
+      ["最后心跳", ago(c.last_seen_at, serverNow())],
+      ["佐证手机", PHONE[ev.status] || "—"],
+      ["入场时间", c.entered_at ? hms(c.entered_at) : "—"],
+      ["交卷时间", c.finished_at ? hms(c.finished_at) : "—"],
+    ].flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
+  );
+  const events = store.events.get(aid) || [];
+  let focusEl = null;
+  parts.timeline.replaceChildren(
+    ...events.map((e) => {
+      const li = h(
+        "li",
+        { class: `ev sev-${e.severity}${isAlert(e) ? " is-alert" : ""}`, "data-seq": String(e.seq) },
+        h("time", { datetime: e.at }, hms(e.at)),
+        h("span", null, describe(e)),
+      );
+      if (e.seq === focusSeq) {
+        li.classList.add("focus");
+        focusEl = li;
+      }
+      return li;
+    }),
+  );
+  parts.notes.replaceChildren(
+    ...events
+      .filter((e) => e.kind === "proctor_note" || e.kind === "warning")
+      .map((e) =>
+        h("li", { class: e.kind }, h("time", { datetime: e.at }, hms(e.at)), ` ${describe(e)}`),
+      ),
+  );
+  if (scroll) {
+    if (focusEl) focusEl.scrollIntoView({ block: "center" });
+    else parts.timeline.lastElementChild?.scrollIntoView({ block: "end" });
+  }
+}
+
+export function detailAttempt() {
+  return current ? current.aid : null;
+}

@@ -1,0 +1,107 @@
+// Help (求助): candidates with a conversation, unanswered ones first; a chat per candidate whose
+// replies (回复 / 发送) the candidate sees in the desk's help panel. Everything is in the event
+// log, which the live connection already delivers.
+
+import { h, clear } from "../shared/dom.js";
+import { hms } from "./labels.js";
+import { store, candidate } from "./store.js";
+
+let selected = null;
+let draft = "";
+let shownKey = "";
+
+function conversations() {
+  const out = [];
+  for (const [aid, evs] of store.events) {
+    const msgs = evs.filter((e) => e.kind === "help_message");
+    if (!msgs.length) continue;
+    const last = msgs[msgs.length - 1];
+    out.push({ aid, msgs, last, open: (last.data || {}).from === "candidate" });
+  }
+  out.sort((a, b) => Number(b.open) - Number(a.open) || Date.parse(b.last.at) - Date.parse(a.last.at));
+  return out;
+}
+
+export function openHelpCount() {
+  return conversations().filter((c) => c.open).length;
+}
+
+export function selectHelp(aid) {
+  selected = aid;
+}
+
+export function renderHelp(queue, chat) {
+  const convs = conversations();
+  queue.replaceChildren(
+    ...convs.map(({ aid, last, open }) => {
+      const c = candidate(aid);
+      return h(
+        "li",
+        { class: `${open ? "open" : ""} ${aid === selected ? "selected" : ""}` },
+        h(
+          "button",
+          { type: "button", onclick: () => { selected = aid; renderHelp(queue, chat); } },
+          h("strong", null, `${c.name}（${c.ticket}）`),
+          open ? h("span", { class: "badge warn" }, "待回复") : null,
+          h("span", { class: "preview" }, `${hms(last.at)} ${(last.data || {}).text || ""}`),
+        ),
+      );
+    }),
+  );
+  if (!convs.length) queue.append(h("li", { class: "muted" }, "暂无求助"));
+  const conv = convs.find((x) => x.aid === selected);
+  if (!conv) {
+    shownKey = "";
+    clear(chat).append(h("p", { class: "muted" }, "选择左侧的考生查看求助对话。"));
+    return;
+  }
+  const key = `${conv.aid}:${conv.last.seq}:${candidate(conv.aid).name}`;
+  if (key === shownKey && chat.querySelector("#reply-text")) return; // nothing new: keep typing
+  shownKey = key;
+  const prev = chat.querySelector("#reply-text");
+  if (prev) draft = prev.value;
+  const had = prev && document.activeElement === prev;
+  const c = candidate(conv.aid);
+  const input = h("input", { id: "reply-text", type: "text", maxlength: 1000, autocomplete: "off", value: draft });
+  const send = h("button", { type: "submit", class: "primary" }, "发送");
+  const form = h(
+    "form",
+    {
+      class: "reply",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        send.disabled = true;
+        try {
+          await store.api.post(`/api/v1/staff/attempts/${conv.aid}/help`, { text });
+          input.value = "";
+          draft = "";
+        } catch (err) {
+          window.alert(`发送失败：${err.message}`);
+        } finally {
+          send.disabled = false;
+        }
+      },
+    },
+    h("label", { for: "reply-text" }, "回复"),
+    input,
+    send,
+  );
+  const log = h(
+    "ol",
+    { class: "messages", "aria-label": `与 ${c.name} 的对话` },
+    conv.msgs.map((m) =>
+      h(
+        "li",
+        { class: (m.data || {}).from === "staff" ? "from-staff" : "from-candidate" },
+        h("span", { class: "who" }, (m.data || {}).from === "staff" ? `工作人员 ${m.actor.replace(/^staff:/, "")}` : c.name),
+        h("time", { datetime: m.at }, hms(m.at)),
+        h("p", null, (m.data || {}).text || ""),
+      ),
+    ),
+  );
+  clear(chat).append(h("h3", null, `${c.name}（${c.ticket}）`), log, form);
+  log.lastElementChild?.scrollIntoView({ block: "end" });
+  if (had) input.focus();
+}

@@ -1,0 +1,378 @@
+"""The proctor console in a real browser against real `invigil serve` processes.
+
+A candidate (its own browser context, talking to the API the way the desk client does) and a
+proctor (the real console page at /proctor/, another browser context): the candidate's focus
+loss reaches the console as a role="alert" naming the candidate within 2 s, and a help message
+goes both ways within 2 s. The ``redis`` variant runs two server processes on one PostgreSQL
+database with ``INVIGIL_REDIS_URL`` set, the candidate on one and the console on the other.
+
+``INVIGIL_SCREENSHOTS=1`` also writes docs/screens/proctor-*.png from a fuller room.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from conftest import FACES, PG_URL, exam_doc, write_exam
+from PIL import Image, ImageDraw
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+CHROMIUM = os.environ.get("INVIGIL_CHROMIUM", "/usr/lib/chromium/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+INVIGIL = str(Path(sys.executable).parent / "invigil")
+REDIS_URL = os.environ.get("INVIGIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
+SECRET = "console-test-secret-0123456789"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Servers:
+    desk: str  # where the candidate talks
+    console: str  # where the proctor's page is served
+    exam_id: str
+    env: dict[str, str]
+
+
+def _env(data_dir: Path, database_url: str, redis_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVIGIL_")}
+    env.update(
+        INVIGIL_DATA_DIR=str(data_dir),
+        INVIGIL_DATABASE_URL=database_url,
+        INVIGIL_SECRET_KEY=SECRET,
+    )
+    if redis_url:
+        env["INVIGIL_REDIS_URL"] = redis_url
+    return env
+
+
+def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    proc = subprocess.Popen(
+        [INVIGIL, "serve", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"invigil serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"invigil serve did not start: {log.read_text()[-2000:]}")
+
+
+def _exam_file(folder: Path, candidates: int = 0) -> Path:
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15)
+    doc = exam_doc()
+    doc["exam"]["starts_at"] = starts.isoformat()
+    doc["staff"].append(
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]}
+    )
+    names = ["李明", "王芳", "张伟", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周婷", "吴昊"]
+    for i in range(candidates):
+        doc["candidates"].append(
+            {
+                "ticket": f"10{i + 10}",
+                "name": names[i % len(names)],
+                "room": "R01",
+                "photo": "obama.jpg",
+            }
+        )
+    return write_exam(folder, doc)
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Servers]:
+    procs: list[subprocess.Popen[bytes]] = []
+    drop: str | None = None
+    admin_url = PG_URL or DEFAULT_PG
+    if request.param == "redis":
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+            admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+            drop = f"invigil_console_{uuid.uuid4().hex[:10]}"
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{drop}"'))
+            admin.dispose()
+        except Exception as exc:
+            pytest.skip(f"the redis variant needs Redis and PostgreSQL: {exc}")
+        db_url = make_url(admin_url).set(database=drop).render_as_string(hide_password=False)
+        env = _env(tmp_path / "data", db_url, REDIS_URL)
+    else:
+        env = _env(tmp_path / "data", f"sqlite:///{tmp_path / 'invigil.sqlite3'}", None)
+    try:
+        out = subprocess.run(
+            [INVIGIL, "exam", "import", str(_exam_file(tmp_path / "exam"))],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        exam_id = re.search(rb'"exam_id": "(\w+)"', out.stdout).group(1).decode()  # type: ignore[union-attr]
+        first, desk = _serve(env, tmp_path / "server-a.log")
+        procs.append(first)
+        console = desk
+        if request.param == "redis":
+            second, console = _serve(env, tmp_path / "server-b.log")
+            procs.append(second)
+        yield Servers(desk, console, exam_id, env)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if drop:
+            admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)'))
+            admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
+        )
+        yield b
+        b.close()
+
+
+def _candidate_login(base: str, exam_id: str, ticket: str = "1001") -> str:
+    r = httpx.post(
+        f"{base}/api/v1/candidate/login",
+        data={"exam_id": exam_id, "ticket": ticket},
+        files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+CANDIDATE_FETCH = """async ([method, path, token, body]) => {
+  const res = await fetch(path, {method, headers: {'Authorization': 'Bearer ' + token,
+    'Content-Type': 'application/json'}, body: body ? JSON.stringify(body) : undefined});
+  return {status: res.status, body: await res.json()};
+}"""
+
+
+def _console(browser: Any, url: str, user: str = "p1", password: str = "pw-p1") -> Any:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(20000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.js_errors = errors
+    page.goto(f"{url}/proctor/")
+    page.get_by_label("用户名").fill(user)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    return page
+
+
+def test_focus_loss_and_help_reach_the_console_within_2s(servers: Servers, browser: Any) -> None:
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    # The candidate's browser, on its server.
+    cand_context = browser.new_context(locale="zh-CN")
+    cand = cand_context.new_page()
+    cand.goto(f"{servers.desk}/api/v1/health")
+
+    page = _console(browser, servers.console)
+    expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+    page.wait_for_timeout(300)  # the replay of the room's history has landed
+
+    t0 = time.monotonic()
+    r = cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/events", token, {"kind": "focus_lost"}]
+    )
+    assert r["status"] == 201
+    alert = page.get_by_role("alert").filter(has_text="奥巴马").filter(has_text="1001")
+    expect(alert).to_be_visible(timeout=2000)
+    alert_s = time.monotonic() - t0
+    assert alert_s < 2.0
+    expect(alert).to_contain_text("切出考试页面")
+    expect(page.locator(".tile.has-alert", has_text="奥巴马")).to_be_visible()
+
+    # Help: candidate → the console's queue.
+    page.get_by_role("button", name=re.compile("^求助")).click()
+    t0 = time.monotonic()
+    r = cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "摄像头没有画面"}]
+    )
+    assert r["status"] == 201
+    item = page.locator("#help-queue li", has_text="摄像头没有画面")
+    expect(item).to_be_visible(timeout=2000)
+    help_in_s = time.monotonic() - t0
+    assert help_in_s < 2.0
+
+    # The console's reply (回复 / 发送) → the candidate's help panel.
+    item.get_by_role("button").click()
+    page.get_by_label("回复").fill("请在浏览器设置中允许使用摄像头")
+    t0 = time.monotonic()
+    page.get_by_role("button", name="发送", exact=True).click()
+    reply_s = None
+    while time.monotonic() - t0 < 2.0:
+        r = cand.evaluate(CANDIDATE_FETCH, ["GET", "/api/v1/candidate/help", token, None])
+        if any(m["from"] == "staff" for m in r["body"]["messages"]):
+            reply_s = time.monotonic() - t0
+            break
+        cand.wait_for_timeout(50)
+    assert reply_s is not None, "the reply did not reach the candidate within 2 s"
+    assert r["body"]["messages"][-1]["text"] == "请在浏览器设置中允许使用摄像头"
+    expect(page.locator(".messages li.from-staff")).to_contain_text(
+        "请在浏览器设置中允许使用摄像头"
+    )
+
+    # Acknowledged alerts stay closed after a reload; the timeline opens at the alert.
+    alert.get_by_role("button", name="确认").click()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    page.reload()
+    expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+    page.wait_for_timeout(500)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/events", token, {"kind": "fullscreen_exit"}]
+    )
+    alert = page.get_by_role("alert").filter(has_text="奥巴马")
+    expect(alert).to_contain_text("退出全屏", timeout=2000)
+    alert.locator(".alert-body").click()
+    expect(page.locator(".timeline li.focus")).to_contain_text("退出全屏")
+    assert page.js_errors == []
+    print(f"alert {alert_s:.2f}s, help in {help_in_s:.2f}s, reply {reply_s:.2f}s ({servers.desk})")
+    cand_context.close()
+    page.context.close()
+
+
+def _jpeg(label: str, color: tuple[int, int, int], face: str | None = None) -> bytes:
+    img = Image.new("RGB", (640, 480), color)
+    if face:
+        photo = Image.open(FACES / face).convert("RGB")
+        photo.thumbnail((420, 420))
+        img.paste(photo, ((640 - photo.width) // 2, (480 - photo.height) // 2))
+    ImageDraw.Draw(img).text((12, 12), label, fill=(255, 255, 255))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+@pytest.mark.skipif(not os.environ.get("INVIGIL_SCREENSHOTS"), reason="INVIGIL_SCREENSHOTS unset")
+def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
+    """Writes docs/screens/proctor-*.png from a room with ten candidates in different states."""
+    env = _env(tmp_path / "data", f"sqlite:///{tmp_path / 'invigil.sqlite3'}", None)
+    out = subprocess.run(
+        [INVIGIL, "exam", "import", str(_exam_file(tmp_path / "exam", candidates=8))],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    exam_id = re.search(rb'"exam_id": "(\w+)"', out.stdout).group(1).decode()  # type: ignore[union-attr]
+    proc, url = _serve(env, tmp_path / "server.log")
+    try:
+        tickets = ["1001", "1010", "1011", "1012", "1013", "1014", "1015"]
+        tokens = {t: _candidate_login(url, exam_id, t) for t in tickets}
+        for i, (ticket, token) in enumerate(tokens.items()):
+            h = {"Authorization": f"Bearer {token}"}
+            if i % 3 != 2:
+                httpx.post(f"{url}/api/v1/candidate/lot", headers=h)
+            for kind, color in (("webcam", (60, 70, 90)), ("screen", (235, 238, 245))):
+                httpx.post(
+                    f"{url}/api/v1/snapshots",
+                    headers=h,
+                    data={"kind": kind},
+                    files={
+                        "image": (
+                            "s.jpg",
+                            _jpeg(
+                                f"{ticket} {kind}",
+                                color,
+                                "obama2.jpg" if kind == "webcam" else None,
+                            ),
+                            "image/jpeg",
+                        )
+                    },
+                )
+        h1 = {"Authorization": f"Bearer {tokens['1001']}"}
+        httpx.post(f"{url}/api/v1/candidate/events", headers=h1, json={"kind": "second_screen"})
+        httpx.post(
+            f"{url}/api/v1/candidate/help", headers=h1, json={"text": "麦克风音量条不动，怎么办？"}
+        )
+        # A face-login help request for tech support (1002 fails three times).
+        for _ in range(3):
+            httpx.post(
+                f"{url}/api/v1/candidate/login",
+                data={"exam_id": exam_id, "ticket": "1002"},
+                files={"face": ("f.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+                timeout=60,
+            )
+        httpx.post(
+            f"{url}/api/v1/candidate/login-help",
+            data={"exam_id": exam_id, "ticket": "1002", "text": "戴眼镜识别不了"},
+            files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+        )
+
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page = _console(browser, url)
+        sync_api.expect(page.locator(".tile")).to_have_count(10)
+        page.wait_for_timeout(1500)
+        for ticket in ("1010", "1013"):
+            h = {"Authorization": f"Bearer {tokens[ticket]}"}
+            httpx.post(f"{url}/api/v1/candidate/events", headers=h, json={"kind": "focus_lost"})
+        sync_api.expect(page.get_by_role("alert")).to_have_count(3)
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SCREENS / "proctor-grid.png"))
+        page.get_by_role("alert").first.locator(".alert-body").click()
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SCREENS / "proctor-detail.png"))
+        page.get_by_role("button", name="关闭").click()
+        page.get_by_role("button", name=re.compile("^求助")).click()
+        page.locator("#help-queue li button").first.click()
+        page.get_by_label("回复").fill("请检查系统设置中的输入设备")
+        page.screenshot(path=str(SCREENS / "proctor-help.png"))
+        page.context.close()
+
+        tech = _console(browser, url, "t1", "pw-t1")
+        tech.get_by_role("button", name=re.compile("^人脸审核")).click()
+        sync_api.expect(tech.locator(".request")).to_have_count(1)
+        tech.wait_for_timeout(800)
+        tech.screenshot(path=str(SCREENS / "proctor-tech.png"))
+        tech.context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,225 @@
+"""Face-login help: a candidate whose face login failed asks tech support, who approve or reject
+by hand; the approval lets the candidate in once, under the login window rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import T, bearer, exam_doc, face, import_exam, login, staff_token
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from invigil.core.clock import FrozenClock
+from invigil.core.context import AppContext
+
+
+def _exam(ctx: AppContext, folder: Path) -> str:
+    doc = exam_doc()
+    doc["staff"] += [
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]},
+        {"username": "t2", "password": "pw-t2", "roles": ["tech"], "rooms": ["R02"]},
+        {"username": "adm", "password": "pw-adm", "roles": ["admin"]},
+    ]
+    return import_exam(ctx, folder, doc)
+
+
+def ask(client: TestClient, exam: str, ticket: str, text: str = "刷脸一直失败") -> Response:
+    r: Response = client.post(
+        "/api/v1/candidate/login-help",
+        data={"exam_id": exam, "ticket": ticket, "text": text},
+        files={"face": ("face.jpg", face("biden.jpg"), "image/jpeg")},
+    )
+    return r
+
+
+def fail_logins(
+    client: TestClient, exam: str, ticket: str, n: int, photo: str = "biden.jpg"
+) -> None:
+    for _ in range(n):
+        r = login(client, exam, ticket, photo)
+        assert r.json()["error"]["code"] == "face_mismatch"
+
+
+def poll(client: TestClient, request_id: str, token: str) -> Response:
+    r: Response = client.get(f"/api/v1/candidate/login-help/{request_id}", params={"poll": token})
+    return r
+
+
+def kinds(client: TestClient, staff: str, attempt: str) -> list[str]:
+    body: dict[str, Any] = client.get(
+        f"/api/v1/staff/attempts/{attempt}/events", headers=bearer(staff)
+    ).json()
+    return [e["kind"] for e in body["events"]]
+
+
+def test_approval_lets_the_candidate_in_once(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    exam = _exam(app_ctx, tmp_path / "e")
+    clock.set(T - timedelta(minutes=40))
+    r = ask(client, exam, "1001")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "login_not_open"
+    clock.set(T - timedelta(minutes=20))
+    assert ask(client, exam, "9999").status_code == 404
+    fail_logins(client, exam, "1001", 2)
+    r = ask(client, exam, "1001")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "login_help_too_early"
+    fail_logins(client, exam, "1001", 1)
+    r = ask(client, exam, "1001")
+    assert r.status_code == 201, r.text
+    request_id, token = r.json()["request_id"], r.json()["poll_token"]
+    assert poll(client, request_id, token).json() == {
+        "request_id": request_id,
+        "status": "pending",
+        "reason": None,
+    }
+    assert poll(client, request_id, "guess").status_code == 404
+
+    # Tech support of the room sees it with both photos; others do not.
+    t1 = staff_token(client, "t1", "pw-t1")
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert [(x["request_id"], x["ticket"], x["name"], x["text"]) for x in listed] == [
+        (request_id, "1001", "奥巴马", "刷脸一直失败")
+    ]
+    assert [f["code"] for f in listed[0]["recent_failures"]] == ["face_mismatch"] * 3
+    capture = client.get(listed[0]["face_url"], headers=bearer(t1))
+    assert capture.status_code == 200 and capture.content == face("biden.jpg")
+    enrolment = client.get(listed[0]["photo_url"], headers=bearer(t1))
+    assert enrolment.status_code == 200 and enrolment.content == face("obama.jpg")
+    assert client.get(listed[0]["face_url"]).status_code == 401
+    t2 = staff_token(client, "t2", "pw-t2")
+    assert client.get("/api/v1/staff/login-help", headers=bearer(t2)).json()["requests"] == []
+    assert client.get(listed[0]["face_url"], headers=bearer(t2)).status_code == 403
+    r = client.post(
+        f"/api/v1/staff/login-help/{request_id}/approve", headers=bearer(t2), json={"reason": "x"}
+    )
+    assert r.status_code == 403
+    p1 = staff_token(client, "p1", "pw-p1")  # a proctor, not tech support
+    assert client.get("/api/v1/staff/login-help", headers=bearer(p1)).status_code == 403
+    adm = staff_token(client, "adm", "pw-adm")
+    assert len(client.get("/api/v1/staff/login-help", headers=bearer(adm)).json()["requests"]) == 1
+
+    # Approve with a reason.
+    r = client.post(
+        f"/api/v1/staff/login-help/{request_id}/approve", headers=bearer(t1), json={"reason": ""}
+    )
+    assert r.status_code == 422
+    clock.advance(timedelta(seconds=40))
+    r = client.post(
+        f"/api/v1/staff/login-help/{request_id}/approve",
+        headers=bearer(t1),
+        json={"reason": "视频核对身份证，本人无误"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    r = client.post(
+        f"/api/v1/staff/login-help/{request_id}/reject", headers=bearer(t1), json={"reason": "x"}
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "already_decided"
+    assert client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"] == []
+
+    # The first poll carries the session, once.
+    first = poll(client, request_id, token).json()
+    assert first["status"] == "approved" and first["reason"] == "视频核对身份证，本人无误"
+    assert first["stage"] == "lot" and first["token"]
+    state = client.get("/api/v1/candidate/state", headers=bearer(first["token"])).json()
+    assert state["candidate"]["ticket"] == "1001"
+    again = poll(client, request_id, token).json()
+    assert again["status"] == "approved" and "token" not in again and again["token_issued"]
+
+    attempt = first["attempt_id"]
+    log = kinds(client, t1, attempt)
+    assert log[-3:] == ["login_help_requested", "login_approved_manually", "login"]
+    events = client.get(f"/api/v1/staff/attempts/{attempt}/events", headers=bearer(t1)).json()
+    approved = next(e for e in events["events"] if e["kind"] == "login_approved_manually")
+    assert approved["actor"] == "staff:t1"
+    assert approved["data"]["reason"] == "视频核对身份证，本人无误"
+    detail = client.get(f"/api/v1/staff/attempts/{attempt}", headers=bearer(t1)).json()
+    assert detail["face_verified_at"] == "2030-06-01T00:40:40Z"  # verified at the approval
+
+
+def test_rejection_and_a_newer_request_replacing_a_pending_one(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    exam = _exam(app_ctx, tmp_path / "e")
+    clock.set(T - timedelta(minutes=20))
+    fail_logins(client, exam, "1001", 3)
+    old = ask(client, exam, "1001").json()
+    new = ask(client, exam, "1001", text="第二次申请").json()
+    assert poll(client, old["request_id"], old["poll_token"]).json()["status"] == "cancelled"
+    t1 = staff_token(client, "t1", "pw-t1")
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert [x["request_id"] for x in listed] == [new["request_id"]]
+    r = client.post(
+        f"/api/v1/staff/login-help/{old['request_id']}/approve",
+        headers=bearer(t1),
+        json={"reason": "x"},
+    )
+    assert r.status_code == 409
+
+    r = client.post(
+        f"/api/v1/staff/login-help/{new['request_id']}/reject",
+        headers=bearer(t1),
+        json={"reason": "现场照片不是本人"},
+    )
+    assert r.status_code == 200
+    body = poll(client, new["request_id"], new["poll_token"]).json()
+    assert body == {
+        "request_id": new["request_id"],
+        "status": "rejected",
+        "reason": "现场照片不是本人",
+    }
+    attempt = listed[0]["attempt_id"]
+    assert kinds(client, t1, attempt)[-1] == "login_help_rejected"
+    detail = client.get(f"/api/v1/staff/attempts/{attempt}", headers=bearer(t1)).json()
+    assert detail["face_verified_at"] is None and detail["stage"] == "not_logged_in"
+
+
+def test_window_and_one_live_session_rules(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    exam = _exam(app_ctx, tmp_path / "e")
+    t1 = staff_token(client, "t1", "pw-t1")
+
+    # Approved too late: the exam is over for a candidate who never entered.
+    clock.set(T - timedelta(minutes=20))
+    fail_logins(client, exam, "1002", 3, photo="obama2.jpg")  # 1002 is Biden
+    late = ask(client, exam, "1002").json()
+    clock.set(T + timedelta(minutes=21))
+    r = client.post(
+        f"/api/v1/staff/login-help/{late['request_id']}/approve",
+        headers=bearer(t1),
+        json={"reason": "ok"},
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "exam_over"
+    assert ask(client, exam, "1002").json()["error"]["code"] == "exam_over"
+
+    # Approved in time, but another device holds a live session: refused and logged.
+    clock.set(T - timedelta(minutes=20))
+    live = login(client, exam, "1001", "obama2.jpg").json()["token"]
+    fail_logins(client, exam, "1001", 3)
+    req = ask(client, exam, "1001").json()
+    client.post(
+        f"/api/v1/staff/login-help/{req['request_id']}/approve",
+        headers=bearer(t1),
+        json={"reason": "ok"},
+    )
+    r = poll(client, req["request_id"], req["poll_token"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "session_active_elsewhere"
+    # Once the other device has gone quiet, the approval logs in and replaces it.
+    clock.advance(timedelta(seconds=25))
+    body = poll(client, req["request_id"], req["poll_token"]).json()
+    assert body["token"]
+    r = client.get("/api/v1/candidate/state", headers=bearer(live))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "session_revoked"
+    attempt = body["attempt_id"]
+    assert "session_active_elsewhere" in kinds(client, t1, attempt)
+
+    # Not a JPEG.
+    r = client.post(
+        "/api/v1/candidate/login-help",
+        data={"exam_id": exam, "ticket": "1001", "text": "x"},
+        files={"face": ("face.jpg", b"GIF89a", "image/jpeg")},
+    )
+    assert r.status_code == 422
