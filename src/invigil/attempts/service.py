@@ -83,6 +83,42 @@ def _login_refused(
     return APIError(status, code, message, keep_changes=True, **extra)
 
 
+def check_login_window(exam: Exam, attempt: Attempt | None, now: datetime) -> None:
+    """Login opens at T - login_opens_before; it closes at the deadline for those who never
+    entered and when uploads close for those who did."""
+    if now < exam.login_opens_at:
+        raise APIError(
+            403,
+            "login_not_open",
+            f"登录尚未开放，将于 {iso(exam.login_opens_at)} 开放。",
+            opens_at=iso(exam.login_opens_at),
+        )
+    if attempt is None:
+        return
+    if now >= exam.uploads_close_at or (attempt.entered_at is None and now >= exam.deadline):
+        raise APIError(403, "exam_over", "本场考试已结束，无法登录。")
+
+
+def login_target(
+    session: Session, exam_id: str, ticket: str, now: datetime
+) -> tuple[Exam, Candidate, Attempt]:
+    """The exam, candidate and attempt a login (or a request for manual approval) is for,
+    once the login window allows it."""
+    exam = session.get(Exam, exam_id)
+    if exam is None:
+        raise APIError(404, "unknown_exam", "找不到这场考试，请检查考试链接是否正确。")
+    check_login_window(exam, None, now)
+    candidate = session.scalar(
+        select(Candidate).where(Candidate.exam_id == exam.id, Candidate.ticket == ticket.strip())
+    )
+    if candidate is None:
+        log.info("login with unknown ticket for exam %s", exam.id)
+        raise APIError(404, "unknown_candidate", "准考证号不存在，请核对后重新输入。")
+    attempt = session.scalars(select(Attempt).where(Attempt.candidate_id == candidate.id)).one()
+    check_login_window(exam, attempt, now)
+    return exam, candidate, attempt
+
+
 def login(
     session: Session,
     ctx: AppContext,
@@ -93,27 +129,7 @@ def login(
     client_info: dict[str, str],
 ) -> LoginResult:
     now = ctx.clock.now()
-    exam = session.get(Exam, exam_id)
-    if exam is None:
-        raise APIError(404, "unknown_exam", "找不到这场考试，请检查考试链接是否正确。")
-    if now < exam.login_opens_at:
-        raise APIError(
-            403,
-            "login_not_open",
-            f"登录尚未开放，将于 {iso(exam.login_opens_at)} 开放。",
-            opens_at=iso(exam.login_opens_at),
-        )
-    candidate = session.scalar(
-        select(Candidate).where(Candidate.exam_id == exam.id, Candidate.ticket == ticket.strip())
-    )
-    if candidate is None:
-        log.info("login with unknown ticket for exam %s", exam.id)
-        raise APIError(404, "unknown_candidate", "准考证号不存在，请核对后重新输入。")
-    attempt = session.scalars(select(Attempt).where(Attempt.candidate_id == candidate.id)).one()
-    over = now >= exam.uploads_close_at or (attempt.entered_at is None and now >= exam.deadline)
-    if over:
-        raise APIError(403, "exam_over", "本场考试已结束，无法登录。")
-
+    exam, candidate, attempt = login_target(session, exam_id, ticket, now)
     window = now - timedelta(seconds=ctx.settings.login_window_seconds)
     recent = session.scalar(
         select(func.count()).where(

@@ -63,29 +63,4 @@ def unit_of_work(ctx: AppContext) -> Iterator[Session]:
         session.close()
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: services write, the request commits once at the end.
-
-    Runs with ``scope="function"`` so the commit happens before the response is sent: a client
-    is never told "stored" about something that is not yet durable.
-    """
-    ctx: AppContext = request.app.state.ctx
-    session = ctx.db.session()
-    try:
-        yield session
-        session.commit()
-    except APIError as exc:
-        if exc.keep_changes:
-            session.commit()
-        else:
-            session.rollback()
-        raise
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
 Ctx = Annotated[AppContext, Depends(get_context)]
-DbSession = Annotated[Session, Depends(get_session, scope="function")]

@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 
 from invigil.attempts import events, sessions
 from invigil.attempts.models import Attempt, Event
-from invigil.attempts.service import current_stage
+from invigil.attempts.service import check_login_window, current_stage, login_target
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.db import new_id
 from invigil.core.errors import APIError, forbidden, not_found
 from invigil.core.security import new_token, token_digest
-from invigil.exams.models import Candidate, Exam
+from invigil.exams.models import Candidate
 from invigil.proctoring.models import (
     APPROVED,
     CANCELLED,
@@ -43,19 +43,6 @@ DECIDING_ROLES = frozenset({"tech", "admin"})
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def _exam_open(exam: Exam, attempt: Attempt, now: Any) -> None:
-    """The login window rules of a face login, for a manual one."""
-    if now < exam.login_opens_at:
-        raise APIError(
-            403,
-            "login_not_open",
-            f"登录尚未开放，将于 {iso(exam.login_opens_at)} 开放。",
-            opens_at=iso(exam.login_opens_at),
-        )
-    if now >= exam.uploads_close_at or (attempt.entered_at is None and now >= exam.deadline):
-        raise APIError(403, "exam_over", "本场考试已结束，无法登录。")
-
-
 def request_help(
     session: Session,
     ctx: AppContext,
@@ -65,16 +52,7 @@ def request_help(
     text: str,
 ) -> dict[str, Any]:
     now = ctx.clock.now()
-    exam = session.get(Exam, exam_id)
-    if exam is None:
-        raise APIError(404, "unknown_exam", "找不到这场考试，请检查考试链接是否正确。")
-    candidate = session.scalar(
-        select(Candidate).where(Candidate.exam_id == exam.id, Candidate.ticket == ticket.strip())
-    )
-    if candidate is None:
-        raise APIError(404, "unknown_candidate", "准考证号不存在，请核对后重新输入。")
-    attempt = session.scalars(select(Attempt).where(Attempt.candidate_id == candidate.id)).one()
-    _exam_open(exam, attempt, now)
+    exam, candidate, attempt = login_target(session, exam_id, ticket, now)
     failures = session.scalar(
         select(func.count()).where(Event.attempt_id == attempt.id, Event.kind == "login_failed")
     )
@@ -163,7 +141,7 @@ def poll(
     now = ctx.clock.now()
     attempt = session.get(Attempt, req.attempt_id)
     assert attempt is not None
-    _exam_open(attempt.exam, attempt, now)
+    check_login_window(attempt.exam, attempt, now)
     alive = timedelta(seconds=ctx.settings.session_alive_seconds)
     if sessions.live_sessions(session, attempt.id, "candidate", now, alive):
         events.append(
@@ -287,7 +265,7 @@ def decide(
     attempt = session.get(Attempt, req.attempt_id)
     assert attempt is not None
     if approve:
-        _exam_open(attempt.exam, attempt, now)
+        check_login_window(attempt.exam, attempt, now)
         attempt.face_verified_at = attempt.face_verified_at or now
     req.status = APPROVED if approve else REJECTED
     req.decided_at = now
