@@ -1,0 +1,211 @@
+"""Browser tests of the desk client: real headless Chromium driven by Playwright, with a fake
+camera showing a real face photo (tests/data/faces/obama2.jpg), a fake microphone playing a
+tone, and a live uvicorn server whose clock the test moves.
+
+Chromium comes from Debian (`apt-get install chromium`); Playwright never downloads a browser
+here. Without either, these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import struct
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import uvicorn
+from conftest import FACES, T
+from fastapi import FastAPI
+from PIL import Image
+
+from invigil.core.clock import ensure_utc
+from invigil.core.context import AppContext
+
+CHROMIUM = os.environ.get("INVIGIL_CHROMIUM", "/usr/lib/chromium/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+SCREENS_DIR = Path(__file__).resolve().parents[2] / "docs" / "screens"
+
+
+class ShiftedClock:
+    """Real time, shifted: runs like a wall clock from a chosen instant and can be jumped.
+
+    The desk page's countdowns, heartbeats and 2 s recording chunks all run in real time, so
+    the server's clock has to move too; the test jumps it past the minutes it does not want to
+    wait (entry opening, T, the deadline)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._lock = threading.Lock()
+        self._base = ensure_utc(at)
+        self._mono = time.monotonic()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._base + timedelta(seconds=time.monotonic() - self._mono)
+
+    def set(self, at: datetime) -> None:
+        with self._lock:
+            self._base = ensure_utc(at)
+            self._mono = time.monotonic()
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self.now() + delta)
+
+
+@pytest.fixture
+def clock() -> ShiftedClock:  # overrides the frozen clock of tests/conftest.py
+    return ShiftedClock(T - timedelta(minutes=15))  # login and lot drawing open
+
+
+def _face_y4m(
+    path: Path, photo: Path, width: int = 640, height: int = 480, frames: int = 12
+) -> None:
+    """A y4m (4:2:0) of the photo centred on a grey background, gently moving so the encoder
+    has something to do; Chromium loops it as the camera."""
+    img = Image.open(photo).convert("RGB")
+    scale = min((height * 0.95) / img.height, (width * 0.8) / img.width)
+    img = img.resize((round(img.width * scale), round(img.height * scale)))
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            shift = round(3 * math.sin(2 * math.pi * i / frames))
+            canvas = Image.new("RGB", (width, height), (150, 150, 150))
+            canvas.paste(img, ((width - img.width) // 2 + shift, (height - img.height) // 2))
+            ycc = np.asarray(canvas.convert("YCbCr"), dtype=np.uint8)
+            y = ycc[:, :, 0]
+            u = ycc[:, :, 1].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+            v = ycc[:, :, 2].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+            out.write(b"FRAME\n")
+            out.write(y.tobytes())
+            out.write(u.round().astype(np.uint8).tobytes())
+            out.write(v.round().astype(np.uint8).tobytes())
+
+
+def _tone_wav(path: Path, seconds: float = 3.0, rate: int = 48000) -> None:
+    """A 220 Hz tone that swells and fades like speech: the level meter moves."""
+    n = int(seconds * rate)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        frames = bytearray()
+        for i in range(n):
+            t = i / rate
+            env = 0.5 * (1 - math.cos(2 * math.pi * t / 1.5))
+            frames += struct.pack("<h", int(12000 * env * math.sin(2 * math.pi * 220 * t)))
+        w.writeframes(bytes(frames))
+
+
+@pytest.fixture(scope="package")
+def media_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("fake-media")
+    y4m, wav = folder / "face.y4m", folder / "tone.wav"
+    _face_y4m(y4m, FACES / "obama2.jpg")
+    _tone_wav(wav)
+    return y4m, wav
+
+
+@pytest.fixture(scope="package")
+def browser(media_files: tuple[Path, Path]) -> Iterator[Any]:
+    y4m, wav = media_files
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={y4m}",
+                f"--use-file-for-fake-audio-capture={wav}",
+                "--auto-accept-this-tab-capture",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@dataclass
+class Live:
+    url: str
+    ctx: AppContext
+    clock: ShiftedClock
+    exam_id: str
+
+    def desk(self) -> str:
+        return f"{self.url}/desk/?exam={self.exam_id}"
+
+
+def _serve(app: FastAPI) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def live(app: FastAPI, app_ctx: AppContext, clock: ShiftedClock, exam_id: str) -> Iterator[Live]:
+    for url in _serve(app):
+        yield Live(url, app_ctx, clock, exam_id)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("dialog", lambda d: d.accept())
+    pg.js_errors = errors
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    yield pg
+    if request.node.stash.get(FAILED, False):
+        # What the candidate saw when it failed: the page text, a screenshot, the console.
+        try:
+            pg.screenshot(path=str(tmp_path / "failure.png"))
+            print("--- page text at failure ---\n" + pg.inner_text("body"))
+        except Exception as exc:  # the page may be gone
+            print(f"(no page: {exc})")
+        print("--- console ---\n" + "\n".join(console[-40:]))
+        print(f"screenshot: {tmp_path / 'failure.png'}")
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def screens() -> Path | None:
+    """Where screenshots go: docs/screens with INVIGIL_SCREENSHOTS=1, else none are taken."""
+    if os.environ.get("INVIGIL_SCREENSHOTS"):
+        SCREENS_DIR.mkdir(parents=True, exist_ok=True)
+        return SCREENS_DIR
+    return None

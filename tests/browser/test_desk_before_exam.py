@@ -1,0 +1,116 @@
+"""Before the exam starts: failed face logins, 进入考试 before its time and after entry closed,
+and the phone binding that 进入考试 waits for."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from conftest import T, exam_doc, import_exam
+from playwright.sync_api import Page, expect
+
+from . import flow
+from .conftest import Live
+
+WARNINGS = """
+navigator.getBattery = async () => ({ level: 0.3, charging: false });
+const enumerate = MediaDevices.prototype.enumerateDevices;
+MediaDevices.prototype.enumerateDevices = async function () {
+  const list = await enumerate.call(this);
+  return [...list, { kind: "videoinput", label: "OBS Virtual Camera", deviceId: "obs", groupId: "obs" }];
+};
+"""
+
+
+def test_login_failures_then_entry_before_its_time_and_after_it_closed(
+    page: Page, live: Live, screens: Path | None
+) -> None:
+    # A laptop on battery at 30 %, a second monitor, and OBS's virtual camera installed.
+    page.add_init_script(WARNINGS)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.addScreen", {"left": 1280, "top": 0, "width": 1280, "height": 1024})
+    flow.device_check(page, live, proceed=False)
+    checks = page.locator(".checklist")
+    expect(checks.locator("li.warn")).to_have_count(3)
+    expect(checks).to_contain_text("电量 30%，且未在充电")
+    expect(checks).to_contain_text("检测到多个显示器")
+    expect(checks).to_contain_text("OBS Virtual Camera")
+    flow.next_after_device_check(page)
+    message = page.locator("#login-message")
+    page.get_by_label("准考证号").fill("9999")
+    page.get_by_role("button", name="人脸登录").click()
+    expect(message).to_contain_text("没有找到这个准考证号")
+    # Biden's ticket in front of Obama's face: refused, explained; after three, the help path.
+    page.get_by_label("准考证号").fill("1002")
+    for _ in range(2):
+        page.get_by_role("button", name="人脸登录").click()
+        expect(message).to_contain_text("照片与报名照片不一致")
+        expect(page.get_by_role("button", name="人脸登录")).to_be_enabled()
+    expect(page.locator("#login-help").get_by_role("button", name="求助")).to_be_visible()
+    page.locator("#login-help").get_by_role("button", name="求助").click()
+    expect(page.locator("#login-help")).to_contain_text("技术服务")
+    flow.shot(page, screens, "2b-login-help")
+
+    flow.login(page, "1001")
+    flow.draw_lot(page)
+    flow.read_attachments(page)
+    enter = page.get_by_role("button", name="进入考试")
+    state = page.locator("#enter-state")
+    expect(state).to_contain_text("将于 2030-06-01 08:50 开放")
+    expect(enter).to_be_disabled()
+    page.get_by_role("button", name="刷新", exact=True).click()
+    expect(enter).to_be_disabled()
+    assert page.evaluate("window.__invigil.uploads().length") == 0
+
+    live.clock.set(T + timedelta(minutes=3, seconds=1))  # entry closed at T+3
+    # The page notices by itself (heartbeat); 【刷新】 would do it at once.
+    expect(page.locator("main")).to_contain_text(
+        "入场时间已于 2030-06-01 09:03 结束", timeout=10000
+    )
+    flow.shot(page, screens, "6c-entry-closed")
+    # The English switch, and back.
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("main h1")).to_have_text("Entry closed")
+    page.get_by_role("button", name="中文").click()
+    expect(page.locator("main h1")).to_have_text("未能入场")
+
+
+def test_enter_waits_for_the_recording_phone(
+    page: Page, live: Live, screens: Path | None, tmp_path: Path
+) -> None:
+    doc = exam_doc()
+    doc["exam"]["rules"]["evidence_camera"] = "required"
+    exam_id = import_exam(live.ctx, tmp_path / "evidence-exam", doc)
+    live.exam_id = exam_id
+    flow.device_check(page, live)
+    flow.login(page)
+
+    code = page.locator("#binding-code strong")
+    expect(code).to_have_text(re.compile(r"^\d{8}$"))
+    expect(page.locator("#qr img")).to_be_visible()
+    page.wait_for_function("document.querySelector('#qr img').naturalWidth > 100")  # it decodes
+    status = page.locator("#phone-status")
+    expect(status).to_contain_text("手机尚未绑定")
+    flow.shot(page, screens, "3-binding")
+    with httpx.Client(base_url=live.url) as phone:
+        r = phone.post("/api/v1/phone/bind", json={"code": code.inner_text()})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        assert phone.post(
+            "/api/v1/phone/status", json={"state": "sweeping"}, headers=auth
+        ).is_success
+        expect(status).to_contain_text("手机正在环拍房间", timeout=10000)
+        page.get_by_role("button", name="下一步").click()
+        flow.draw_lot(page)
+        flow.read_attachments(page)
+        live.clock.set(T - timedelta(minutes=9))
+        page.get_by_role("button", name="刷新", exact=True).click()
+        enter = page.get_by_role("button", name="进入考试")
+        expect(page.locator("#enter-state")).to_contain_text("手机佐证摄像头尚未开始录制")
+        expect(enter).to_be_disabled()
+        assert phone.post(
+            "/api/v1/phone/status", json={"state": "recording"}, headers=auth
+        ).is_success
+        expect(enter).to_be_enabled(timeout=10000)
