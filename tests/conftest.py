@@ -136,6 +136,7 @@ def exam_doc(**overrides: Any) -> dict[str, Any]:
         "staff": [
             {"username": "p1", "password": "pw-p1", "roles": ["proctor"], "rooms": ["R01"]},
             {"username": "p2", "password": "pw-p2", "roles": ["proctor"], "rooms": ["R02"]},
+            {"username": "tech1", "password": "pw-tech1", "roles": ["tech"], "rooms": ["R01"]},
             {"username": "rev", "password": "pw-rev", "roles": ["reviewer"]},
             {"username": "exm", "password": "pw-exm", "roles": ["examiner"]},
         ],

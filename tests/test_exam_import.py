@@ -59,13 +59,13 @@ def test_valid_file_imports_and_prints_exam_id(cli_env: dict[str, str], tmp_path
         "candidates": 3,
         "attempts": 3,
         "questions": 2,
-        "staff_users": 4,
+        "staff_users": 5,
         "jobs": 1,  # the lot auto-assignment
     }
     assert len(exam_id) == 32
     # Importing a second exam with the same staff updates them instead of failing.
     assert _run(cli_env, path).exit_code == 0
-    assert _counts(cli_env["INVIGIL_DATABASE_URL"])["staff_users"] == 4
+    assert _counts(cli_env["INVIGIL_DATABASE_URL"])["staff_users"] == 5
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:

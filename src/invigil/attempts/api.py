@@ -17,6 +17,7 @@ from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError
+from invigil.proctoring.warnings import warnings_for
 
 router = APIRouter(prefix="/api/v1/candidate", tags=["candidate"])
 
@@ -109,7 +110,12 @@ def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
     with as_candidate(request, ctx) as (session, me):
         now = ctx.clock.now()
         me.auth.last_seen_at = now
-        return {"now": iso(now), "stage": service.current_stage(session, me.attempt, now)}
+        return {
+            "now": iso(now),
+            "stage": service.current_stage(session, me.attempt, now),
+            # Proctor warnings reach the desk within one heartbeat.
+            "warnings": warnings_for(session, me.attempt.id),
+        }
 
 
 @router.post("/lot")

@@ -443,6 +443,7 @@ VIEWS.login = () => {
       go.disabled = false;
       return;
     }
+    S.lastFace = jpeg;
     clear(shot).append(h("img", { src: URL.createObjectURL(jpeg), alt: L("本次拍摄的照片", "The photo taken") }));
     const form = new FormData();
     form.append("exam_id", examId);
@@ -522,15 +523,90 @@ function showLoginHelp(box) {
   clear(box).append(
     h("div", { class: "help-box" },
       h("p", null, L("已连续多次未通过人脸识别。", "Face check failed several times.")),
-      button(L("求助", "Help"), () => {
-        clear(box).append(h("div", { class: "help-box" },
-          h("h2", null, L("联系技术服务", "Contact tech support")),
-          h("p", null, L("您的每次登录尝试都已记录，技术服务人员可以看到。请保持本页面打开，并拨打考试通知中的技术服务电话，说明您的准考证号；工作人员核实身份后会为您人工通过，届时再点击【人脸登录】即可。", "Each attempt is recorded and visible to tech support. Keep this page open and call the tech support number in your notice with your ticket number; once they approve you by hand, click Log in again.")),
-          h("p", null, L("常见原因：光线太暗或背光、戴了帽子或口罩、离摄像头太远。", "Common causes: poor or back light, hat or mask, too far from the camera.")),
-        ));
-      }, { class: "secondary", aria: "求助" }),
+      button(L("求助", "Help"), () => askTechSupport(box), { class: "secondary", aria: "求助" }),
     ),
   );
+}
+
+// After repeated failures the candidate asks tech support, who compare the last capture with
+// the enrolment photo and let them in by hand; the page waits for the decision.
+function askTechSupport(box) {
+  const text = h("textarea", { id: "login-help-text", rows: 3, maxlength: 1000, "aria-label": L("说明", "Message") });
+  const msg = h("div", { "aria-live": "polite" });
+  const send = button(L("提交求助", "Send to tech support"), submit, { class: "primary" });
+  clear(box).append(h("div", { class: "help-box" },
+    h("h2", null, L("联系技术服务", "Contact tech support")),
+    h("p", null, L("技术服务人员将把您刚才拍摄的照片与报名照片人工比对。请简单说明情况（可不填），然后点击【提交求助】，并保持本页面打开。", "Tech support will compare your last photo with your enrolment photo by hand. Describe the problem (optional), click Send and keep this page open.")),
+    h("p", null, L("常见原因：光线太暗或背光、戴了帽子或口罩、离摄像头太远。", "Common causes: poor or back light, hat or mask, too far from the camera.")),
+    text, h("div", { class: "actions" }, send), msg));
+
+  async function submit() {
+    const ticket = store.ticket || ($("#ticket") && $("#ticket").value.trim());
+    if (!ticket) {
+      clear(msg).append(note("error", L("请先输入准考证号。", "Enter your ticket number first.")));
+      return;
+    }
+    const form = new FormData();
+    form.append("exam_id", examId);
+    form.append("ticket", ticket);
+    form.append("text", text.value.trim());
+    if (S.lastFace) form.append("face", S.lastFace, "face.jpg");
+    send.disabled = true;
+    try {
+      const r = await api.request("POST", "/api/v1/candidate/login-help", { form, token: null });
+      clear(msg).append(note("info", L("已提交，正在等待技术服务审核，请不要关闭本页面…", "Sent. Waiting for tech support; keep this page open…")));
+      waitForDecision(r.request_id, r.poll_token, msg, send);
+    } catch (err) {
+      send.disabled = false;
+      clear(msg).append(note("error", err instanceof ApiError ? err.message : String(err)));
+    }
+  }
+}
+
+async function waitForDecision(id, poll, msg, send) {
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 3000));
+    let r;
+    try {
+      r = await api.request("GET", `/api/v1/candidate/login-help/${encodeURIComponent(id)}?poll=${encodeURIComponent(poll)}`, { token: null });
+    } catch (err) {
+      if (err instanceof ApiError && err.code !== "network") {
+        clear(msg).append(note("error", err.message));
+        send.disabled = false;
+        return;
+      }
+      continue; // offline for a moment: keep waiting
+    }
+    if (r.status === "rejected") {
+      clear(msg).append(note("error", L("技术服务未通过：", "Tech support declined: "), r.reason || ""));
+      send.disabled = false;
+      return;
+    }
+    if (r.status === "approved" && r.token) {
+      await loggedIn(r);
+      return;
+    }
+  }
+}
+
+// Proctor warnings: shown on every stage until the candidate acknowledges each one.
+function showWarnings(list) {
+  if (!Array.isArray(list)) return;
+  let box = $("#warnings");
+  if (!box) {
+    box = h("div", { id: "warnings" });
+    document.body.prepend(box);
+  }
+  clear(box);
+  for (const w of list.filter((x) => x.seq > (store.warningsSeen || 0))) {
+    box.append(h("div", { class: "banner warn", role: "alert" },
+      L("监考员提醒：", "Warning from the proctor: "), w.text, " ",
+      button(L("知道了", "Got it"), () => {
+        store.warningsSeen = Math.max(store.warningsSeen || 0, w.seq);
+        save();
+        showWarnings(list);
+      }, { class: "secondary" })));
+  }
 }
 
 async function loggedIn(r) {
@@ -590,6 +666,7 @@ async function refreshState() {
   const st = await api.get("/api/v1/candidate/state");
   S.clock.observe(st.now, t0, performance.now());
   S.state = st;
+  showWarnings(st.warnings);
   return st;
 }
 
@@ -602,6 +679,7 @@ function startHeartbeat() {
     try {
       const r = await api.post("/api/v1/candidate/heartbeat");
       S.clock.observe(r.now, t0, performance.now());
+      showWarnings(r.warnings);
       onServerStage(r.stage);
     } catch {
       /* offline: the banner says so; 401 is handled by sessionLost */
