@@ -67,6 +67,10 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def has_handler(kind: str) -> bool:
+    return kind in _handlers
+
+
 def enqueue(
     session: Session,
     kind: str,

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def _finalized_answer(rec: Recording, chunks: int, sha256: str) -> dict[str, Any
 
 
 def finalize(
-    ctx: AppContext, who_of: Any, recording_id: str, chunks: int, sha256: str
+    ctx: AppContext, who_of: Callable[[Session], Actor], recording_id: str, chunks: int, sha256: str
 ) -> dict[str, Any]:
     """Check that chunks 0..N-1 are all held and hash to ``sha256`` in order, write their exact
     join durably, then mark the recording finalized and queue its assembly in one transaction.

@@ -39,7 +39,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def analysis_registered() -> bool:
-    return ANALYSE_JOB in jobs._handlers
+    return jobs.has_handler(ANALYSE_JOB)
 
 
 def _write_temp(ctx: AppContext, data: bytes) -> Path:
