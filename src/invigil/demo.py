@@ -44,6 +44,14 @@ NOTICE = """考生须知（模拟考试）
 """
 
 
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def _pending(page: str) -> str:
+    """Say so when a page of the contract is not built yet, instead of printing a dead link."""
+    return "" if (WEB_DIR / page / "index.html").is_file() else "  （尚未提供 not built yet）"
+
+
 @dataclass
 class DemoInfo:
     exam_id: str
@@ -58,11 +66,11 @@ class DemoInfo:
             f"  考试 exam: {self.title}  (id {self.exam_id})",
             f"  开考时间 starts at: {local:%Y-%m-%d %H:%M:%S} (UTC+8)",
             "",
-            f"  考生端 desk:        {base_url}/desk/?exam={self.exam_id}",
-            f"  手机端 phone:       {base_url}/m/",
-            f"  监考台 proctor:     {base_url}/proctor/",
-            f"  评审 review:        {base_url}/review/",
-            f"  管理 admin:         {base_url}/admin/",
+            f"  考生端 desk:        {base_url}/desk/?exam={self.exam_id}{_pending('desk')}",
+            f"  手机端 phone:       {base_url}/m/{_pending('m')}",
+            f"  监考台 proctor:     {base_url}/proctor/{_pending('proctor')}",
+            f"  评审 review:        {base_url}/review/{_pending('review')}",
+            f"  管理 admin:         {base_url}/admin/{_pending('admin')}",
             f"  接口 API docs:      {base_url}/docs",
             "",
             "  考生 candidates (准考证号 ticket — 姓名; 首次人脸登录的照片即为比对基准):",
