@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -31,6 +36,24 @@ FACES = Path(__file__).parent / "data" / "faces"
 PG_URL = os.environ.get("INVIGIL_TEST_DATABASE_URL")
 # Exam start used by most tests: 2030-06-01 09:00 in Beijing.
 T = datetime(2030, 6, 1, 1, 0, 0, tzinfo=UTC)
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run the app under a real uvicorn server on a free loopback port (browsers, concurrency)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def face(name: str) -> bytes:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from conftest import T, bearer, exam_doc, import_exam, login, staff_token
+from conftest import T, bearer, exam_doc, import_exam, login, serve, staff_token
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -50,17 +46,8 @@ def _tokens(ctx: AppContext, exam_id: str, room: str) -> list[str]:
 
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
 
 
 def test_draw_is_stable_and_audited(client: TestClient, clock: FrozenClock, exam_id: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import struct
 import threading
 import time
@@ -23,8 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
-from conftest import FACES, T
+from conftest import FACES, T, serve
 from fastapi import FastAPI
 from PIL import Image
 
@@ -146,23 +144,9 @@ class Live:
         return f"{self.url}/desk/?exam={self.exam_id}"
 
 
-def _serve(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
 @pytest.fixture
 def live(app: FastAPI, app_ctx: AppContext, clock: ShiftedClock, exam_id: str) -> Iterator[Live]:
-    for url in _serve(app):
+    with serve(app) as url:
         yield Live(url, app_ctx, clock, exam_id)
 
 
