@@ -230,7 +230,7 @@ def _missing_uploads(session: Session, ctx: Any, request: Request, exam_id: str)
             .join(Room, Room.id == Attempt.room_id)
             .where(Attempt.exam_id == exam.id, Attempt.entered_at.is_not(None))
             .order_by(Room.code, Candidate.ticket)
-        ).tuples()
+        ).all()
         if can_see_room(session, user, r.id)
     ]
     recordings = status.summaries(session, [a.id for a, _, _ in rows])

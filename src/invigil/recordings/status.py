@@ -49,7 +49,7 @@ def summaries(session: Session, attempt_ids: list[str]) -> dict[str, list[dict[s
             select(Chunk.recording_id, func.count(), func.sum(Chunk.size), func.max(Chunk.seq))
             .where(Chunk.recording_id.in_([r.id for r in recs]))
             .group_by(Chunk.recording_id)
-        ).tuples()
+        ).all()
     }
     for rec in recs:
         count, total, top = stats.get(rec.id, (0, 0, None))
