@@ -59,6 +59,8 @@ def _free_port() -> int:
 def setup(url: str, data: Path, n: int) -> dict[str, Any]:
     """An exam with rooms of 30, N entered candidates with desk and phone sessions, and one
     proctor of the first room."""
+    from data import load_test_exam
+
     from invigil.attempts import sessions
     from invigil.attempts.models import Attempt
     from invigil.core.clock import SystemClock
@@ -68,7 +70,7 @@ def setup(url: str, data: Path, n: int) -> dict[str, Any]:
     from invigil.core.migrate import upgrade
     from invigil.core.security import hash_password
     from invigil.core.storage import LocalBlobStore
-    from invigil.exams.models import Candidate, Exam, Room
+    from invigil.exams.models import Candidate, Room
     from invigil.staff.models import StaffRoom, StaffUser
 
     upgrade(url)
@@ -77,24 +79,9 @@ def setup(url: str, data: Path, n: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     plan: dict[str, Any] = {"candidates": [], "watched": []}
     with transaction(ctx.db) as session:
-        exam = Exam(
-            title="console benchmark",
-            starts_at=now - timedelta(minutes=1),
-            utc_offset_minutes=480,
-            duration_s=4 * 3600,
-            login_opens_before_s=1800,
-            entry_opens_before_s=600,
-            entry_closes_after_s=180,
-            lot_closes_before_s=600,
-            upload_grace_after_s=1800,
-            evidence_camera=True,
-            liveness=False,
-            practice=False,
-            help_phone="",
-            created_at=now,
+        exam = load_test_exam(
+            session, now, title="console benchmark", starts_at=now - timedelta(minutes=1)
         )
-        session.add(exam)
-        session.flush()
         rooms: list[Room] = []
         for i in range(n):
             if i % WATCHED == 0:

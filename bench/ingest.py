@@ -334,30 +334,17 @@ class InvigilTarget(Target):
         )
 
     def _exam(self) -> None:
+        from data import load_test_exam
+
         from invigil.core.db import transaction
-        from invigil.exams.models import Exam, Room
+        from invigil.exams.models import Room
 
         ctx = self._ctx()
         now = datetime.now(UTC)
         with transaction(ctx.db) as session:
-            exam = Exam(
-                title="ingest benchmark",
-                starts_at=now + timedelta(minutes=5),
-                utc_offset_minutes=480,
-                duration_s=4 * 3600,
-                login_opens_before_s=1800,
-                entry_opens_before_s=600,
-                entry_closes_after_s=180,
-                lot_closes_before_s=600,
-                upload_grace_after_s=1800,
-                evidence_camera=True,
-                liveness=False,
-                practice=False,
-                help_phone="",
-                created_at=now,
+            exam = load_test_exam(
+                session, now, title="ingest benchmark", starts_at=now + timedelta(minutes=5)
             )
-            session.add(exam)
-            session.flush()
             room = Room(exam_id=exam.id, code="B01", name="bench")
             session.add(room)
             session.flush()
