@@ -1,0 +1,728 @@
+// The evidence phone (/m/): bound to one candidate by the desk's QR code (#bind=<token>) or its
+// 8-digit code, it records a guided 360° room sweep, then from behind and to the side records
+// until the candidate stops it after the exam. Recording goes through the upload engine the desk
+// uses (IndexedDB first, deleted on acknowledgement); gaps (page hidden, offline, camera lost)
+// become evidence_gap events with their durations.
+
+import { ApiError, createApi } from "../shared/api.js";
+import { $, clear, h } from "../shared/dom.js";
+import { EventQueue } from "../shared/eventqueue.js";
+import { tr as L, formatBytes } from "../shared/i18n.js";
+import { StreamRecorder, snapshotJpeg } from "../shared/recorder.js";
+import { UploadEngine } from "../shared/upload.js";
+
+const STORE_KEY = "invigil.phone";
+const SWEEP_DEGREES = 330; // the ring completes at this much turning
+const SENSOR_WAIT_MS = 3000; // no orientation event by then: timed sweep instead
+const TIMED_SWEEP_S = 20;
+const SNAPSHOT_MS = 5000;
+const HEARTBEAT_MS = 10000;
+
+const S = {
+  token: null,
+  attemptId: null,
+  info: null, // {candidate, exam}
+  phase: "bind", // bind | sweep | place | recording | uploading | done
+  stateName: null, // what the desk sees: bound | sweeping | recording | stopped
+  engine: null,
+  events: null,
+  stream: null,
+  video: null,
+  recorder: null,
+  sweep: null,
+  gaps: {},
+  wakeLock: null,
+  timers: {},
+  serverDone: false,
+};
+
+const api = createApi({ getToken: () => S.token });
+
+window.__invigil = {
+  S,
+  chunkLog: () => (S.engine ? S.engine.chunkLog() : []),
+  uploads: () => (S.engine ? S.engine.summary() : []),
+  gaps: () => (S.events ? S.events.sent.filter((e) => e.kind === "evidence_gap") : []),
+};
+
+// --- storage ---------------------------------------------------------------------------------
+
+function loadStore() {
+  try {
+    return JSON.parse(localStorage.getItem(STORE_KEY) || "null");
+  } catch {
+    return null;
+  }
+}
+
+function save() {
+  try {
+    localStorage.setItem(STORE_KEY, JSON.stringify({ token: S.token, attemptId: S.attemptId, info: S.info, phase: S.phase }));
+  } catch {
+    /* storage blocked: a reload then asks for the code again */
+  }
+}
+
+function setPhase(phase) {
+  S.phase = phase;
+  save();
+  show(phase);
+}
+
+// --- screens ---------------------------------------------------------------------------------
+
+const VIEWS = {};
+
+function show(name) {
+  const main = clear($("#main"));
+  main.append(VIEWS[name]());
+  document.body.dataset.screen = name;
+}
+
+function who() {
+  if (!S.info) return null;
+  return h("p", { class: "who", id: "who" }, L("考生：{n}（准考证号 {t}）", "Candidate: {n} ({t})", { n: S.info.candidate.name, t: S.info.candidate.ticket }), h("br"), S.info.exam.title);
+}
+
+function button(text, onclick, cls = "big") {
+  return h("button", { type: "button", class: cls, onclick }, text);
+}
+
+function banner(text, cls = "") {
+  const b = $("#banner");
+  if (!text) {
+    b.hidden = true;
+    b.textContent = "";
+    return;
+  }
+  b.className = "phone-banner " + cls;
+  b.textContent = text;
+  b.hidden = false;
+}
+
+function confirmDialog(text, okText) {
+  return new Promise((resolve) => {
+    const close = (v) => {
+      clear($("#overlay"));
+      resolve(v);
+    };
+    $("#overlay").append(
+      h("div", { class: "dialog-back" },
+        h("div", { class: "dialog", role: "dialog", "aria-modal": "true", "aria-label": okText },
+          h("p", null, text),
+          button(L("确定", "OK"), () => close(true), "big danger"),
+          button(L("取消", "Cancel"), () => close(false), "big secondary"))));
+  });
+}
+
+function cameraBox(extra) {
+  if (!S.video) {
+    S.video = h("video", { autoplay: true, muted: true, playsInline: true, id: "preview" });
+    S.video.muted = true;
+  }
+  if (S.stream && S.video.srcObject !== S.stream) S.video.srcObject = S.stream;
+  return h("div", { class: "camera" }, S.video, extra);
+}
+
+VIEWS.bind = () => {
+  const input = h("input", { id: "bind-code", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "8", pattern: "[0-9]*" });
+  const msg = h("p", { class: "error", id: "bind-message", role: "alert" }, S.bindError || "");
+  const go = button(L("绑定", "Bind"), async () => {
+    const code = input.value.replace(/\D/g, "");
+    if (code.length !== 8) {
+      msg.textContent = L("请输入电脑屏幕上显示的 8 位绑定码。", "Enter the 8-digit code shown on the computer.");
+      return;
+    }
+    go.disabled = true;
+    msg.textContent = "";
+    try {
+      await bindWith({ code });
+    } catch (err) {
+      msg.textContent = errorText(err);
+      go.disabled = false;
+    }
+  });
+  return h("section", null,
+    h("h1", null, L("绑定手机佐证摄像头", "Bind this phone")),
+    h("p", { class: "hint" }, L("请用手机相机扫描考试电脑上显示的二维码；或在下方输入电脑上显示的 8 位绑定码。", "Scan the QR code shown on the exam computer, or type its 8-digit code below.")),
+    h("label", { class: "field", for: "bind-code" }, h("span", null, L("绑定码", "Binding code")), input),
+    go,
+    msg);
+};
+
+VIEWS.sweep = () => {
+  const ring = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  ring.setAttribute("viewBox", "0 0 100 100");
+  ring.setAttribute("class", "ring");
+  ring.setAttribute("role", "progressbar");
+  ring.setAttribute("aria-label", L("环拍进度", "Sweep progress"));
+  ring.setAttribute("aria-valuemin", "0");
+  ring.setAttribute("aria-valuemax", "100");
+  ring.setAttribute("aria-valuenow", "0");
+  ring.id = "sweep-ring";
+  const C = 2 * Math.PI * 44;
+  for (const cls of ["track", "bar"]) {
+    const c = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+    c.setAttribute("cx", "50");
+    c.setAttribute("cy", "50");
+    c.setAttribute("r", "44");
+    c.setAttribute("class", cls);
+    if (cls === "bar") {
+      c.setAttribute("stroke-dasharray", String(C));
+      c.setAttribute("stroke-dashoffset", String(C));
+      c.setAttribute("transform", "rotate(-90 50 50)");
+    }
+    ring.append(c);
+  }
+  const label = h("div", { class: "ring-label", id: "sweep-label" }, "0%");
+  const hint = h("p", { class: "hint", id: "sweep-hint" }, L("点击【开始环拍】后，手持手机让前置摄像头对着自己，原地缓慢转身一整圈，让房间四周和桌面都被拍到。", "Press Start sweep, hold the phone with the front camera on you and turn slowly once around so the whole room and desk are filmed."));
+  const msg = h("p", { class: "error", id: "sweep-message", role: "alert" });
+  const confirm = button(L("已转完一圈，完成环拍", "I turned a full circle"), () => finishSweep(), "big");
+  confirm.hidden = true;
+  confirm.disabled = true;
+  confirm.id = "sweep-confirm";
+  const start = button(L("开始环拍", "Start sweep"), async () => {
+    start.disabled = true;
+    msg.textContent = "";
+    try {
+      await startSweep({ ring, bar: ring.lastChild, C, label, hint, confirm });
+      start.hidden = true;
+    } catch (err) {
+      msg.textContent = cameraErrorText(err);
+      start.disabled = false;
+    }
+  });
+  return h("section", null,
+    h("h1", null, L("第一步：360° 环拍房间", "Step 1: 360° room sweep")),
+    who(),
+    cameraBox([ring, label]),
+    hint,
+    start,
+    confirm,
+    msg);
+};
+
+VIEWS.place = () => {
+  const msg = h("p", { class: "error", id: "place-message", role: "alert" });
+  const start = button(L("开始录制", "Start recording"), async () => {
+    start.disabled = true;
+    try {
+      await startRecording();
+    } catch (err) {
+      msg.textContent = cameraErrorText(err);
+      start.disabled = false;
+    }
+  });
+  const box = cameraBox();
+  if (!S.stream) camera().then(() => cameraBox()).catch(() => {});
+  return h("section", null,
+    h("h1", null, L("第二步：摆放手机", "Step 2: place the phone")),
+    who(),
+    h("ol", { class: "guide", id: "place-guide" },
+      h("li", null, L("把手机固定在您身体的侧后方约 45° 处（可用支架或靠在物品上）。", "Fix the phone behind you and to the side, at about 45° (a stand or something to lean on).")),
+      h("li", null, L("画面中应同时看到：您本人、桌面和电脑屏幕。", "The picture must show you, the desk and the computer screen.")),
+      h("li", null, L("接上充电器，保持手机联网；录制期间不要切换到其他应用或接听电话。", "Plug in the charger and stay online; do not switch apps or take calls while recording."))),
+    box,
+    start,
+    msg);
+};
+
+VIEWS.recording = () => {
+  const stats = h("p", { class: "stats", id: "rec-stats", role: "status" });
+  const stop = button(L("结束录制", "Stop recording"), async () => {
+    const ok = await confirmDialog(L("考试结束后才可结束录制。确定结束手机录制吗？", "Stop only after the exam has ended. Stop the phone recording now?"), L("结束录制", "Stop recording"));
+    if (ok) await stopRecording();
+  }, "big danger");
+  const view = h("section", null,
+    h("h1", null, L("正在录制", "Recording")),
+    who(),
+    cameraBox(h("span", { class: "rec-dot" }, "● REC")),
+    h("p", { class: "hint" }, L("请保持手机位置不动、屏幕常亮、联网。考试结束后点击【结束录制】，并等待上传完成。", "Keep the phone still, screen on and online. After the exam press Stop recording and wait for the upload to finish.")),
+    stats,
+    stop);
+  updateStats();
+  return view;
+};
+
+VIEWS.uploading = () => {
+  const bar = h("progress", { id: "upload-progress", max: "100", value: "0", "aria-label": L("上传进度", "Upload progress") });
+  const text = h("p", { class: "stats", id: "upload-text", role: "status" });
+  const view = h("section", null,
+    h("h1", null, L("正在上传", "Uploading")),
+    who(),
+    h("p", { class: "hint" }, L("录制已结束。请保持本页面打开、手机联网，直到显示“上传完成”。", "Recording stopped. Keep this page open and online until it says upload complete.")),
+    bar,
+    text);
+  setTimeout(updateUpload, 0);
+  return view;
+};
+
+VIEWS.done = () =>
+  h("section", null,
+    h("h1", null, L("录制已结束", "Recording stopped")),
+    who(),
+    h("p", { class: "done", id: "upload-done", role: "status" }, L("上传完成", "Upload complete")),
+    h("p", { class: "hint" }, L("手机录像已全部上传。现在可以关闭本页面。", "Everything is uploaded. You may close this page.")));
+
+// --- binding ---------------------------------------------------------------------------------
+
+function errorText(err) {
+  if (err instanceof ApiError) {
+    if (err.offline) return L("网络连接失败，请检查手机网络后重试。", "No network: check the phone's connection and retry.");
+    return err.message || err.code;
+  }
+  return String(err && err.message ? err.message : err);
+}
+
+function cameraErrorText(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError") return L("摄像头权限被拒绝。请在浏览器设置中允许本网站使用摄像头，然后刷新页面。", "Camera permission denied: allow the camera for this site and reload.");
+  if (name === "NotReadableError") return L("摄像头被其他应用占用。请关闭其他使用摄像头的应用后重试。", "Another app is using the camera: close it and retry.");
+  return L("无法打开摄像头：{e}", "Cannot open the camera: {e}", { e: errorText(err) });
+}
+
+async function bindWith(body) {
+  const r = await api.post("/api/v1/phone/bind", body, { token: null });
+  if (S.attemptId && S.attemptId !== r.attempt_id) {
+    // Bound to another candidate now: this page's engine and queue belonged to the first.
+    if (S.engine) S.engine.close();
+    if (S.events) S.events.stop();
+    S.engine = S.events = null;
+  }
+  S.token = r.token;
+  S.attemptId = r.attempt_id;
+  S.info = { candidate: r.candidate, exam: r.exam };
+  S.bindError = null;
+  save();
+  await startServices();
+  setDeskState("bound");
+  setPhase("sweep");
+}
+
+function forget(message) {
+  stopTimers();
+  S.token = null;
+  S.bindError = message;
+  try {
+    localStorage.removeItem(STORE_KEY);
+  } catch {
+    /* ignore */
+  }
+  if (S.engine) S.engine.close();
+  S.engine = null;
+  if (S.events) S.events.stop();
+  S.events = null;
+  setPhase("bind");
+}
+
+async function startServices() {
+  if (!S.engine) {
+    S.engine = new UploadEngine({
+      api,
+      owner: S.attemptId,
+      onChange: () => {
+        updateStats();
+        updateUpload();
+      },
+      onAuthLost: () => banner(L("手机绑定已失效（可能已绑定了另一部手机）。录像仍保存在本机；请在电脑上重新生成绑定码后重新绑定。", "This phone is no longer bound. Recordings are kept here; bind again from the computer."), "warn"),
+    });
+    await S.engine.open();
+  }
+  if (!S.events) {
+    S.events = new EventQueue({ api, storageKey: `invigil.phone.events.${S.attemptId}`, path: "/api/v1/phone/events" });
+    S.events.start();
+  }
+  if (!S.timers.beat) S.timers.beat = setInterval(() => setDeskState(S.stateName), HEARTBEAT_MS);
+}
+
+function stopTimers() {
+  for (const k of Object.keys(S.timers)) {
+    clearInterval(S.timers[k]);
+    delete S.timers[k];
+  }
+}
+
+/** What the desk and staff see; also the phone's heartbeat. */
+function setDeskState(name) {
+  if (!name) return;
+  S.stateName = name;
+  api.post("/api/v1/phone/status", { state: name }).catch((err) => {
+    if (err instanceof ApiError && err.status === 401) forget(L("手机绑定已失效，请重新绑定。", "This phone is no longer bound: bind again."));
+  });
+}
+
+// --- camera ----------------------------------------------------------------------------------
+
+async function camera() {
+  if (S.stream && S.stream.getVideoTracks().some((t) => t.readyState === "live")) return S.stream;
+  const video = { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } };
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video, audio: true });
+  } catch (err) {
+    if (err && err.name === "NotAllowedError") throw err;
+    stream = await navigator.mediaDevices.getUserMedia({ video });
+  }
+  S.stream = stream;
+  for (const t of stream.getVideoTracks()) t.addEventListener("ended", () => onCameraLost());
+  if (S.video) S.video.srcObject = stream;
+  return stream;
+}
+
+function releaseCamera() {
+  if (S.stream) for (const t of S.stream.getTracks()) t.stop();
+  S.stream = null;
+  if (S.video) S.video.srcObject = null;
+}
+
+// --- the room sweep ----------------------------------------------------------------------------
+
+async function startSweep(ui) {
+  // iOS asks for the motion sensor from a tap: this must be the first await of the click.
+  let permission = "granted";
+  if (typeof DeviceOrientationEvent !== "undefined" && typeof DeviceOrientationEvent.requestPermission === "function") {
+    try {
+      permission = await DeviceOrientationEvent.requestPermission();
+    } catch {
+      permission = "denied";
+    }
+  }
+  const stream = await camera();
+  const rec = new StreamRecorder(S.engine, "evidence", stream);
+  await rec.start();
+  const sw = { rec, ui, total: 0, last: null, sensor: false, timedFrom: null, done: false };
+  S.sweep = sw;
+  setDeskState("sweeping");
+  sw.onOrientation = (e) => {
+    if (e.alpha === null || e.alpha === undefined || sw.done) return;
+    if (!sw.sensor) {
+      sw.sensor = true;
+      clearInterval(sw.timer);
+      ui.confirm.hidden = true;
+      ui.hint.textContent = L("请继续缓慢转身，直到圆环走满。", "Keep turning slowly until the ring is full.");
+    }
+    if (sw.last !== null) sw.total += Math.abs(((e.alpha - sw.last + 540) % 360) - 180);
+    sw.last = e.alpha;
+    sweepProgress(sw.total / SWEEP_DEGREES);
+    if (sw.total >= SWEEP_DEGREES) finishSweep();
+  };
+  addEventListener("deviceorientation", sw.onOrientation);
+  sw.waitSensor = setTimeout(() => {
+    if (sw.sensor || sw.done) return;
+    // No sensor answered (or permission refused): a timed sweep the candidate confirms.
+    sw.timedFrom = Date.now();
+    ui.hint.textContent = L("未检测到方向传感器。请在 {s} 秒内缓慢转身一整圈，完成后点击下方按钮确认。", "No orientation sensor: turn slowly once around within {s} s, then confirm below.", { s: TIMED_SWEEP_S });
+    ui.confirm.hidden = false;
+    sw.timer = setInterval(() => {
+      const p = (Date.now() - sw.timedFrom) / (TIMED_SWEEP_S * 1000);
+      sweepProgress(p);
+      if (p >= 1) {
+        clearInterval(sw.timer);
+        ui.confirm.disabled = false;
+      }
+    }, 250);
+  }, permission === "granted" ? SENSOR_WAIT_MS : 0);
+}
+
+function sweepProgress(p) {
+  const sw = S.sweep;
+  if (!sw) return;
+  const v = Math.max(0, Math.min(1, p));
+  sw.ui.bar.setAttribute("stroke-dashoffset", String(sw.ui.C * (1 - v)));
+  sw.ui.ring.setAttribute("aria-valuenow", String(Math.round(v * 100)));
+  sw.ui.label.textContent = `${Math.round(v * 100)}%`;
+}
+
+async function finishSweep() {
+  const sw = S.sweep;
+  if (!sw || sw.done) return;
+  sw.done = true;
+  removeEventListener("deviceorientation", sw.onOrientation);
+  clearTimeout(sw.waitSensor);
+  clearInterval(sw.timer);
+  sweepProgress(1);
+  await sw.rec.stop(); // the engine uploads and finalizes it in the background
+  S.sweep = null;
+  setDeskState("bound");
+  setPhase("place");
+  sendSnapshot(); // the desk shows it for the candidate to check the placement
+}
+
+// --- continuous recording ------------------------------------------------------------------------
+
+async function startRecording() {
+  const stream = await camera();
+  const rec = new StreamRecorder(S.engine, "evidence", stream, {
+    onStop: () => {
+      if (S.phase === "recording" && S.recorder === rec) onCameraLost();
+    },
+  });
+  await rec.start();
+  S.recorder = rec;
+  S.phase = "recording";
+  save();
+  setDeskState("recording");
+  if (!S.timers.snap) S.timers.snap = setInterval(sendSnapshot, SNAPSHOT_MS);
+  if (!S.timers.stats) S.timers.stats = setInterval(updateStats, 1000);
+  keepAwake();
+  show("recording");
+}
+
+async function sendSnapshot() {
+  if (!S.video || !S.stream) return;
+  const jpeg = await snapshotJpeg(S.video, 640, 0.6);
+  if (!jpeg) return;
+  const form = new FormData();
+  form.append("kind", "evidence");
+  form.append("image", jpeg, "evidence.jpg");
+  api.request("POST", "/api/v1/snapshots", { form, timeout: 10000 }).catch(() => {});
+}
+
+async function keepAwake() {
+  if (!("wakeLock" in navigator) || S.wakeLock || document.visibilityState !== "visible") return;
+  try {
+    S.wakeLock = await navigator.wakeLock.request("screen");
+    S.wakeLock.addEventListener("release", () => {
+      S.wakeLock = null;
+    });
+  } catch {
+    /* refused (battery saver): the guide asks for the charger */
+  }
+}
+
+function alarm() {
+  banner(L("⚠ 手机录制已中断！请立即检查手机：不要切换应用，保持摄像头可用。", "⚠ Phone recording stopped! Check the phone now: stay in this page, keep the camera free."));
+  try {
+    if (navigator.vibrate) navigator.vibrate([600, 200, 600, 200, 600]);
+  } catch {
+    /* ignore */
+  }
+  try {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.type = "square";
+    osc.frequency.value = 880;
+    gain.gain.value = 0.3;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 1.2);
+    osc.onended = () => ctx.close();
+  } catch {
+    /* no audio */
+  }
+}
+
+function gapStart(reason) {
+  if (S.phase !== "recording" || S.gaps[reason]) return;
+  const t = Date.now();
+  S.gaps[reason] = { t, iso: new Date(t).toISOString() };
+}
+
+function gapEnd(reason) {
+  const g = S.gaps[reason];
+  if (!g) return;
+  delete S.gaps[reason];
+  if (S.events) S.events.push("evidence_gap", { reason, duration_ms: Date.now() - g.t, started_at: g.iso });
+}
+
+/** The camera stopped delivering (another app took it, a call): warn, then try to go on. */
+function onCameraLost() {
+  if (S.phase !== "recording" || S.gaps.camera) return;
+  gapStart("camera");
+  alarm();
+  if (S.recorder) S.recorder.stop();
+  S.recorder = null;
+  releaseCamera();
+  clearInterval(S.timers.resume);
+  S.timers.resume = setInterval(tryResume, 3000);
+}
+
+async function tryResume() {
+  if (S.phase !== "recording" || document.visibilityState === "hidden" || S.resuming) return;
+  S.resuming = true;
+  try {
+    const stream = await camera();
+    const rec = new StreamRecorder(S.engine, "evidence", stream, {
+      onStop: () => {
+        if (S.phase === "recording" && S.recorder === rec) onCameraLost();
+      },
+    });
+    await rec.start();
+    S.recorder = rec;
+    clearInterval(S.timers.resume);
+    delete S.timers.resume;
+    gapEnd("camera");
+    banner(null);
+    setDeskState("recording");
+    if (document.body.dataset.screen === "recording") show("recording");
+  } catch {
+    /* still taken: next try in 3 s */
+  } finally {
+    S.resuming = false;
+  }
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") {
+    gapStart("hidden");
+    return;
+  }
+  gapEnd("hidden");
+  if (S.phase === "recording") {
+    keepAwake();
+    if (!S.recorder || !S.recorder.active) onCameraLost();
+  }
+});
+addEventListener("offline", () => {
+  gapStart("offline");
+  netStatus();
+});
+addEventListener("online", () => {
+  gapEnd("offline");
+  netStatus();
+});
+
+function netStatus() {
+  const el = $("#net");
+  if (!el) return;
+  const backlog = S.engine ? S.engine.backlog() : { chunks: 0, bytes: 0 };
+  el.textContent = navigator.onLine
+    ? backlog.chunks > 1 ? L("待上传 {n}", "{n} to upload", { n: formatBytes(backlog.bytes) }) : L("在线", "Online")
+    : L("网络已断开", "Offline");
+}
+
+function totals() {
+  const rows = S.engine ? S.engine.summary().filter((r) => r.kind === "evidence") : [];
+  return {
+    rows,
+    produced: rows.reduce((n, r) => n + r.produced, 0),
+    acked: rows.reduce((n, r) => n + r.acked, 0),
+    bytes: rows.reduce((n, r) => n + r.producedBytes, 0),
+  };
+}
+
+function updateStats() {
+  netStatus();
+  const el = $("#rec-stats");
+  if (!el || !S.recorder) return;
+  const secs = Math.floor((Date.now() - S.recorder.startedAt) / 1000);
+  const t = totals();
+  el.textContent = L("已录制 {m} 分 {s} 秒 · 已上传 {a}/{p} 段（{b}）", "Recorded {m} min {s} s · uploaded {a}/{p} chunks ({b})", {
+    m: Math.floor(secs / 60), s: secs % 60, a: t.acked, p: t.produced, b: formatBytes(t.bytes),
+  });
+}
+
+// --- stop and upload ---------------------------------------------------------------------------
+
+async function stopRecording() {
+  S.phase = "uploading";
+  save();
+  for (const k of ["snap", "stats", "resume"]) {
+    clearInterval(S.timers[k]);
+    delete S.timers[k];
+  }
+  S.gaps = {};
+  banner(null);
+  const rec = S.recorder;
+  S.recorder = null;
+  if (rec) await rec.stop();
+  releaseCamera();
+  if (S.wakeLock) S.wakeLock.release().catch(() => {});
+  setDeskState("stopped");
+  show("uploading");
+}
+
+async function updateUpload() {
+  netStatus();
+  const bar = $("#upload-progress");
+  if (!bar || S.phase !== "uploading") return;
+  const t = totals();
+  const fin = t.rows.filter((r) => r.finalized).length;
+  const pct = t.produced ? Math.round((100 * (t.acked + fin)) / (t.produced + t.rows.length)) : 100;
+  bar.value = Math.min(100, pct);
+  const failed = t.rows.filter((r) => r.error);
+  $("#upload-text").textContent = failed.length
+    ? L("有录像未能上传（{e}），请联系技术服务。", "A recording could not be uploaded ({e}): contact tech support.", { e: failed.map((r) => r.error).join(", ") })
+    : L("已上传 {a}/{p} 段，{pct}%", "Uploaded {a}/{p} chunks, {pct}%", { a: t.acked, p: t.produced, pct: bar.value });
+  if (!failed.length && t.rows.every((r) => r.finalized) && !S.checking) checkServer();
+}
+
+/** 上传完成 only once the server says every evidence recording is finalized. */
+async function checkServer() {
+  S.checking = true;
+  try {
+    const up = await api.get("/api/v1/candidate/uploads");
+    const mine = new Set(totals().rows.filter((r) => r.recordingId).map((r) => r.recordingId));
+    const ev = up.recordings.filter((r) => r.kind === "evidence");
+    const ok = [...mine].every((id) => ev.some((r) => r.id === id && r.state === "finalized"));
+    if (ok && S.phase === "uploading") {
+      $("#upload-progress").value = 100;
+      setPhase("done");
+      return;
+    }
+  } catch {
+    /* offline or refused: look again */
+  } finally {
+    S.checking = false;
+  }
+  setTimeout(updateUpload, 2000);
+}
+
+// --- start -------------------------------------------------------------------------------------
+
+/** The QR code's URL (/m/#bind=<token>): bind with it at once. True when there was one. */
+async function bindFromHash() {
+  const m = location.hash.match(/[#&]bind=([^&]+)/);
+  if (!m) return false;
+  // The QR token is single-use: take it out of the address (and the history) at once.
+  history.replaceState(null, "", location.pathname + location.search);
+  if (S.phase === "recording" || S.phase === "uploading") return true; // never mid-recording
+  try {
+    await bindWith({ token: decodeURIComponent(m[1]) });
+  } catch (err) {
+    S.bindError = errorText(err);
+    setPhase("bind");
+  }
+  return true;
+}
+
+// A QR code opened in a tab that already shows this page changes only the fragment.
+addEventListener("hashchange", () => bindFromHash());
+
+async function boot() {
+  if (await bindFromHash()) return;
+  const saved = loadStore();
+  if (!saved || !saved.token) {
+    show("bind");
+    return;
+  }
+  Object.assign(S, { token: saved.token, attemptId: saved.attemptId, info: saved.info, phase: saved.phase || "sweep" });
+  try {
+    const st = await api.get("/api/v1/phone/state");
+    S.info = { candidate: st.candidate, exam: st.exam };
+    save();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      forget(L("手机绑定已失效，请重新绑定。", "This phone is no longer bound: bind again."));
+      return;
+    }
+    // Offline: carry on with what is stored; uploads wait for the network.
+  }
+  await startServices();
+  if (S.phase === "recording") {
+    // Reloaded mid-exam: the engine finalizes the interrupted recording; start a new one.
+    show("place");
+    try {
+      await startRecording();
+    } catch {
+      /* the candidate presses 开始录制 */
+    }
+    return;
+  }
+  if (S.phase === "uploading") setDeskState("stopped");
+  else if (S.phase === "sweep" || S.phase === "place") setDeskState("bound");
+  show(S.phase === "bind" ? "sweep" : S.phase);
+}
+
+boot();

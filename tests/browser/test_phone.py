@@ -1,0 +1,326 @@
+"""The evidence phone (/m/): a second Chromium with its own fake camera and a phone profile.
+
+Bound by code and by the QR URL, a room sweep driven by orientation events the test dispatches,
+a short recording with the page hidden and the network cut (both become evidence_gap events
+with their durations), then 结束录制 → 上传完成 with every chunk on the server."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+from conftest import bearer, face
+from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from invigil.attempts.models import Event
+from invigil.core.context import AppContext
+from invigil.core.db import transaction
+
+from . import flow
+from .conftest import CHROMIUM, Live
+
+PIXEL_7 = {  # Playwright's "Pixel 7" descriptor, used when the registry cannot be reached
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36",
+    "viewport": {"width": 412, "height": 839},
+    "screen": {"width": 412, "height": 915},
+    "device_scale_factor": 2.625,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+def _room_y4m(path: Path, width: int = 640, height: int = 480, frames: int = 10) -> None:
+    """A 'room' for the phone's camera: coloured walls with a bar sliding across."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            y = np.tile(x, (height, 1))
+            left = (i * width // frames) % width
+            y[:, left : left + 40] = 235
+            u = np.full((height // 2, width // 2), 100 + 5 * i, dtype=np.uint8)
+            v = np.full((height // 2, width // 2), 160, dtype=np.uint8)
+            out.write(b"FRAME\n")
+            out.write(y.astype(np.uint8).tobytes() + u.tobytes() + v.tobytes())
+
+
+@pytest.fixture(scope="module")
+def phone_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Camera flags apply to a whole browser process: the phone gets its own launch."""
+    y4m = tmp_path_factory.mktemp("phone-media") / "room.y4m"
+    _room_y4m(y4m)
+    b = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}",
+        ],
+    )
+    try:
+        devices = browser.browser_type._impl_obj._playwright.devices
+        profile = dict(devices["Pixel 7"])
+        profile.pop("default_browser_type", None)
+    except Exception:  # the private handle moved: the copy above is the same profile
+        profile = dict(PIXEL_7)
+    b.invigil_profile = profile
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def phone(phone_browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = phone_browser.new_context(**phone_browser.invigil_profile, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    errors: list[str] = []
+    console: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    yield pg
+    if request.node.stash.get(flow_failed_key(), False):
+        try:
+            pg.screenshot(path=str(tmp_path / "phone-failure.png"))
+            print("--- phone text at failure ---\n" + pg.inner_text("body"))
+        except Exception as exc:
+            print(f"(no page: {exc})")
+        print("--- phone console ---\n" + "\n".join(console[-40:]))
+    context.close()
+    assert not errors, f"errors in the phone page: {errors}"
+
+
+def flow_failed_key() -> Any:
+    from .conftest import FAILED
+
+    return FAILED
+
+
+def offer(live: Live, ticket: str = "1001") -> dict[str, Any]:
+    """The desk's side over HTTP: log in as the candidate and ask for a binding offer."""
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        r = http.post(
+            "/api/v1/candidate/login",
+            data={"exam_id": live.exam_id, "ticket": ticket},
+            files={"face": ("face.jpg", face("obama2.jpg"), "image/jpeg")},
+        )
+        r.raise_for_status()
+        desk = r.json()["token"]
+        r = http.post("/api/v1/candidate/binding", headers=bearer(desk))
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        data["desk_token"] = desk
+        return data
+
+
+def shot(page: Page, folder: Path | None, name: str) -> None:
+    if folder is not None:
+        page.screenshot(path=str(folder / f"phone-{name}.png"), full_page=True)
+
+
+def turn(page: Page, degrees: int, step: int = 30) -> None:
+    page.evaluate(
+        """([deg, step]) => {
+            for (let a = 0; a <= deg; a += step)
+                window.dispatchEvent(new DeviceOrientationEvent('deviceorientation',
+                    {alpha: a % 360, beta: 80, gamma: 0}));
+        }""",
+        [degrees, step],
+    )
+
+
+def gap_events(live: Live) -> list[dict[str, Any]]:
+    with transaction(live.ctx.db) as session:
+        return [
+            dict(e.data)
+            for e in session.scalars(
+                select(Event).where(Event.kind == "evidence_gap").order_by(Event.seq)
+            )
+        ]
+
+
+def desk_evidence(live: Live, desk_token: str, expected: str) -> None:
+    """The desk sees the phone's state (the phone reports it without waiting: poll a little)."""
+    status = None
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        for _ in range(50):
+            r = http.get("/api/v1/candidate/state", headers=bearer(desk_token))
+            status = r.json()["evidence"]["status"]
+            if status == expected:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"desk sees {status!r}, not {expected!r}")
+
+
+def test_phone_by_code_sweep_record_gaps_and_upload(
+    phone: Page, live: Live, screens: Path | None
+) -> None:
+    o = offer(live)
+    phone.goto(f"{live.url}/m/")
+    code = phone.get_by_label("绑定码")
+    expect(code).to_be_visible()
+    code.fill(o["code"])
+    shot(phone, screens, "1-bind")
+    phone.get_by_role("button", name="绑定", exact=True).click()
+    expect(phone.get_by_role("button", name="开始环拍")).to_be_visible()
+    expect(phone.locator("#who")).to_contain_text("1001")
+    desk_evidence(live, o["desk_token"], "bound")
+
+    # The sweep: orientation events turn the ring; at ≥ 330° it completes by itself.
+    phone.get_by_role("button", name="开始环拍").click()
+    phone.wait_for_function("window.__invigil.uploads().some(r => r.kind === 'evidence')")
+    turn(phone, 180)
+    expect(phone.locator("#sweep-ring")).to_have_attribute("aria-valuenow", "55")
+    desk_evidence(live, o["desk_token"], "sweeping")
+    phone.wait_for_timeout(2200)  # one 2 s chunk of sweep at least
+    shot(phone, screens, "2-sweep")
+    page_turn_rest = "([from]) => { for (let a = from; a <= 360; a += 30) window.dispatchEvent(new DeviceOrientationEvent('deviceorientation', {alpha: a % 360})); }"
+    phone.evaluate(page_turn_rest, [210])
+    start = phone.get_by_role("button", name="开始录制")
+    expect(start).to_be_visible()
+    expect(phone.locator("#place-guide")).to_contain_text("45°")
+    shot(phone, screens, "3-place")
+    start.click()
+    expect(phone.get_by_role("button", name="结束录制")).to_be_visible()
+    phone.wait_for_function(
+        "window.__invigil.uploads().filter(r => r.kind === 'evidence' && !r.stopped)"
+        ".some(r => r.produced >= 2)",
+        timeout=20000,
+    )
+    desk_evidence(live, o["desk_token"], "recording")
+    shot(phone, screens, "4-recording")
+
+    # The page hidden for 15 s, then the network cut for 20 s (the issue's cases).
+    phone.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    time.sleep(15)
+    phone.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    phone.context.set_offline(True)
+    time.sleep(20)
+    phone.context.set_offline(False)
+    phone.wait_for_function("window.__invigil.gaps().length >= 2", timeout=20000)
+
+    # The camera taken away (another app, a call): a loud warning, then recording resumes by
+    # itself in a new recording.
+    phone.evaluate(
+        "window.__invigil.S.stream.getVideoTracks()[0].dispatchEvent(new Event('ended'))"
+    )
+    expect(phone.locator("#banner")).to_contain_text("录制已中断")
+    phone.wait_for_function("window.__invigil.gaps().length >= 3", timeout=20000)
+    expect(phone.locator("#banner")).to_be_hidden()
+    phone.wait_for_function(
+        "window.__invigil.uploads().filter(r => r.kind === 'evidence' && !r.stopped)"
+        ".some(r => r.produced >= 1)",
+        timeout=20000,
+    )
+
+    # 结束录制 (confirmed) → upload to 100 % → 上传完成.
+    phone.get_by_role("button", name="结束录制").click()
+    dialog = phone.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    shot(phone, screens, "5-stop-confirm")
+    dialog.get_by_role("button", name="确定").click()
+    expect(phone.get_by_text("上传完成", exact=True)).to_be_visible(timeout=40000)
+    shot(phone, screens, "6-done")
+    desk_evidence(live, o["desk_token"], "stopped")
+
+    gaps = {g["reason"]: g for g in gap_events(live)}
+    assert set(gaps) == {"hidden", "offline", "camera"}, gaps
+    assert 14_500 <= gaps["hidden"]["duration_ms"] <= 19_000, gaps["hidden"]
+    assert 19_500 <= gaps["offline"]["duration_ms"] <= 25_000, gaps["offline"]
+    assert 1000 <= gaps["camera"]["duration_ms"] <= 8000, gaps["camera"]
+    assert all(g["started_at"] for g in gaps.values())
+
+    log = flow.chunk_log(phone)
+    held = flow.server_chunks(live)
+    missing = [c for c in log if held.get((c["recordingId"], c["seq"])) != c["sha256"]]
+    assert log and not missing, missing
+    recs = flow.server_recordings(live)
+    # The sweep, the exam up to the camera loss, the exam after it.
+    assert [r.kind for r in recs] == ["evidence"] * 3
+    assert all(r.state == "finalized" for r in recs)
+    for r in recs:
+        media = flow.staff_get(live, f"/api/v1/recordings/{r.id}/media").content
+        with av.open(io.BytesIO(media), mode="r") as container:
+            assert isinstance(container, av.container.InputContainer)
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames > 10, (r.id, frames)
+    assert "evidence" in flow.snapshot_kinds(live)
+
+
+def test_phone_by_qr_url_binds_at_once_and_resumes_after_reload(
+    phone: Page, live: Live, screens: Path | None
+) -> None:
+    o = offer(live)
+    phone.goto(o["url"].replace("http://127.0.0.1:8000", live.url))
+    expect(phone.get_by_role("button", name="开始环拍")).to_be_visible()
+    assert "bind=" not in phone.url  # the one-time token left the address at once
+    token = phone.evaluate("JSON.parse(localStorage.getItem('invigil.phone')).token")
+    assert token and token != o["url"].split("bind=")[1]
+    phone.reload()
+    expect(phone.get_by_role("button", name="开始环拍")).to_be_visible()
+    expect(phone.locator("#who")).to_contain_text("1001")
+    # The token was single-use: opening the same QR URL again is refused.
+    phone.goto(o["url"].replace("http://127.0.0.1:8000", live.url))
+    expect(phone.locator("#bind-message")).to_contain_text("绑定码无效")
+    expect(phone.get_by_label("绑定码")).to_be_visible()
+
+
+def test_phone_sweep_without_sensor_falls_back_to_timed(phone: Page, live: Live) -> None:
+    """No orientation event within 3 s: a timed sweep with a confirmation; a sensor that
+    answers later takes over again."""
+    o = offer(live)
+    phone.goto(o["url"].replace("http://127.0.0.1:8000", live.url))
+    phone.get_by_role("button", name="开始环拍").click()
+    confirm = phone.locator("#sweep-confirm")
+    expect(confirm).to_be_visible(timeout=6000)
+    expect(confirm).to_be_disabled()
+    expect(phone.locator("#sweep-hint")).to_contain_text("未检测到方向传感器")
+    phone.wait_for_function(
+        "Number(document.querySelector('#sweep-ring').getAttribute('aria-valuenow')) > 0"
+    )
+    turn(phone, 360)
+    expect(phone.get_by_role("button", name="开始录制")).to_be_visible()
+
+
+def test_phone_events_endpoint(
+    client: TestClient, exam_id: str, clock: Any, app_ctx: AppContext
+) -> None:
+    from datetime import timedelta
+
+    from conftest import T, login
+
+    clock.set(T - timedelta(minutes=15))
+    desk = login(client, exam_id, "1001").json()["token"]
+    code = client.post("/api/v1/candidate/binding", headers=bearer(desk)).json()["code"]
+    token = client.post("/api/v1/phone/bind", json={"code": code}).json()["token"]
+    gap = {"reason": "hidden", "duration_ms": 15000, "started_at": "2030-06-01T00:50:00Z"}
+    r = client.post(
+        "/api/v1/phone/events", headers=bearer(token), json={"kind": "evidence_gap", "data": gap}
+    )
+    assert r.status_code == 201 and r.json()["seq"] > 0
+    r = client.post("/api/v1/phone/events", headers=bearer(token), json={"kind": "focus_lost"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_event_kind"
+    big = {"kind": "evidence_gap", "data": {"x": "y" * 5000}}
+    assert client.post("/api/v1/phone/events", headers=bearer(token), json=big).status_code == 413
+    # A candidate token is not a phone token; no token at all is refused too.
+    r = client.post("/api/v1/phone/events", headers=bearer(desk), json={"kind": "evidence_gap"})
+    assert r.status_code == 401
+    assert client.post("/api/v1/phone/events", json={"kind": "evidence_gap"}).status_code == 401
+    with transaction(app_ctx.db) as session:
+        logged = list(session.scalars(select(Event).where(Event.kind == "evidence_gap")))
+    assert [(e.actor, e.data["duration_ms"]) for e in logged] == [("phone", 15000)]
