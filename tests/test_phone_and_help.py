@@ -175,3 +175,14 @@ def test_help_goes_both_ways_and_stays_in_the_room(
     ]
     assert body["messages"][1]["at"] == "2030-06-01T00:40:30Z"
     assert body["help_phone"] == "400-000-0000"
+
+
+def test_upload_speed_test_counts_and_caps(client: TestClient) -> None:
+    r = client.post("/api/v1/candidate/speedtest", content=b"x" * 300_000)
+    assert r.status_code == 200 and r.json() == {"bytes": 300_000}
+    r = client.post("/api/v1/candidate/speedtest", content=b"x" * (1024 * 1024 + 1))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+    codes = [
+        client.post("/api/v1/candidate/speedtest", content=b"x").status_code for _ in range(30)
+    ]
+    assert codes.count(429) == 2  # 30 a window per address, two already used

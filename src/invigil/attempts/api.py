@@ -17,6 +17,7 @@ from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError
+from invigil.core.ratelimit import window_for
 from invigil.proctoring.warnings import warnings_for
 
 router = APIRouter(prefix="/api/v1/candidate", tags=["candidate"])
@@ -215,3 +216,21 @@ def help_get(request: Request, ctx: Ctx) -> dict[str, Any]:
             "messages": helpchat.messages(session, me.attempt),
             "help_phone": me.attempt.exam.help_phone,
         }
+
+
+# The device check measures upload speed before login, so this takes no token; it only counts
+# what it receives, caps the size, and limits how often one address may use it.
+SPEEDTEST_MAX_BYTES = 1024 * 1024
+
+
+@router.post("/speedtest")
+async def speedtest(request: Request) -> dict[str, int]:
+    speedtests = window_for(request, "speedtest", limit=30, seconds=600)
+    if not speedtests.allow(request.client.host if request.client else ""):
+        raise APIError(429, "too_many_attempts", "测速过于频繁，请稍后再试。")
+    received = 0
+    async for part in request.stream():
+        received += len(part)
+        if received > SPEEDTEST_MAX_BYTES:
+            raise APIError(413, "too_large", "测速数据过大。", limit=SPEEDTEST_MAX_BYTES)
+    return {"bytes": received}

@@ -18,11 +18,9 @@ from invigil.attempts.service import schedule
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError, unauthorized
-from invigil.core.ratelimit import SlidingWindow
+from invigil.core.ratelimit import window_for
 
 router = APIRouter(prefix="/api/v1/phone", tags=["phone"])
-# Binding codes are eight digits: cap the guesses one address can make.
-_bind_attempts = SlidingWindow(limit=20, seconds=600)
 
 
 @contextmanager
@@ -43,7 +41,8 @@ class BindBody(BaseModel):
 @router.post("/bind")
 def bind(request: Request, body: BindBody, ctx: Ctx) -> dict[str, Any]:
     client = _client_info(request)
-    if not _bind_attempts.allow(client["ip"]):
+    # Binding codes are eight digits: cap the guesses one address can make.
+    if not window_for(request, "phone-bind", limit=20, seconds=600).allow(client["ip"]):
         raise APIError(429, "too_many_attempts", "尝试次数过多，请 10 分钟后再试，或联系技术服务。")
     with unit_of_work(ctx) as session:
         return phone.bind(session, ctx, code=body.code, token=body.token, client=client)

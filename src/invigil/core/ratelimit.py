@@ -11,6 +11,8 @@ import threading
 import time
 from collections import defaultdict, deque
 
+from starlette.requests import Request
+
 
 class SlidingWindow:
     def __init__(self, limit: int, seconds: float) -> None:
@@ -29,3 +31,10 @@ class SlidingWindow:
                 return False
             hits.append(now)
             return True
+
+
+def window_for(request: Request, name: str, limit: int, seconds: float) -> SlidingWindow:
+    """The application's limiter called ``name`` (one per app, so separate apps — and tests —
+    do not share their counts)."""
+    limiters: dict[str, SlidingWindow] = request.app.state.__dict__.setdefault("rate_limits", {})
+    return limiters.setdefault(name, SlidingWindow(limit, seconds))
