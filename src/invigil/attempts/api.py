@@ -175,19 +175,20 @@ class ClientEvent(BaseModel):
     kind: str = Field(max_length=64)
     data: dict[str, Any] = Field(default_factory=dict)
 
+    def check(self, allowed: frozenset[str]) -> None:
+        """Refuse kinds this device may not report, and oversized data."""
+        if self.kind not in allowed:
+            raise APIError(
+                422, "unknown_event_kind", f"未知的事件类型：{self.kind}", allowed=sorted(allowed)
+            )
+        if len(json.dumps(self.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
+            raise APIError(413, "too_large", "事件数据过大。")
+
 
 @router.post("/events", status_code=201)
 def client_event(request: Request, body: ClientEvent, ctx: Ctx) -> dict[str, int]:
     with as_candidate(request, ctx) as (session, me):
-        if body.kind not in CLIENT_EVENT_KINDS:
-            raise APIError(
-                422,
-                "unknown_event_kind",
-                f"未知的事件类型：{body.kind}",
-                allowed=sorted(CLIENT_EVENT_KINDS),
-            )
-        if len(json.dumps(body.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
-            raise APIError(413, "too_large", "事件数据过大。")
+        body.check(CLIENT_EVENT_KINDS)
         event = service.record_client_event(session, ctx, me.attempt, body.kind, body.data)
         return {"seq": event.seq}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from invigil.attempts import events, phone, sessions
-from invigil.attempts.api import MAX_EVENT_DATA_BYTES, _client_info
+from invigil.attempts.api import ClientEvent, _client_info
 from invigil.attempts.models import Attempt
 from invigil.attempts.service import schedule
 from invigil.core.clock import iso
@@ -86,23 +85,10 @@ def heartbeat(request: Request, ctx: Ctx) -> dict[str, str]:
 PHONE_EVENT_KINDS = frozenset({"evidence_gap"})
 
 
-class PhoneEvent(BaseModel):
-    kind: str = Field(max_length=64)
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
 @router.post("/events", status_code=201)
-def phone_event(request: Request, body: PhoneEvent, ctx: Ctx) -> dict[str, int]:
+def phone_event(request: Request, body: ClientEvent, ctx: Ctx) -> dict[str, int]:
     with as_phone(request, ctx) as (session, attempt):
-        if body.kind not in PHONE_EVENT_KINDS:
-            raise APIError(
-                422,
-                "unknown_event_kind",
-                f"未知的事件类型：{body.kind}",
-                allowed=sorted(PHONE_EVENT_KINDS),
-            )
-        if len(json.dumps(body.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
-            raise APIError(413, "too_large", "事件数据过大。")
+        body.check(PHONE_EVENT_KINDS)
         now = ctx.clock.now()
         event = events.append(session, attempt.id, body.kind, at=now, actor="phone", data=body.data)
         return {"seq": event.seq}
