@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from conftest import T, bearer, exam_doc, import_exam, login, staff_token
+from conftest import T, bearer, exam_doc, face, import_exam, login, staff_token
 from fastapi.testclient import TestClient
 
 from invigil.core.clock import FrozenClock
@@ -186,3 +186,69 @@ def test_upload_speed_test_counts_and_caps(client: TestClient) -> None:
         client.post("/api/v1/candidate/speedtest", content=b"x").status_code for _ in range(30)
     ]
     assert codes.count(429) == 2  # 30 a window per address, two already used
+
+
+def test_placement_picture_and_confirmation(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    exam = _exam_with_phone(app_ctx, tmp_path / "e")
+    clock.set(T - timedelta(minutes=20))
+    desk = login(client, exam, "1001").json()["token"]
+    other = login(client, exam, "1002", photo="biden.jpg").json()["token"]
+    code = client.post("/api/v1/candidate/binding", headers=bearer(desk)).json()["code"]
+    phone = client.post("/api/v1/phone/bind", json={"code": code}).json()["token"]
+
+    # No picture from the phone yet: nothing to show, nothing to confirm.
+    r = client.get("/api/v1/candidate/evidence/snapshot", headers=bearer(desk))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_snapshot"
+    r = client.post("/api/v1/candidate/evidence/placement", headers=bearer(desk), json={"ok": True})
+    assert r.status_code == 409
+
+    client.post("/api/v1/phone/status", headers=bearer(phone), json={"state": "placing"})
+    jpeg = face("empty.jpg")
+    for _ in range(2):
+        clock.advance(timedelta(seconds=3))
+        r = client.post(
+            "/api/v1/snapshots",
+            headers=bearer(phone),
+            data={"kind": "evidence"},
+            files={"image": ("e.jpg", jpeg, "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+    newest = r.json()["snapshot_id"]
+    ev = _evidence(client, desk)
+    assert ev["status"] == "placing" and ev["snapshot_at"] and ev["placement"] is None
+
+    r = client.get("/api/v1/candidate/evidence/snapshot", headers=bearer(desk))
+    assert r.status_code == 200 and r.content == jpeg
+    assert r.headers["x-snapshot-id"] == newest
+    # Only the candidate's own phone: another candidate has none, a phone token is not a desk.
+    r = client.get("/api/v1/candidate/evidence/snapshot", headers=bearer(other))
+    assert r.status_code == 404
+    r = client.get("/api/v1/candidate/evidence/snapshot", headers=bearer(phone))
+    assert r.status_code == 401
+    r = client.post(
+        "/api/v1/candidate/evidence/placement", headers=bearer(phone), json={"ok": True}
+    )
+    assert r.status_code == 401
+
+    r = client.post(
+        "/api/v1/candidate/evidence/placement", headers=bearer(desk), json={"ok": False}
+    )
+    assert r.status_code == 201 and r.json()["state"] == "adjust"
+    r = client.post("/api/v1/candidate/evidence/placement", headers=bearer(desk), json={"ok": True})
+    assert r.json() == {**r.json(), "state": "confirmed", "snapshot_id": newest}
+    # The phone reads the answer back; the log keeps both answers with the picture they judged.
+    st = client.get("/api/v1/phone/state", headers=bearer(phone)).json()
+    assert st["evidence"]["placement"]["state"] == "confirmed"
+    p1 = staff_token(client, "p1", "pw-p1")
+    attempt = login_attempt_id(client, p1, "1001")
+    events = client.get(f"/api/v1/staff/attempts/{attempt}/events", headers=bearer(p1)).json()
+    answers = [e["data"] for e in events["events"] if e["kind"] == "evidence_placement"]
+    assert [a["ok"] for a in answers] == [False, True]
+    assert all(a["snapshot_id"] == newest for a in answers)
+
+
+def login_attempt_id(client: TestClient, staff: str, ticket: str) -> str:
+    room = client.get("/api/v1/staff/rooms/R01", headers=bearer(staff)).json()
+    return next(c["attempt_id"] for c in room["candidates"] if c["ticket"] == ticket)

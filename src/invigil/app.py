@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
+from invigil.attempts.placement import router as placement_router
 from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
@@ -89,6 +90,7 @@ def create_app(
 
     app.include_router(candidate_router)
     app.include_router(phone_router)
+    app.include_router(placement_router)
     app.include_router(staff_router)
     app.include_router(recordings_router)
     app.include_router(proctoring_router)

@@ -193,3 +193,76 @@ def screens() -> Path | None:
         SCREENS_DIR.mkdir(parents=True, exist_ok=True)
         return SCREENS_DIR
     return None
+
+
+# --- the evidence phone: a second Chromium with its own camera file and a phone profile ---
+
+PIXEL_7 = {  # Playwright's "Pixel 7" descriptor, used when the registry cannot be reached
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36",
+    "viewport": {"width": 412, "height": 839},
+    "screen": {"width": 412, "height": 915},
+    "device_scale_factor": 2.625,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+def _room_y4m(path: Path, width: int = 640, height: int = 480, frames: int = 10) -> None:
+    """A 'room' for the phone's camera: coloured walls with a bar sliding across."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            y = np.tile(x, (height, 1))
+            left = (i * width // frames) % width
+            y[:, left : left + 40] = 235
+            u = np.full((height // 2, width // 2), 100 + 5 * i, dtype=np.uint8)
+            v = np.full((height // 2, width // 2), 160, dtype=np.uint8)
+            out.write(b"FRAME\n")
+            out.write(y.astype(np.uint8).tobytes() + u.tobytes() + v.tobytes())
+
+
+@pytest.fixture(scope="module")
+def phone_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Camera flags apply to a whole browser process: the phone gets its own launch."""
+    y4m = tmp_path_factory.mktemp("phone-media") / "room.y4m"
+    _room_y4m(y4m)
+    b = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}",
+        ],
+    )
+    try:
+        devices = browser.browser_type._impl_obj._playwright.devices
+        profile = dict(devices["Pixel 7"])
+        profile.pop("default_browser_type", None)
+    except Exception:  # the private handle moved: the copy above is the same profile
+        profile = dict(PIXEL_7)
+    b.invigil_profile = profile
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def phone(phone_browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = phone_browser.new_context(**phone_browser.invigil_profile, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    errors: list[str] = []
+    console: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    yield pg
+    if request.node.stash.get(FAILED, False):
+        try:
+            pg.screenshot(path=str(tmp_path / "phone-failure.png"))
+            print("--- phone text at failure ---\n" + pg.inner_text("body"))
+        except Exception as exc:
+            print(f"(no page: {exc})")
+        print("--- phone console ---\n" + "\n".join(console[-40:]))
+    context.close()
+    assert not errors, f"errors in the phone page: {errors}"

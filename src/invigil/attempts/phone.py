@@ -17,14 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invigil.attempts import events, sessions
-from invigil.attempts.models import Attempt, AuthSession, PhoneBindingOffer
+from invigil.attempts.models import Attempt, AuthSession, Event, PhoneBindingOffer
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError
 from invigil.core.security import token_digest
+from invigil.recordings.models import Snapshot
 
 OFFER_LIFETIME = timedelta(minutes=15)
-PHONE_STATES = ("bound", "sweeping", "recording", "stopped")
+# "placing": swept, camera live, waiting to be placed and confirmed on the desk.
+PHONE_STATES = ("bound", "sweeping", "placing", "recording", "stopped")
 
 
 def _code_digest(ctx: AppContext, code: str) -> str:
@@ -150,4 +152,40 @@ def evidence_status(session: Session, ctx: AppContext, attempt: Attempt) -> dict
         return {"required": required, "status": "not_bound", "last_seen_at": None}
     alive = now - phone.last_seen_at < timedelta(seconds=ctx.settings.session_alive_seconds)
     status = (attempt.evidence_state or "bound") if alive else "offline"
-    return {"required": required, "status": status, "last_seen_at": iso(phone.last_seen_at)}
+    snap = latest_phone_snapshot(session, attempt.id)
+    return {
+        "required": required,
+        "status": status,
+        "last_seen_at": iso(phone.last_seen_at),
+        "snapshot_at": iso(snap.taken_at) if snap else None,
+        "placement": placement_of(session, attempt.id),
+    }
+
+
+PLACEMENT_EVENT = "evidence_placement"
+
+
+def latest_phone_snapshot(session: Session, attempt_id: str) -> Snapshot | None:
+    return session.scalars(
+        select(Snapshot)
+        .where(Snapshot.attempt_id == attempt_id, Snapshot.kind == "evidence")
+        .order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
+        .limit(1)
+    ).first()
+
+
+def placement_of(session: Session, attempt_id: str) -> dict[str, Any] | None:
+    """The candidate's latest answer about the phone's picture, or None before any."""
+    event = session.scalars(
+        select(Event)
+        .where(Event.attempt_id == attempt_id, Event.kind == PLACEMENT_EVENT)
+        .order_by(Event.seq.desc())
+        .limit(1)
+    ).first()
+    if event is None:
+        return None
+    return {
+        "state": "confirmed" if event.data.get("ok") else "adjust",
+        "at": iso(event.at),
+        "snapshot_id": event.data.get("snapshot_id"),
+    }

@@ -9,6 +9,7 @@ import { ApiError, ServerClock, createApi } from "../shared/api.js";
 import { $, clear, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
 import { clockTime, countdown, currentLang, formatBytes, onLangChange, setLang, tr } from "../shared/i18n.js";
+import { placementPanel } from "./placement.js";
 import { StreamRecorder, snapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 import * as dev from "./device.js";
@@ -724,6 +725,7 @@ function evidenceStatusText(ev) {
     not_bound: L("手机尚未绑定", "Phone not bound"),
     bound: L("手机已绑定，请在手机上开始环拍", "Phone bound: start the room sweep on the phone"),
     sweeping: L("手机正在环拍房间", "Phone is sweeping the room"),
+    placing: L("手机已完成环拍，正在摆放机位：请确认下方画面", "Phone swept the room and is being placed: check its picture"),
     recording: L("手机正在录制", "Phone is recording"),
     offline: L("手机已离线，请检查手机网络", "Phone offline: check its network"),
     stopped: L("手机已结束录制", "Phone stopped recording"),
@@ -735,6 +737,8 @@ VIEWS.binding = () => {
   const code = h("div", { class: "code", id: "binding-code" });
   const status = h("p", { class: "phone-status", id: "phone-status", role: "status" }, evidenceStatusText(S.state.evidence));
   const msg = h("div");
+  const placement = placementPanel(api, (iso) => at(iso, true));
+  placement.update(S.state.evidence);
   async function offer() {
     try {
       const r = await api.post("/api/v1/candidate/binding");
@@ -757,6 +761,7 @@ VIEWS.binding = () => {
     try {
       await refreshState();
       status.textContent = evidenceStatusText(S.state.evidence);
+      placement.update(S.state.evidence);
     } catch {
       /* offline */
     }
@@ -766,6 +771,7 @@ VIEWS.binding = () => {
   return card(
     L("第三步：绑定手机佐证摄像头", "Step 3: bind the phone camera"),
     note("info", L("用手机相机扫描下方二维码（或在手机上打开考试手机页面并输入绑定码），按手机上的提示环拍房间，然后把手机放在身体侧后方约 45°、能拍到您和电脑屏幕的位置，开始录制。", "Scan the QR code with the phone camera (or type the binding code on the phone page), sweep the room as the phone guides you, then place the phone behind you at about 45° so it sees you and the screen, and start recording.")),
+    placement.el,
     h("div", { class: "grid two" }, h("div", null, qr), h("div", null, code, status, msg,
       h("div", { class: "actions" },
         button(L("换一个绑定码", "New code"), offer, { class: "secondary" }),

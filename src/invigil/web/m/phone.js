@@ -7,7 +7,7 @@
 import { ApiError, createApi } from "../shared/api.js";
 import { $, clear, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
-import { tr as L, formatBytes } from "../shared/i18n.js";
+import { currentLang, formatBytes, onLangChange, setLang, tr as L } from "../shared/i18n.js";
 import { StreamRecorder, snapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 
@@ -15,8 +15,11 @@ const STORE_KEY = "invigil.phone";
 const SWEEP_DEGREES = 330; // the ring completes at this much turning
 const SENSOR_WAIT_MS = 3000; // no orientation event by then: timed sweep instead
 const TIMED_SWEEP_S = 20;
+const MIN_SWEEP_MS = 3000; // a full turn faster than this films nothing usable (and no chunk)
 const SNAPSHOT_MS = 5000;
 const HEARTBEAT_MS = 10000;
+const PLACE_SNAPSHOT_MS = 3000; // while placing, the desk shows the phone's picture this fresh
+const ALIVE_KEY = "invigil.phone.alive"; // last moment the page was recording (reload gaps)
 
 const S = {
   token: null,
@@ -215,14 +218,17 @@ VIEWS.place = () => {
   });
   const box = cameraBox();
   if (!S.stream) camera().then(() => cameraBox()).catch(() => {});
+  startPlacing();
   return h("section", null,
     h("h1", null, L("第二步：摆放手机", "Step 2: place the phone")),
     who(),
     h("ol", { class: "guide", id: "place-guide" },
       h("li", null, L("把手机固定在您身体的侧后方约 45° 处（可用支架或靠在物品上）。", "Fix the phone behind you and to the side, at about 45° (a stand or something to lean on).")),
       h("li", null, L("画面中应同时看到：您本人、桌面和电脑屏幕。", "The picture must show you, the desk and the computer screen.")),
-      h("li", null, L("接上充电器，保持手机联网；录制期间不要切换到其他应用或接听电话。", "Plug in the charger and stay online; do not switch apps or take calls while recording."))),
+      h("li", null, L("接上充电器，保持手机联网；录制期间不要切换到其他应用或接听电话。", "Plug in the charger and stay online; do not switch apps or take calls while recording.")),
+      h("li", null, L("手机画面会显示在电脑上：请在电脑上确认机位，然后点击【开始录制】。", "The computer shows this picture: confirm the placement there, then press Start recording."))),
     box,
+    h("p", { class: "placement", id: "placement-state", role: "status" }, placementText()),
     start,
     msg);
 };
@@ -263,6 +269,46 @@ VIEWS.done = () =>
     who(),
     h("p", { class: "done", id: "upload-done", role: "status" }, L("上传完成", "Upload complete")),
     h("p", { class: "hint" }, L("手机录像已全部上传。现在可以关闭本页面。", "Everything is uploaded. You may close this page.")));
+
+/** While the phone is being placed: fresh pictures for the desk, and the desk's answer here. */
+function startPlacing() {
+  if (S.phase !== "place") return;
+  setDeskState("placing");
+  if (!S.timers.place) {
+    S.timers.place = setInterval(() => {
+      if (S.phase !== "place") return stopPlacing();
+      sendSnapshot();
+      readPlacement();
+    }, PLACE_SNAPSHOT_MS);
+  }
+}
+
+function stopPlacing() {
+  clearInterval(S.timers.place);
+  delete S.timers.place;
+}
+
+async function readPlacement() {
+  try {
+    const st = await api.get("/api/v1/phone/state");
+    S.placement = st.evidence && st.evidence.placement;
+    const el = $("#placement-state");
+    if (el) {
+      el.textContent = placementText();
+      el.dataset.state = S.placement ? S.placement.state : "";
+    }
+  } catch {
+    /* offline: next time */
+  }
+}
+
+function placementText() {
+  const p = S.placement;
+  if (!p) return L("等待考生在电脑上确认机位…", "Waiting for the placement to be confirmed on the computer…");
+  return p.state === "confirmed"
+    ? L("✓ 已在电脑上确认机位，可以开始录制。", "✓ Placement confirmed on the computer: start recording.")
+    : L("电脑上要求重新摆放手机：请调整位置，让画面同时拍到您、桌面和屏幕。", "The computer asks to place the phone again: adjust it so it shows you, the desk and the screen.");
+}
 
 // --- binding ---------------------------------------------------------------------------------
 
@@ -390,7 +436,7 @@ async function startSweep(ui) {
   const stream = await camera();
   const rec = new StreamRecorder(S.engine, "evidence", stream);
   await rec.start();
-  const sw = { rec, ui, total: 0, last: null, sensor: false, timedFrom: null, done: false };
+  const sw = { rec, ui, total: 0, last: null, sensor: false, timedFrom: null, done: false, startedAt: Date.now() };
   S.sweep = sw;
   setDeskState("sweeping");
   sw.onOrientation = (e) => {
@@ -404,7 +450,7 @@ async function startSweep(ui) {
     if (sw.last !== null) sw.total += Math.abs(((e.alpha - sw.last + 540) % 360) - 180);
     sw.last = e.alpha;
     sweepProgress(sw.total / SWEEP_DEGREES);
-    if (sw.total >= SWEEP_DEGREES) finishSweep();
+    if (sw.total >= SWEEP_DEGREES) finishWhenLongEnough();
   };
   addEventListener("deviceorientation", sw.onOrientation);
   sw.waitSensor = setTimeout(() => {
@@ -422,6 +468,14 @@ async function startSweep(ui) {
       }
     }, 250);
   }, permission === "granted" ? SENSOR_WAIT_MS : 0);
+}
+
+/** The turn is complete: finish, but only once the sweep has filmed for MIN_SWEEP_MS. */
+function finishWhenLongEnough() {
+  const sw = S.sweep;
+  if (!sw || sw.finishing) return;
+  sw.finishing = true;
+  setTimeout(finishSweep, Math.max(0, sw.startedAt + MIN_SWEEP_MS - Date.now()));
 }
 
 function sweepProgress(p) {
@@ -443,8 +497,7 @@ async function finishSweep() {
   sweepProgress(1);
   await sw.rec.stop(); // the engine uploads and finalizes it in the background
   S.sweep = null;
-  setDeskState("bound");
-  setPhase("place");
+  setPhase("place"); // reports "placing" to the desk
   sendSnapshot(); // the desk shows it for the candidate to check the placement
 }
 
@@ -458,12 +511,18 @@ async function startRecording() {
     },
   });
   await rec.start();
+  stopPlacing();
   S.recorder = rec;
   S.phase = "recording";
   save();
+  markAlive();
+  gapEnd("reload");
   setDeskState("recording");
   if (!S.timers.snap) S.timers.snap = setInterval(sendSnapshot, SNAPSHOT_MS);
-  if (!S.timers.stats) S.timers.stats = setInterval(updateStats, 1000);
+  if (!S.timers.stats) S.timers.stats = setInterval(() => {
+    updateStats();
+    markAlive();
+  }, 1000);
   keepAwake();
   show("recording");
 }
@@ -510,6 +569,24 @@ function alarm() {
     osc.onended = () => ctx.close();
   } catch {
     /* no audio */
+  }
+}
+
+/** Each second of recording leaves its time behind, so a reload can tell how long it lost. */
+function markAlive() {
+  try {
+    if (S.phase === "recording" && S.recorder && S.recorder.active) localStorage.setItem(ALIVE_KEY, String(Date.now()));
+  } catch {
+    /* ignore */
+  }
+}
+
+function lastAlive() {
+  try {
+    const t = Number(localStorage.getItem(ALIVE_KEY));
+    return Number.isFinite(t) && t > 0 ? t : null;
+  } catch {
+    return null;
   }
 }
 
@@ -711,18 +788,38 @@ async function boot() {
   }
   await startServices();
   if (S.phase === "recording") {
-    // Reloaded mid-exam: the engine finalizes the interrupted recording; start a new one.
+    // Reloaded mid-exam: the engine finalizes the interrupted recording; start a new one. The
+    // time since the old page last recorded is a gap like any other.
+    const since = lastAlive();
+    if (since) S.gaps.reload = { t: since, iso: new Date(since).toISOString() };
     show("place");
     try {
       await startRecording();
     } catch {
-      /* the candidate presses 开始录制 */
+      /* the candidate presses 开始录制; the gap ends when recording does start */
     }
     return;
   }
   if (S.phase === "uploading") setDeskState("stopped");
-  else if (S.phase === "sweep" || S.phase === "place") setDeskState("bound");
+  else if (S.phase === "sweep") setDeskState("bound");
   show(S.phase === "bind" ? "sweep" : S.phase);
 }
+
+// --- language ------------------------------------------------------------------------------------
+
+function renderChrome() {
+  document.title = L("手机佐证摄像头 · invigil", "Evidence phone · invigil");
+  $(".brand-name").textContent = L("手机佐证摄像头", "Evidence phone");
+  $("#lang").textContent = currentLang() === "en" ? "中文" : "English";
+  netStatus();
+}
+
+$("#lang").addEventListener("click", () => setLang(currentLang() === "en" ? "zh-CN" : "en"));
+onLangChange(() => {
+  renderChrome();
+  // A sweep in progress keeps its screen (its ring is live); every other screen is redrawn.
+  if (!S.sweep && document.body.dataset.screen) show(document.body.dataset.screen);
+});
+renderChrome();
 
 boot();
