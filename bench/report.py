@@ -1,5 +1,5 @@
 """Shared by the benchmarks: the machine they ran on, and writing one section of
-docs/benchmarks.md without touching the others."""
+docs/benchmarks.md (or docs/accuracy.md) without touching the others."""
 
 from __future__ import annotations
 
@@ -46,15 +46,18 @@ def machine() -> str:
     )
 
 
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of docs/benchmarks.md."""
-    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else HEADER
-    stamp = f"_Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}._\n\n"
-    section = f"## {title}\n\n{stamp}{body.strip()}\n"
+def write_section(
+    title: str, body: str, *, path: Path = BENCHMARKS_MD, header: str = HEADER, stamp: bool = True
+) -> None:
+    """Replace (or append) the ``## title`` section of ``path`` (docs/benchmarks.md), stamped
+    with the time and the machine unless the body carries its own stamp."""
+    text = path.read_text(encoding="utf-8") if path.exists() else header
+    when = f"_Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}._\n\n" if stamp else ""
+    section = f"## {title}\n\n{when}{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
         text = text.rstrip() + "\n\n" + section
-    BENCHMARKS_MD.parent.mkdir(exist_ok=True)
-    BENCHMARKS_MD.write_text(text.rstrip() + "\n", encoding="utf-8")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")

@@ -60,7 +60,7 @@ def test_valid_file_imports_and_prints_exam_id(cli_env: dict[str, str], tmp_path
         "attempts": 3,
         "questions": 2,
         "staff_users": 5,
-        "jobs": 1,  # the lot auto-assignment
+        "jobs": 2,  # the lot auto-assignment and the retention purge
     }
     assert len(exam_id) == 32
     # Importing a second exam with the same staff updates them instead of failing.

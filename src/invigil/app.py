@@ -11,6 +11,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from invigil.analysis import audio_jobs  # noqa: F401  (registers recording.audio)
+from invigil.analysis import jobs as analysis_jobs  # noqa: F401  (registers snapshot.analyse)
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
@@ -22,10 +24,12 @@ from invigil.core.db import Database
 from invigil.core.errors import install_error_handlers
 from invigil.core.jobs import WorkerThread
 from invigil.core.storage import LocalBlobStore
+from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
 from invigil.recordings.api import router as recordings_router
+from invigil.review.api import routers as review_routers
 from invigil.staff.api import router as staff_router
 
 log = logging.getLogger(__name__)
@@ -94,6 +98,8 @@ def create_app(
     app.include_router(staff_router)
     app.include_router(recordings_router)
     app.include_router(proctoring_router)
+    for router in review_routers:
+        app.include_router(router)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

@@ -1,4 +1,5 @@
-"""The ``invigil`` command: serve, demo, worker, exam import."""
+"""The ``invigil`` command: serve, demo, worker, exam import, evidence, verify, retention,
+storage sweep."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ from invigil.exams.examfile import ExamFileError
 app = typer.Typer(help="invigil: remote structured interviews with two-camera invigilation.")
 exam_app = typer.Typer(help="Exams: import exam files.")
 app.add_typer(exam_app, name="exam")
+evidence_app = typer.Typer(help="Evidence packages: export, the signing public key.")
+app.add_typer(evidence_app, name="evidence")
+retention_app = typer.Typer(help="Retention: purge recordings and face data after the period.")
+app.add_typer(retention_app, name="retention")
+storage_app = typer.Typer(help="Blob storage: clean up after crashes.")
+app.add_typer(storage_app, name="storage")
 
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:
@@ -157,6 +164,75 @@ def demo(
     typer.echo(info.describe(settings.base_url))
     sys.stdout.flush()
     _serve(settings)
+
+
+@evidence_app.command("export")
+def evidence_export(
+    attempt: Annotated[str, typer.Option(help="attempt_id, or EXAMID:TICKET")],
+    out: Annotated[Path, typer.Option(help="The package to write (.zip)")],
+) -> None:
+    """Write one candidate's signed evidence package (admin-side, on the server)."""
+    from invigil.evidence.cli import export_command
+
+    settings = _settings()
+    upgrade(settings.sqlalchemy_url)
+    raise typer.Exit(export_command(settings, attempt, out))
+
+
+@evidence_app.command("public-key")
+def evidence_public_key() -> None:
+    """Print the public key this server signs evidence packages with (pin it for verify)."""
+    from invigil.evidence.cli import public_key_command
+
+    typer.echo(public_key_command(_settings()))
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="The evidence package (.zip)")],
+    public_key: Annotated[
+        str | None, typer.Option(help="Require this signing key (from evidence public-key)")
+    ] = None,
+) -> None:
+    """Check an evidence package offline; exit 0 when intact, 1 naming what was changed."""
+    from invigil.evidence.cli import verify_command
+
+    raise typer.Exit(verify_command(file, public_key))
+
+
+@retention_app.command("run")
+def retention_run(
+    exam: Annotated[str | None, typer.Option(help="Only this exam")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only show what would be purged")] = False,
+    force: Annotated[bool, typer.Option(help="Purge --exam before its period ends")] = False,
+) -> None:
+    """Purge the recordings, snapshots and face data of exams whose retention period ended."""
+    from invigil.evidence.cli import retention_command
+
+    settings = _settings()
+    upgrade(settings.sqlalchemy_url)
+    raise typer.Exit(retention_command(settings, exam, dry_run=dry_run, force=force))
+
+
+@storage_app.command("sweep")
+def storage_sweep(
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be removed")] = False,
+    grace: Annotated[str, typer.Option(help="Only files older than this, e.g. 1h")] = "1h",
+) -> None:
+    """Remove chunk, snapshot and temp files that a crash left without a database row."""
+    from invigil.recordings import orphans
+
+    settings = _settings()
+    upgrade(settings.sqlalchemy_url)
+    with transaction(Database(settings.sqlalchemy_url)) as session:
+        found = orphans.find(
+            session, LocalBlobStore(settings.blob_dir), timedelta(seconds=parse_duration(grace))
+        )
+    for path in found.files:
+        typer.echo(path.relative_to(settings.blob_dir.resolve()).as_posix())
+    removed = 0 if dry_run else orphans.remove(found)
+    verb = "可删除 would remove" if dry_run else "已删除 removed"
+    typer.echo(f"{verb}: {len(found.files) if dry_run else removed} 个文件, {found.bytes} 字节")
 
 
 def main() -> None:

@@ -31,7 +31,9 @@ STAFF = [
     ("proctor1", "demo-proctor", ["proctor"]),
     ("tech1", "demo-tech", ["tech"]),
     ("reviewer1", "demo-reviewer", ["reviewer"]),
+    ("reviewer2", "demo-reviewer2", ["reviewer"]),  # a violation needs a second reviewer
     ("examiner1", "demo-examiner", ["examiner"]),
+    ("examiner2", "demo-examiner2", ["examiner"]),
     ("admin", "demo-admin", ["admin"]),
 ]
 NOTICE = """考生须知（模拟考试）
@@ -71,6 +73,7 @@ class DemoInfo:
             f"  监考台 proctor:     {base_url}/proctor/{_pending('proctor')}",
             f"  评审 review:        {base_url}/review/{_pending('review')}",
             f"  管理 admin:         {base_url}/admin/{_pending('admin')}",
+            f"  成绩查询 results:   {base_url}/results/?exam={self.exam_id}{_pending('results')}",
             f"  接口 API docs:      {base_url}/docs",
             "",
             "  考生 candidates (准考证号 ticket — 姓名; 首次人脸登录的照片即为比对基准):",

@@ -18,6 +18,7 @@ from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError
 from invigil.core.ratelimit import window_for
+from invigil.identity import liveness
 from invigil.proctoring.warnings import warnings_for
 
 router = APIRouter(prefix="/api/v1/candidate", tags=["candidate"])
@@ -83,6 +84,8 @@ def login(
     exam_id: Annotated[str, Form()],
     ticket: Annotated[str, Form()],
     face: Annotated[UploadFile, File()],
+    challenge_id: Annotated[str | None, Form(max_length=64)] = None,
+    frames: Annotated[list[UploadFile] | None, File()] = None,
 ) -> dict[str, Any]:
     with unit_of_work(ctx) as session:
         data = face.file.read(ctx.settings.max_photo_bytes + 1)
@@ -96,8 +99,36 @@ def login(
             data,
             sessions.bearer_token(request),
             _client_info(request),
+            challenge_id=challenge_id,
+            frames=_liveness_frames(frames),
         )
         return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
+
+
+def _liveness_frames(frames: list[UploadFile] | None) -> list[bytes]:
+    if not frames:
+        return []
+    if len(frames) > liveness.MAX_FRAMES:
+        raise APIError(413, "too_large", "活体检测画面过多，请刷新页面后重试。")
+    out = []
+    for f in frames:
+        data = f.file.read(liveness.MAX_FRAME_BYTES + 1)
+        if len(data) > liveness.MAX_FRAME_BYTES:
+            raise APIError(413, "too_large", "活体检测画面过大，请刷新页面后重试。")
+        out.append(data)
+    return out
+
+
+class LivenessBody(BaseModel):
+    exam_id: str = Field(max_length=64)
+    ticket: str = Field(max_length=64)
+
+
+@router.post("/liveness")
+def liveness_challenge(body: LivenessBody, ctx: Ctx) -> dict[str, Any]:
+    """The head-turn challenge to perform before the next face login (docs/liveness.md)."""
+    with unit_of_work(ctx) as session:
+        return service.liveness_challenge(session, ctx, body.exam_id, body.ticket)
 
 
 @router.get("/state")

@@ -22,7 +22,8 @@ from invigil.core.context import AppContext
 from invigil.core.errors import APIError, not_found
 from invigil.exams import lots
 from invigil.exams.models import Attachment, Candidate, Exam, Question
-from invigil.identity import faces
+from invigil.identity import faces, liveness, quality
+from invigil.identity.models import LivenessChallenge
 from invigil.proctoring.warnings import warnings_for
 from invigil.recordings import status as recording_status
 
@@ -127,6 +128,8 @@ def login(
     face_jpeg: bytes,
     presented_token: str | None,
     client_info: dict[str, str],
+    challenge_id: str | None = None,
+    frames: list[bytes] | None = None,
 ) -> LoginResult:
     now = ctx.clock.now()
     exam, candidate, attempt = login_target(session, exam_id, ticket, now)
@@ -145,8 +148,16 @@ def login(
             headers={"Retry-After": retry},
         )
 
+    # With liveness "off" the one image decides, exactly as before; with "required" the
+    # photo also passes the quality gate and the challenge's frames are judged below.
+    challenge = _redeem_challenge(session, exam, attempt, now, challenge_id)
+    located: faces.LocatedFace | None = None
     try:
-        embedding = faces.embed_single_face(face_jpeg)
+        if challenge is None:
+            embedding = faces.embed_single_face(face_jpeg)
+        else:
+            pixels, located, _ = quality.check_photo(face_jpeg)
+            embedding = faces.embed_located(pixels, located)
     except faces.FaceError as exc:
         raise _login_refused(session, attempt, now, 422, exc.code, exc.message, {}) from None
 
@@ -172,6 +183,27 @@ def login(
                 "人脸与报名照片不一致。请正对摄像头、摘下眼镜或帽子、保持光线充足后重试。",
                 {"distance": round(distance, 4)},
             )
+
+    live: dict[str, Any] | None = None
+    if challenge is not None and located is not None:
+        try:
+            verdict = liveness.check_frames(
+                challenge.steps.split(","), frames or [], located, embedding
+            )
+        except liveness.LivenessFailed as exc:
+            # A login_failed event like any other, so it counts towards asking tech support.
+            raise _login_refused(
+                session,
+                attempt,
+                now,
+                403,
+                "liveness_failed",
+                exc.message,
+                exc.data,
+                reason=exc.data.get("reason"),
+                not_seen=exc.data.get("not_seen", []),
+            ) from None
+        live = verdict.log_data()
 
     alive = timedelta(seconds=ctx.settings.session_alive_seconds)
     presented = sessions.find(session, ctx, presented_token)
@@ -206,9 +238,53 @@ def login(
             "distance": None if distance is None else round(distance, 4),
             "enrolled_now": distance is None,
             "client": client_info,
+            **({"liveness": live} if live is not None else {}),
         },
     )
     return LoginResult(issued.token, attempt, current_stage(session, attempt, now))
+
+
+def _redeem_challenge(
+    session: Session, exam: Exam, attempt: Attempt, now: datetime, challenge_id: str | None
+) -> LivenessChallenge | None:
+    if not exam.liveness:
+        return None
+    if not challenge_id:
+        # A client that skipped the challenge, not a failed face: not logged, not counted.
+        raise APIError(
+            400,
+            "liveness_required",
+            "本场考试的人脸登录需要先完成活体检测（按提示转头），请刷新页面后重试。",
+        )
+    try:
+        return liveness.redeem(session, attempt.id, challenge_id, now)
+    except liveness.ChallengeError as exc:
+        raise _login_refused(session, attempt, now, 403, exc.code, exc.message, {}) from None
+
+
+def liveness_challenge(
+    session: Session, ctx: AppContext, exam_id: str, ticket: str
+) -> dict[str, Any]:
+    """A new head-turn challenge for the candidate's next login, or ``required: false`` when
+    the exam's login is the single photo."""
+    now = ctx.clock.now()
+    exam, _, attempt = login_target(session, exam_id, ticket, now)
+    if not exam.liveness:
+        return {"required": False}
+    window = now - timedelta(seconds=ctx.settings.login_window_seconds)
+    recent = session.scalar(
+        select(func.count()).where(
+            LivenessChallenge.attempt_id == attempt.id, LivenessChallenge.created_at > window
+        )
+    )
+    if (recent or 0) >= ctx.settings.login_attempts_per_window:
+        raise APIError(
+            429,
+            "too_many_attempts",
+            "登录尝试过于频繁，请稍后再试，或点击【求助】联系技术服务。",
+            headers={"Retry-After": str(ctx.settings.login_window_seconds)},
+        )
+    return {"required": True, **liveness.describe(liveness.issue(session, attempt.id, now))}
 
 
 # --- the exam day after login -----------------------------------------------------------------

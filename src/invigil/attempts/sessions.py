@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,6 +60,42 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
+# Signed links: a <video> element cannot send an Authorization header, so media for staff pages
+# is reached by a link that names the staff session, the exact path and an expiry, with a MAC
+# over them. It opens nothing but that path, dies with the session (logout, expiry) and after
+# LINK_LIFETIME, and every read through it is the session's own (access log included).
+LINK_LIFETIME = timedelta(hours=2)
+LINK_PARAM = "sig"
+
+
+def _link_mac(ctx: AppContext, session_id: str, path: str, expires: int) -> str:
+    message = f"link|{session_id}|{path}|{expires}"
+    return token_digest(ctx.settings.effective_secret(), message)[:43]
+
+
+def signed_link(ctx: AppContext, auth: AuthSession, path: str) -> str:
+    """``path`` with a query parameter that authenticates as ``auth`` for that path only."""
+    expires = int((ctx.clock.now() + LINK_LIFETIME).timestamp())
+    mac = _link_mac(ctx, auth.id, path, expires)
+    return f"{path}{'&' if '?' in path else '?'}{LINK_PARAM}={auth.id}.{expires}.{mac}"
+
+
+def _from_link(session: Session, ctx: AppContext, request: Request) -> AuthSession | None:
+    value = request.query_params.get(LINK_PARAM)
+    if not value or request.method not in ("GET", "HEAD"):
+        return None
+    session_id, _, rest = value.partition(".")
+    expires_text, _, mac = rest.partition(".")
+    if not expires_text.isdigit():
+        return None
+    expected = _link_mac(ctx, session_id, request.url.path, int(expires_text))
+    if not hmac.compare_digest(expected, mac):
+        return None
+    if int(expires_text) <= ctx.clock.now().timestamp():
+        raise APIError(401, "link_expired", "链接已过期，请刷新页面。")
+    return session.get(AuthSession, session_id)
+
+
 def find(session: Session, ctx: AppContext, token: str | None) -> AuthSession | None:
     if not token:
         return None
@@ -69,8 +106,10 @@ def find(session: Session, ctx: AppContext, token: str | None) -> AuthSession | 
 def authenticate(
     session: Session, ctx: AppContext, request: Request, kinds: tuple[str, ...]
 ) -> AuthSession:
-    """The live session behind the request's bearer token, or a 401 that says why."""
-    auth = find(session, ctx, bearer_token(request))
+    """The live session behind the request's bearer token (or signed link), or a 401 that
+    says why."""
+    token = bearer_token(request)
+    auth = find(session, ctx, token) if token else _from_link(session, ctx, request)
     now = ctx.clock.now()
     if auth is None or auth.kind not in kinds:
         raise unauthorized("登录凭证无效，请重新登录。")

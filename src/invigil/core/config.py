@@ -4,11 +4,35 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A key that ships in docs and demos; a real server must not run with it.
 DEMO_SECRET_KEY = "invigil-demo-secret-do-not-use-in-production"
+
+# Analysis flags (invigil.analysis.thresholds): what each flag needs before it raises an event,
+# and the event's severity ("violation" alerts the console; "off" disables the flag). The first
+# six come from snapshots, the last two from the audio of desk recordings.
+# INVIGIL_FLAGS (JSON) overrides single parameters server-wide, an exam file's `exam.flags` per
+# exam. Why these values: docs/accuracy.md.
+FLAG_DEFAULTS: dict[str, dict[str, Any]] = {
+    "no_face": {"seconds": 15, "severity": "violation"},
+    "multiple_faces": {"of_last": 3, "at_least": 2, "severity": "violation"},
+    "face_mismatch": {"distance": 0.52, "of_last": 3, "at_least": 2, "severity": "violation"},
+    "camera_covered": {"seconds": 10, "brightness": 30, "contrast": 5, "severity": "violation"},
+    "candidate_out_of_view": {"seconds": 30, "severity": "violation"},
+    "second_person": {"of_last": 3, "at_least": 2, "severity": "violation"},
+    "long_silence": {"seconds": 20, "severity": "info"},  # within the answering window
+    # pause_seconds: without the keyword model, a pause after speech this long ends an answer;
+    # kws_*: the spotter's settings as measured on the model (docs/accuracy.md).
+    "answer_end": {
+        "pause_seconds": 4.0,
+        "kws_threshold": 0.1,
+        "kws_score": 2.0,
+        "severity": "info",
+    },
+}
 
 
 class Settings(BaseSettings):
@@ -26,7 +50,10 @@ class Settings(BaseSettings):
     # Run the job worker inside the server process (the embedded default).
     embedded_worker: bool = True
     worker_poll_seconds: float = 1.0
-    job_lease_seconds: float = 120.0
+    # Longer than the longest job: the audio of a 20-minute recording takes up to about two
+    # minutes on a loaded 2-core machine (docs/accuracy.md); a lease that runs out mid-job makes
+    # another worker do it again (harmless, handlers are idempotent, but wasted).
+    job_lease_seconds: float = 300.0
 
     # A session counts as alive while it was seen within this many seconds.
     session_alive_seconds: int = 20
@@ -37,6 +64,15 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 16 * 1024 * 1024
     max_photo_bytes: int = 8 * 1024 * 1024
+
+    # Audio of desk recordings (analysis/audio.py; its thresholds are flags above). The keyword
+    # model is not shipped: without a directory (INVIGIL_KWS_MODEL_DIR) answer boundaries come
+    # from pauses and the question order instead of the spoken marker.
+    kws_model_dir: Path | None = None
+    audio_vad_aggressiveness: int = 2  # webrtcvad 0..3: higher drops more noise as non-speech
+
+    # Overrides of FLAG_DEFAULTS, e.g. INVIGIL_FLAGS='{"no_face": {"seconds": 20}}'.
+    flags: dict[str, dict[str, Any]] = {}
 
     @cached_property
     def sqlalchemy_url(self) -> str:

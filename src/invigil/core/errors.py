@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from invigil.core.storage import BlobPurged
+
 
 class APIError(Exception):
     """A failure the client should see. ``keep_changes`` commits what the request wrote so far
@@ -63,6 +65,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(BlobPurged)
+    async def _purged(_: Request, exc: BlobPurged) -> JSONResponse:
+        body = {"error": {"code": "purged", "message": "该数据已按考试的保存期限清除。"}}
+        return JSONResponse(body, status_code=410)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

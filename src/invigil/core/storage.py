@@ -16,6 +16,11 @@ from typing import BinaryIO, Protocol
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-.]+)*$")
 
 
+class BlobPurged(LookupError):
+    """The blob's key was cleared when its exam's retention period ended (evidence.retention):
+    the bytes are gone on purpose, which callers answer with 410, not a server error."""
+
+
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
     def put_file(self, key: str, source: Path) -> None: ...
@@ -43,6 +48,8 @@ class LocalBlobStore:
         (self.root / ".tmp").mkdir(exist_ok=True)
 
     def local_path(self, key: str) -> Path:
+        if key == "":
+            raise BlobPurged()
         if not _KEY.match(key) or ".." in key.split("/"):
             raise ValueError(f"invalid blob key {key!r}")
         return self.root / key

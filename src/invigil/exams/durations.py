@@ -1,12 +1,12 @@
-"""Durations as the exam file writes them: ``30m``, ``45s``, ``1h``, ``1h30m``."""
+"""Durations as the exam file writes them: ``30m``, ``45s``, ``1h``, ``1h30m``, ``180d``."""
 
 from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"(\d+)\s*([hms])")
-_WHOLE = re.compile(r"^\s*(\d+\s*[hms]\s*)+$")
-_UNIT = {"h": 3600, "m": 60, "s": 1}
+_PART = re.compile(r"(\d+)\s*([dhms])")
+_WHOLE = re.compile(r"^\s*(\d+\s*[dhms]\s*)+$")
+_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(text: object) -> int:

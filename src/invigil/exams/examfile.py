@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from invigil.analysis import thresholds as flag_thresholds
 from invigil.core.clock import ensure_utc
 from invigil.exams.durations import parse_duration
 from invigil.staff.models import ROLES
@@ -25,8 +26,12 @@ RULE_DEFAULTS = {
     "entry_closes_after": "3m",
     "lot_closes_before": "10m",
     "upload_grace_after": "30m",
+    # How long recordings, snapshots and face data are kept after the deadline (evidence.retention).
+    "retention": "180d",
 }
 SWITCHES = ("evidence_camera", "liveness")
+SCORING_RULES = ("trimmed_mean", "mean")
+DEFAULT_POINTS = 10
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,11 @@ class ExamSpec:
     rooms: list[tuple[str, str]]
     candidates: list[CandidateSpec]
     staff: list[StaffSpec] = field(default_factory=list)
+    # The examiners' scale per question (0..points) and how their totals combine.
+    question_points: list[int] = field(default_factory=list)
+    scoring_rule: str = "trimmed_mean"
+    scoring_min_examiners: int | None = None
+    flags: dict[str, dict[str, Any]] = field(default_factory=dict)  # analysis.thresholds
 
 
 def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
@@ -246,15 +256,24 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
             ("exam", "rules", "entry_opens_before"),
             "入场不能早于登录开放（应不大于 login_opens_before）",
         )
+    if rules_s["retention"] < 86400:
+        c.add(("exam", "rules", "retention"), "保存期限至少 1d（评审需要时间查看录像）")
     evidence_camera = _switch(c, rules, "evidence_camera")
     liveness = _switch(c, rules, "liveness")
     practice = bool(exam.get("practice", False))
+    flags, flag_problems = flag_thresholds.check(exam.get("flags"))
+    for p in flag_problems:
+        c.add(("exam", "flags", *p.path), p.message)
 
     questions = []
+    question_points = []
     for i, q in enumerate(_list(c, exam.get("questions"), ("exam", "questions"), True)):
-        questions.append(
-            _text(c, _mapping(c, q, ("exam", "questions", i)), "text", ("exam", "questions", i))
+        q = _mapping(c, q, ("exam", "questions", i))
+        questions.append(_text(c, q, "text", ("exam", "questions", i)))
+        question_points.append(
+            _count(c, q, "points", ("exam", "questions", i), DEFAULT_POINTS, 1000) or DEFAULT_POINTS
         )
+    scoring_rule, scoring_min_examiners = _scoring(c, exam.get("scoring"))
 
     attachments = []
     for i, a in enumerate(_list(c, exam.get("attachments"), ("exam", "attachments"), False)):
@@ -343,7 +362,42 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
         rooms=rooms,
         candidates=candidates,
         staff=staff,
+        flags=flags,
+        question_points=question_points,
+        scoring_rule=scoring_rule,
+        scoring_min_examiners=scoring_min_examiners,
     )
+
+
+def _count(
+    c: _Collector,
+    obj: dict[str, Any],
+    key: str,
+    path: tuple[str | int, ...],
+    default: int | None,
+    most: int,
+) -> int | None:
+    value = obj.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        c.add((*path, key), f"应为 1 到 {most} 之间的整数，而不是 {value!r}")
+        return default
+    return value
+
+
+def _scoring(c: _Collector, value: Any) -> tuple[str, int | None]:
+    """``exam.scoring``: how examiners' totals become the final score."""
+    path: tuple[str | int, ...] = ("exam", "scoring")
+    scoring = _mapping(c, value or {}, path)
+    for key in scoring:
+        if key not in ("rule", "min_examiners"):
+            c.add((*path, key), "未知的评分设置（应为 rule、min_examiners）")
+    rule = scoring.get("rule", "trimmed_mean")
+    if rule not in SCORING_RULES:
+        c.add((*path, "rule"), f"应为 trimmed_mean 或 mean，而不是 {rule!r}")
+        rule = "trimmed_mean"
+    return str(rule), _count(c, scoring, "min_examiners", path, None, 100)
 
 
 def _where(path: tuple[str | int, ...]) -> str:

@@ -21,10 +21,18 @@ from invigil.attempts.models import Attempt
 from invigil.core import jobs
 from invigil.core.security import hash_password
 from invigil.core.storage import BlobStore
-from invigil.exams.examfile import ExamFileError, ExamSpec, Problem, parse_exam_file
+from invigil.evidence import retention
+from invigil.exams.examfile import (
+    DEFAULT_POINTS,
+    ExamFileError,
+    ExamSpec,
+    Problem,
+    parse_exam_file,
+)
 from invigil.exams.lots import LOT_AUTO_ASSIGN
 from invigil.exams.models import Attachment, Candidate, Exam, Question, Room
 from invigil.identity import faces
+from invigil.review.models import ExamStaff
 from invigil.staff.models import StaffRoom, StaffUser
 
 Progress = Callable[[int, int], None]
@@ -108,13 +116,17 @@ def create_exam(
         liveness=spec.liveness,
         practice=spec.practice,
         help_phone=spec.help_phone,
+        scoring_rule=spec.scoring_rule,
+        scoring_min_examiners=spec.scoring_min_examiners,
+        flags=spec.flags or None,
         created_at=now,
     )
     session.add(exam)
     session.flush()
 
-    for position, text in enumerate(spec.questions, 1):
-        session.add(Question(exam_id=exam.id, position=position, text=text))
+    points = spec.question_points or [DEFAULT_POINTS] * len(spec.questions)
+    for position, (text, most) in enumerate(zip(spec.questions, points, strict=True), 1):
+        session.add(Question(exam_id=exam.id, position=position, text=text, points=most))
     for position, a in enumerate(spec.attachments, 1):
         content = a.file.read_bytes()
         key = f"exams/{exam.id}/attachments/{position}"
@@ -161,6 +173,8 @@ def create_exam(
         session.flush()
         for code in s.rooms:
             session.add(StaffRoom(staff_id=user.id, room_id=rooms[code].id))
+        # Examiners have no rooms: this row is what ties them to the exams they score.
+        session.add(ExamStaff(exam_id=exam.id, staff_id=user.id, roles=sorted(set(s.roles))))
 
     jobs.enqueue(
         session,
@@ -170,6 +184,7 @@ def create_exam(
         run_at=exam.lot_closes_at,
         dedupe_key=f"lot-auto:{exam.id}",
     )
+    retention.schedule(session, exam, spec.rules_s["retention"], now)
     session.flush()
     return exam
 

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from invigil.core.db import Base, UTCDateTime, new_id
@@ -27,6 +37,13 @@ class Exam(Base):
     # 模拟考试: no enrolment photos; a candidate's first successful login face becomes the reference.
     practice: Mapped[bool] = mapped_column(Boolean, default=False)
     help_phone: Mapped[str] = mapped_column(String(64), default="")
+    # How examiners' totals become the final score (review.scoring): trimmed_mean | mean, and
+    # how many examiners each candidate needs before publishing (None: as many as listed).
+    scoring_rule: Mapped[str] = mapped_column(String(16), default="trimmed_mean")
+    scoring_min_examiners: Mapped[int | None] = mapped_column(Integer)
+    # The exam file's `exam.flags`: per-exam overrides of the snapshot-flag thresholds
+    # (invigil.analysis.thresholds), validated on import.
+    flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     rooms: Mapped[list[Room]] = relationship(back_populates="exam", order_by="Room.code")
@@ -94,6 +111,7 @@ class Question(Base):
     exam_id: Mapped[str] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    points: Mapped[int] = mapped_column(Integer, default=10)  # the examiners' scale: 0..points
 
 
 class Attachment(Base):

@@ -24,10 +24,15 @@ __all__ = [
     "DETECTION_SCORE_MIN",
     "MATCH_THRESHOLD",
     "FaceError",
+    "LocatedFace",
+    "cnn_face_count",
+    "decode",
+    "embed_located",
     "embed_single_face",
     "embedding_from_bytes",
     "embedding_to_bytes",
     "face_distance",
+    "locate_faces",
     "warm_up",
 ]
 
@@ -58,6 +63,9 @@ _MESSAGES = {
     "multiple_faces": "检测到多张人脸，请确保画面中只有您一个人。",
     "bad_image": "无法读取这张图片，请重新拍摄，或上传 JPEG/PNG 格式的照片。",
 }
+
+# The candidate-facing sentences, for callers that raise these codes themselves.
+MESSAGES = _MESSAGES
 
 Embedding = npt.NDArray[np.float64]
 
@@ -143,19 +151,29 @@ def _decode(image: bytes) -> npt.NDArray[np.uint8]:
         raise _fail("bad_image") from exc
 
 
-def _detect_locked(models: _Models, pixels: npt.NDArray[np.uint8]) -> list[tuple[Any, float]]:
+@dataclass(frozen=True)
+class _Detected:
+    counted: list[tuple[Any, float]]  # (dlib rectangle, score), best first
+    rejected: float | None  # the best score below DETECTION_SCORE_MIN (a badge, a mask)
+    upsampled: bool
+
+
+def _detect_locked(models: _Models, pixels: npt.NDArray[np.uint8]) -> _Detected:
     # Upsampling finds faces down to ~40 px but costs four times as much, so it is only
     # paid for when the plain pass found nothing that counts.
+    rejected: float | None = None
     for upsample in (0, 1):
         rects, scores, _ = models.detector.run(pixels, upsample, 0.0)
-        faces = [
-            (rect, float(score))
-            for rect, score in zip(rects, scores, strict=True)
-            if score >= DETECTION_SCORE_MIN
-        ]
-        if faces:
-            return faces
-    return []
+        counted = []
+        for rect, score in zip(rects, scores, strict=True):
+            if score >= DETECTION_SCORE_MIN:
+                counted.append((rect, float(score)))
+            elif rejected is None or score > rejected:
+                rejected = float(score)
+        if counted:
+            counted.sort(key=lambda pair: -pair[1])
+            return _Detected(counted, rejected, upsample == 1)
+    return _Detected([], rejected, True)
 
 
 def embed_single_face(image: bytes) -> Embedding:
@@ -166,7 +184,7 @@ def embed_single_face(image: bytes) -> Embedding:
     pixels = _decode(image)
     with _lock:
         models = _load_locked()
-        faces = _detect_locked(models, pixels)
+        faces = _detect_locked(models, pixels).counted
         if not faces:
             raise _fail("no_face")
         if len(faces) > 1:
@@ -194,3 +212,95 @@ def embedding_from_bytes(b: bytes) -> Embedding:
     if len(b) != EMBEDDING_SIZE * 4:
         raise ValueError(f"expected {EMBEDDING_SIZE * 4} bytes, got {len(b)}")
     return np.frombuffer(b, dtype="<f4").astype(np.float64)
+
+
+# --- landmarks and detector-level detail (quality gate, liveness) ------------------------------
+
+LandmarkArray = npt.NDArray[np.float64]
+Pixels = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class LocatedFace:
+    """One HOG detection with its 68 landmarks (dlib's iBUG numbering: 0-16 jaw from the
+    image's left, 27-35 nose with 30 its tip, 36-41 / 42-47 the eyes)."""
+
+    box: tuple[int, int, int, int]  # left, top, right, bottom; may reach outside the image
+    score: float
+    landmarks: LandmarkArray  # (68, 2) x, y in pixels
+
+
+_predictor68: Any = None
+_cnn: Any = None
+
+
+def decode(image: bytes) -> Pixels:
+    """The photo as upright RGB pixels, at most 800 px a side; FaceError ``bad_image``."""
+    return _decode(image)
+
+
+def locate_faces(pixels: Pixels) -> list[LocatedFace]:
+    """Every face HOG finds with a score of at least DETECTION_SCORE_MIN, with 68 landmarks."""
+    global _predictor68
+    with _lock:
+        models = _load_locked()
+        if _predictor68 is None:
+            _predictor68 = dlib.shape_predictor(
+                str(_model_dir() / "shape_predictor_68_face_landmarks.dat")
+            )
+        found = []
+        for rect, score in _detect_locked(models, pixels).counted:
+            shape = _predictor68(pixels, rect)
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+            box = (rect.left(), rect.top(), rect.right(), rect.bottom())
+            found.append(LocatedFace(box, score, points))
+    return found
+
+
+def embed_located(pixels: Pixels, face: LocatedFace) -> Embedding:
+    """The embedding of a face already located (skips a second detection)."""
+    left, top, right, bottom = face.box
+    with _lock:
+        models = _load_locked()
+        rect = dlib.rectangle(left, top, right, bottom)
+        shape = models.predictor(pixels, rect)
+        descriptor = models.encoder.compute_face_descriptor(pixels, shape)
+    return np.array(descriptor, dtype=np.float64).reshape(EMBEDDING_SIZE)
+
+
+def cnn_face_count(pixels: Pixels, min_confidence: float = 0.5) -> int:
+    """Faces dlib's CNN (MMOD) detector finds. It still finds a face behind a mask or a hand,
+    where HOG's score collapses, but costs about 2 s a frame on one core: call it only to
+    explain a frame HOG found empty."""
+    global _cnn
+    with _lock:
+        if _cnn is None:
+            _cnn = dlib.cnn_face_detection_model_v1(
+                str(_model_dir() / "mmod_human_face_detector.dat")
+            )
+        found = _cnn(pixels, 0)
+    return sum(1 for d in found if float(d.confidence) >= min_confidence)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One frame as the snapshot analysis sees it."""
+
+    scores: list[float]  # counted faces, best first
+    rejected_score: float | None  # the best detection that did not count, or None
+    upsampled: bool
+    embedding: Embedding | None  # of the only counted face, when asked for
+
+
+def scan(pixels: Pixels, *, embed: bool) -> Scan:
+    """Detection (with the rejected detections' best score) and, when ``embed`` and exactly one
+    face counts, its embedding, under one hold of the models."""
+    embedding: Embedding | None = None
+    with _lock:
+        models = _load_locked()
+        found = _detect_locked(models, pixels)
+        if embed and len(found.counted) == 1:
+            shape = models.predictor(pixels, found.counted[0][0])
+            descriptor = models.encoder.compute_face_descriptor(pixels, shape)
+            embedding = np.array(descriptor, dtype=np.float64).reshape(EMBEDDING_SIZE)
+    return Scan([score for _, score in found.counted], found.rejected, found.upsampled, embedding)

@@ -15,6 +15,7 @@ from invigil.attempts.models import Attempt
 from invigil.core.clock import iso
 from invigil.core.context import Ctx
 from invigil.core.errors import APIError, forbidden, not_found
+from invigil.core.storage import BlobPurged
 from invigil.exams.models import Candidate, Exam, Room
 from invigil.recordings import assembly, ingest, service, snapshots, status
 from invigil.recordings.access import Actor, actor, recording_for
@@ -82,6 +83,8 @@ def media(
         who = actor(session, ctx, request, ("staff",))
         found = recording_for(session, who, recording_id, write=False)
         rec = found.recording
+        if rec.state == FINALIZED and rec.original_key is None:
+            raise BlobPurged()  # finalizing always writes the original: only a purge clears it
         if rec.state != FINALIZED or rec.original_key is None:
             raise APIError(409, "not_finalized", "录像尚未完成上传。")
         ready = original or (rec.media_key is not None and ctx.blobs.exists(rec.media_key))

@@ -33,6 +33,8 @@ from invigil.recordings.tx import transaction
 log = logging.getLogger(__name__)
 
 WEBM_CODECS = frozenset({"vp8", "vp9", "av1", "opus", "vorbis"})
+# Analysis of a desk recording's audio (analysis/audio_jobs.py), queued with the assembled file.
+AUDIO_JOB = "recording.audio"
 
 
 class AssemblyError(Exception):
@@ -112,6 +114,15 @@ def ensure_media(db: Database, blobs: BlobStore, clock: Clock, recording_id: str
             rec.media_size = size
             rec.duration_s = duration
             rec.assembled_at = clock.now()
+            # Only where the analysis is loaded: a bare recordings setup has no one to run it.
+            if rec.kind == "webcam" and jobs.has_handler(AUDIO_JOB):
+                jobs.enqueue(
+                    session,
+                    AUDIO_JOB,
+                    {"recording_id": rec.id},
+                    now=rec.assembled_at,
+                    dedupe_key=f"audio:{rec.id}",
+                )
             return rec
     finally:
         tmp.unlink(missing_ok=True)

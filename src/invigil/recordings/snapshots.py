@@ -35,6 +35,8 @@ from invigil.recordings.batch import Batch
 from invigil.recordings.models import KINDS, Snapshot
 
 ANALYSE_JOB = "snapshot.analyse"
+# Screen snapshots are for the live console only: no face or room to analyse in them.
+ANALYSED_KINDS = frozenset({"webcam", "evidence"})
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -79,7 +81,7 @@ def _snapshot_work(
                 sha256=digest,
             )
         )
-        if analysis_registered():
+        if kind in ANALYSED_KINDS and analysis_registered():
             jobs.enqueue(session, ANALYSE_JOB, {"snapshot_id": snapshot_id}, now=now)
         session.flush()
         return {"snapshot_id": snapshot_id, "kind": kind, "at": iso(now)}

@@ -10,6 +10,7 @@ import { $, clear, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
 import { clockTime, countdown, currentLang, formatBytes, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { placementPanel } from "./placement.js";
+import { addLiveness, livenessError } from "./liveness.js";
 import { StreamRecorder, snapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 import * as dev from "./device.js";
@@ -453,6 +454,8 @@ VIEWS.login = () => {
     store.ticket = t;
     save();
     try {
+      // With liveness required the head-turn challenge runs first (./liveness.js).
+      await addLiveness(form, { api, examId, ticket: t, video: preview, box: msg });
       // The old token (if any) lets the server hand the session to this page at once.
       const r = await api.request("POST", "/api/v1/candidate/login", { form, token: S.token || store.token || null });
       await loggedIn(r);
@@ -516,7 +519,7 @@ function loginError(err) {
     case "exam_over": return L("本场考试已结束，无法登录。", "This exam is over.");
     case "too_many_attempts": return L("尝试次数过多，请等几分钟再试，或点击【求助】联系技术服务。", "Too many attempts: wait a few minutes or ask for help.");
     case "not_enrolled": return L("系统中没有您的报名照片，无法比对。请点击【求助】联系技术服务。", "No enrolment photo on file: ask tech support.");
-    default: return err.message || err.code;
+    default: return livenessError(err) || err.message || err.code;
   }
 }
 

@@ -49,12 +49,41 @@ export const KINDS = {
   login_help_requested: "申请人工审核",
   login_approved_manually: "人工审核通过",
   login_help_rejected: "人工审核驳回",
+  camera_covered: "摄像头被遮挡或过暗",
+  candidate_out_of_view: "佐证画面中无考生",
+  second_person: "佐证画面出现他人",
+  flag_ended: "异常已结束",
+  evidence_placement: "确认手机机位",
+  answer_end: "该题回答完毕",
+  long_silence: "长时间无语音",
+  audio_summary: "语音分析",
+  data_purged: "数据已按期限清除",
+  recording_started: "开始录像",
+  recording_finalized: "录像上传完成",
+};
+
+// Why a face login was refused (the code in login_failed events).
+export const LOGIN_CODES = {
+  face_mismatch: "人脸不符",
+  no_face: "未检测到人脸",
+  multiple_faces: "多人脸",
+  face_covered: "面部被遮挡",
+  face_cut_off: "面部不完整",
+  too_dark: "光线过暗",
+  face_not_frontal: "未正对摄像头",
+  low_quality: "画面模糊",
+  liveness_failed: "活体检测未通过",
+  liveness_challenge_invalid: "活体挑战无效",
+  liveness_challenge_used: "活体挑战已使用",
+  liveness_challenge_expired: "活体挑战已过期",
+  session_active_elsewhere: "已在其他设备登录",
 };
 
 export const PHONE = {
   not_bound: "未绑定",
   bound: "已绑定",
   sweeping: "环拍中",
+  placing: "摆放机位",
   recording: "录制中",
   stopped: "已停止",
   offline: "离线",
@@ -92,7 +121,9 @@ export function describe(ev) {
   if (ev.kind === "proctor_note") return `记录（${d.author || ""}）：${d.text || ""}`;
   if (ev.kind === "phone_state") return `手机：${PHONE[d.state] || d.state}`;
   if (ev.kind === "lot_drawn" && d.number) return `抽签：${d.number} 号`;
-  if (ev.kind === "login_failed") return `登录失败（${d.code || ""}）`;
+  if (ev.kind === "login_failed") return `登录失败（${LOGIN_CODES[d.code] || d.code || ""}）`;
+  if (ev.kind === "evidence_placement") return d.ok ? "考生确认手机机位" : "考生要求重新摆放手机";
+  if (ev.kind === "flag_ended" && d.flag) return `${kindName(d.flag)}：已结束`;
   if (ev.kind.startsWith("login_") && d.reason) return `${kindName(ev.kind)}：${d.reason}`;
   return kindName(ev.kind);
 }

@@ -1,0 +1,115 @@
+"""The ``snapshot.analyse`` job: one snapshot's facts, then the flag rules of its stream.
+
+Idempotent: the analysis row and the events it raises commit together with the job, and a run
+that finds the row already there does nothing. The face work (about 25-120 ms) runs before the
+job's transaction touches the database, so on SQLite (where every transaction takes the writer
+lock up front) it holds no lock: reading what it needs is a short transaction of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invigil.analysis import flags, thresholds
+from invigil.analysis.frames import FrameFacts, analyse_frame
+from invigil.analysis.models import SnapshotAnalysis
+from invigil.attempts.models import Attempt
+from invigil.core import jobs
+from invigil.core.config import Settings
+from invigil.core.storage import LocalBlobStore
+from invigil.identity import faces
+from invigil.recordings.models import Snapshot
+
+# recordings.snapshots.ANALYSE_JOB, which enqueues it; importing that module from here would close
+# an import cycle (snapshots -> access -> staff -> attempts -> snapshots) when the app loads.
+ANALYSE_JOB = "snapshot.analyse"
+
+# The screen is not a camera: nothing to look for in it.
+ANALYSED_STREAMS = frozenset(flags.STREAM_FLAGS)
+
+
+@dataclass(frozen=True)
+class _Input:
+    snapshot_id: str
+    attempt_id: str
+    stream: str
+    taken_at: Any
+    blob_key: str
+    exam_flags: dict[str, Any] | None
+    enrolled: bytes | None
+
+
+def _load(ctx: jobs.JobContext, snapshot_id: str) -> _Input | None:
+    with ctx.db.session() as read, read.begin():
+        if read.get(SnapshotAnalysis, snapshot_id) is not None:
+            return None
+        snap = read.get(Snapshot, snapshot_id)
+        if snap is None or snap.kind not in ANALYSED_STREAMS:
+            return None
+        attempt = read.get(Attempt, snap.attempt_id)
+        assert attempt is not None
+        return _Input(
+            snapshot_id=snap.id,
+            attempt_id=snap.attempt_id,
+            stream=snap.kind,
+            taken_at=snap.taken_at,
+            blob_key=snap.blob_key,
+            exam_flags=attempt.exam.flags,
+            enrolled=attempt.candidate.face_embedding,
+        )
+
+
+def _facts(settings: Settings, job: _Input, rules: thresholds.Thresholds) -> FrameFacts | None:
+    covered = rules["camera_covered"]
+    try:
+        image = LocalBlobStore(settings.blob_dir).get(job.blob_key)
+        return analyse_frame(
+            image,
+            embed=job.stream == "webcam" and rules["face_mismatch"].enabled,
+            # 512 bytes to decode: cheaper than any cache's bookkeeping across processes.
+            enrolled=faces.embedding_from_bytes(job.enrolled) if job.enrolled else None,
+            dark_below=covered.brightness,
+            flat_below=covered.contrast,
+        )
+    except (faces.FaceError, FileNotFoundError):
+        # A JPEG header over bytes that do not decode, or a snapshot already purged by the
+        # retention job before its analysis ran: nothing to see, and nothing to retry.
+        return None
+
+
+@jobs.handler(ANALYSE_JOB)
+def analyse_snapshot(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -> None:
+    job = _load(ctx, str(payload["snapshot_id"]))
+    if job is None:
+        return
+    rules = thresholds.resolve(ctx.settings, job.exam_flags)
+    facts = _facts(ctx.settings, job, rules)
+
+    # From here on the job's own transaction: the attempt's row lock orders this evaluation
+    # after any other of the same attempt (another worker, another stream).
+    session.scalars(select(Attempt).where(Attempt.id == job.attempt_id).with_for_update()).one()
+    if session.get(SnapshotAnalysis, job.snapshot_id) is not None:
+        return  # a concurrent run of this job finished first
+    row = SnapshotAnalysis(
+        snapshot_id=job.snapshot_id,
+        attempt_id=job.attempt_id,
+        stream=job.stream,
+        taken_at=job.taken_at,
+        analysed_at=ctx.clock.now(),
+        readable=facts is not None,
+        brightness=facts.brightness if facts else 0.0,
+        contrast=facts.contrast if facts else 0.0,
+        covered=facts.covered if facts else False,
+        faces=facts.faces if facts else 0,
+        scores=[round(s, 4) for s in facts.scores] if facts else [],
+        rejected_score=facts.rejected_score if facts else None,
+        distance=facts.distance if facts else None,
+        elapsed_ms=round(facts.elapsed_ms) if facts else 0,
+    )
+    session.add(row)
+    session.flush()
+    flags.evaluate(session, row, rules, ctx.clock.now())

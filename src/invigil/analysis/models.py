@@ -1,0 +1,57 @@
+"""What snapshot analysis stores: the facts of each analysed frame and the flags in force."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from invigil.core.db import Base, UTCDateTime
+
+
+class SnapshotAnalysis(Base):
+    """One analysed snapshot (webcam or evidence; screens are not analysed).
+
+    Facts, not verdicts: the rules read these rows with the thresholds in force, so a changed
+    threshold re-reads the same measurements.
+    """
+
+    __tablename__ = "snapshot_analyses"
+    __table_args__ = (Index("ix_snapshot_analyses_stream_at", "attempt_id", "stream", "taken_at"),)
+
+    snapshot_id: Mapped[str] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(16))  # webcam | evidence
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    analysed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # False when the JPEG did not decode: kept so the job is not retried, counted as nothing.
+    readable: Mapped[bool] = mapped_column(Boolean, default=True)
+    brightness: Mapped[float] = mapped_column(Float, default=0.0)
+    contrast: Mapped[float] = mapped_column(Float, default=0.0)
+    covered: Mapped[bool] = mapped_column(Boolean, default=False)
+    faces: Mapped[int] = mapped_column(Integer, default=0)
+    scores: Mapped[list[float]] = mapped_column(JSON, default=list)  # counted faces, best first
+    rejected_score: Mapped[float | None] = mapped_column(Float)
+    distance: Mapped[float | None] = mapped_column(Float)  # to the enrolled face
+    elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FlagState(Base):
+    """The flags currently raised for one attempt's stream, so a lasting condition is one event.
+
+    ``active`` maps a flag to when it started, its snapshot and the event's seq; ``last_at`` is
+    the newest snapshot the rules have seen (an older one analysed late changes no flag).
+    """
+
+    __tablename__ = "analysis_flag_states"
+
+    attempt_id: Mapped[str] = mapped_column(
+        ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True
+    )
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    active: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

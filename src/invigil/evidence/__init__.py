@@ -1,0 +1,2 @@
+"""Evidence packages (signed, verifiable offline) and data retention (purging media and
+biometric data after a per-exam period)."""

@@ -1,0 +1,1 @@
+"""After the exam: review and adjudication, blind scoring, publication, the review audit log."""

@@ -1,0 +1,36 @@
+"""Request bodies of the review, scoring and publication endpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class RulingBody(BaseModel):
+    event_seq: int = Field(ge=1)
+    violation: bool
+    rule: str | None = Field(default=None, max_length=300)
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class VerdictBody(BaseModel):
+    violation: bool
+    rule: str | None = Field(default=None, max_length=300)
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ConfirmBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ScoresBody(BaseModel):
+    scores: list[float] = Field(max_length=200)
+
+
+class PublishBody(BaseModel):
+    force: bool = False
+
+
+class LookupBody(BaseModel):
+    exam_id: str = Field(min_length=1, max_length=64)
+    ticket: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)

@@ -1,0 +1,266 @@
+// 考试管理 (admin): exams with their counts, one exam's results (final score, examiners,
+// verdict), 发布成绩 with a 确定/取消 confirmation, and CSV/XLSX exports.
+
+import { $, clear, h } from "../shared/dom.js";
+import { confirmDialog } from "../shared/confirm.js";
+import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
+import { createStaffSession, loginForm } from "../shared/staffauth.js";
+import { dateTime, verdictLabel } from "../review/labels.js";
+
+const view = $("#view");
+const session = createStaffSession({ onLogout: () => route() });
+const api = session.api;
+
+const EXPORTS = [
+  ["scores", "成绩", "Scores"],
+  ["absences", "缺考", "Absences"],
+  ["uploads", "上传完整性", "Upload completeness"],
+  ["rulings", "违纪裁定", "Rulings"],
+];
+
+function chrome() {
+  document.title = tr("考试管理 · invigil", "Administration · invigil");
+  $("#app-title").textContent = tr("考试管理", "Administration");
+  $("#lang").textContent = currentLang() === "en" ? "中文" : "English";
+  $("#logout").textContent = tr("退出", "Sign out");
+  $("#logout").hidden = !session.me;
+  $("#who").textContent = session.me ? session.me.username : "";
+  const nav = $("#nav");
+  nav.hidden = !session.me;
+  clear(nav);
+  if (session.me) nav.append(h("a", { href: "/review/" }, tr("评审", "Review")));
+}
+
+async function route() {
+  if (session.token && !session.me) {
+    try {
+      session.me = await api.get("/api/v1/staff/me");
+    } catch {
+      session.setToken(null);
+    }
+  }
+  chrome();
+  // Each route renders into its own box, so a late answer of an earlier route lands nowhere.
+  const root = h("div");
+  clear(view).append(root);
+  if (!session.me) {
+    root.append(h("div", { class: "login-view" }, loginForm(session, () => route())));
+    $("#username").focus();
+    return;
+  }
+  if (!session.hasRole("admin")) {
+    root.append(h("p", { class: "note error" }, tr("只有管理员可以使用本页面。", "Only administrators may use this page.")));
+    return;
+  }
+  const [name, arg] = (location.hash.slice(1) || "").split("/");
+  try {
+    if (name === "exam" && arg) await renderExam(root, arg);
+    else await renderExams(root);
+  } catch (err) {
+    if (err.status === 401) return;
+    clear(root).append(h("p", { class: "note error", role: "alert" }, tr("加载失败：{m}", "Could not load: {m}", { m: err.message })));
+  }
+}
+
+async function renderExams(root) {
+  const { exams } = await api.get("/api/v1/admin/exams");
+  const cols = [
+    tr("考试", "Exam"),
+    tr("开考时间", "Starts"),
+    tr("考生", "Candidates"),
+    tr("入场", "Entered"),
+    tr("缺考", "Absent"),
+    tr("已评分", "Scored"),
+    tr("疑似违纪", "Flagged"),
+    tr("违纪", "Violations"),
+    tr("成绩", "Scores"),
+  ];
+  root.append(
+    h("h2", {}, tr("考试", "Exams")),
+    exams.length
+      ? h(
+          "table",
+          { class: "table", id: "exams" },
+          h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))),
+          h(
+            "tbody",
+            {},
+            exams.map((e) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, h("a", { href: `#exam/${e.id}` }, e.title)),
+                h("td", {}, dateTime(e.starts_at)),
+                ...["candidates", "entered", "absent", "scored", "flagged", "violations"].map((k) => h("td", { class: "num" }, e[k] == null ? "—" : String(e[k]))),
+                h("td", {}, e.published ? h("span", { class: "tag ok" }, tr("已发布", "Published")) : h("span", { class: "tag" }, tr("未发布", "Not published"))),
+              ),
+            ),
+          ),
+        )
+      : h("p", { class: "muted" }, tr("暂无考试。", "No exams.")),
+  );
+}
+
+async function renderExam(root, examId) {
+  const data = await api.get(`/api/v1/admin/exams/${encodeURIComponent(examId)}/results`);
+  const exam = data.exam || { id: examId, title: examId };
+  const msg = h("div", { id: "publish-status", role: "status" });
+  const publishBtn = h("button", { type: "button", class: "primary", id: "publish", disabled: !!data.published, onclick: () => publish(false) }, tr("发布成绩", "Publish scores"));
+
+  async function publish(force) {
+    const text = force
+      ? tr("部分考生的评分人数不足，仍要强制发布成绩吗？发布后评分将被冻结。", "Some candidates lack scores. Publish anyway? Scores are frozen afterwards.")
+      : tr("确定发布“{t}”的成绩？发布后考生即可查询，评分将被冻结。", "Publish the scores of “{t}”? Candidates can then look them up and scores are frozen.", { t: exam.title });
+    if (!(await confirmDialog(text, { danger: force }))) return;
+    clear(msg);
+    try {
+      await api.post(`/api/v1/admin/exams/${encodeURIComponent(examId)}/publish`, { force });
+      await route();
+      $("#publish-status").append(h("p", { class: "note ok" }, tr("成绩已发布。", "Scores published.")));
+    } catch (err) {
+      if (err.code === "scores_incomplete") {
+        const lots = err.body.lots || [];
+        msg.append(
+          h(
+            "div",
+            { class: "note warn" },
+            h("p", {}, err.message),
+            h("ul", {}, lots.map((l) => h("li", {}, tr("{room} {lot} 号：{n} 位考官已评", "{room} No. {lot}: {n} examiners", { room: l.room || "", lot: l.lot ?? "—", n: l.examiners })))),
+            h("button", { type: "button", class: "danger", onclick: () => publish(true) }, tr("强制发布", "Publish anyway")),
+          ),
+        );
+      } else {
+        msg.append(h("p", { class: "note error" }, err.message));
+      }
+    }
+  }
+
+  const exports = h(
+    "div",
+    { class: "exports", id: "exports" },
+    EXPORTS.map(([what, zh, en]) => [
+      h("span", {}, tr(zh, en)),
+      ...["csv", "xlsx"].map((fmt) =>
+        h(
+          "a",
+          {
+            href: `/api/v1/admin/exams/${encodeURIComponent(examId)}/export?what=${what}&format=${fmt}`,
+            "data-what": what,
+            "data-format": fmt,
+            "aria-label": tr("导出{w}（{f}）", "Export {w} ({f})", { w: tr(zh, en), f: fmt.toUpperCase() }),
+            onclick: async (e) => {
+              // The export needs the bearer token, which a plain link cannot send.
+              e.preventDefault();
+              try {
+                await session.download(e.currentTarget.getAttribute("href"), `${what}.${fmt}`);
+              } catch (err) {
+                clear(msg).append(h("p", { class: "note error" }, tr("导出失败：{m}", "Export failed: {m}", { m: err.message })));
+              }
+            },
+          },
+          fmt.toUpperCase(),
+        ),
+      ),
+    ]),
+  );
+
+  const ruleText = data.rule === "mean" ? tr("平均分", "mean") : tr("去掉最高分和最低分后取平均（不少于 5 位考官时）", "trimmed mean (with at least 5 examiners)");
+  root.append(
+    h("p", {}, h("a", { href: "#" }, "← ", tr("考试列表", "Exams"))),
+    h("h2", {}, exam.title),
+    h(
+      "p",
+      { class: "muted" },
+      tr("计分规则：{r}；每人至少 {n} 位考官评分。", "Scoring rule: {r}; at least {n} examiners per candidate.", { r: ruleText, n: data.min_examiners ?? "—" }),
+    ),
+    h(
+      "div",
+      { class: "admin-actions" },
+      data.published ? h("span", { class: "tag ok", id: "published" }, tr("已发布 {t}", "Published {t}", { t: dateTime(data.published_at) })) : publishBtn,
+      data.published ? null : h("span", { class: "muted" }, tr("发布后考生可在成绩查询页查询成绩。", "After publishing candidates can look up their score.")),
+    ),
+    msg,
+    h("h3", {}, tr("导出", "Exports")),
+    exports,
+    h("p", { class: "hint" }, tr("考生成绩查询页：", "Candidates' score lookup: "), h("a", { href: `/results/?exam=${encodeURIComponent(examId)}` }, `/results/?exam=${examId}`)),
+    retention(data),
+    h("h3", {}, tr("成绩", "Results")),
+    resultsTable(data.results || []),
+  );
+}
+
+// Shown when the results carry `retention` (evidence.retention.status: retention_s, purge_at,
+// purged_at, attempts_purged).
+function retention(data) {
+  const r = data.retention;
+  if (!r || typeof r !== "object") return "";
+  const days = r.retention_s != null ? Math.round(r.retention_s / 86400) : null;
+  return h(
+    "section",
+    { id: "retention" },
+    h("h3", {}, tr("数据保存期限", "Retention")),
+    h(
+      "dl",
+      { class: "facts wide" },
+      h("dt", {}, tr("保存期限", "Kept for")),
+      h("dd", {}, days == null ? "—" : tr("截止时间后 {d} 天", "{d} days after the deadline", { d: days })),
+      h("dt", {}, tr("计划清除时间", "Purge due")),
+      h("dd", {}, dateTime(r.purge_at)),
+      h("dt", {}, tr("清除情况", "Purged")),
+      h(
+        "dd",
+        {},
+        r.purged_at
+          ? tr("已于 {t} 清除 {n} 名考生的录像、截图和人脸数据", "Recordings, snapshots and face data of {n} candidates purged at {t}", { t: dateTime(r.purged_at), n: r.attempts_purged })
+          : tr("尚未清除", "Not yet"),
+      ),
+    ),
+  );
+}
+
+function resultsTable(results) {
+  if (!results.length) return h("p", { class: "muted" }, tr("暂无考生。", "No candidates."));
+  return h(
+    "table",
+    { class: "table", id: "results" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        [tr("考场", "Room"), tr("签号", "Lot"), tr("准考证号", "Ticket"), tr("姓名", "Name"), tr("考官人数", "Examiners"), tr("各考官总分", "Totals"), tr("最终成绩", "Final score"), tr("裁定", "Ruling")].map((c) =>
+          h("th", { scope: "col" }, c),
+        ),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      results.map((r) =>
+        h(
+          "tr",
+          { class: r.absent ? "absent" : "", "data-ticket": r.ticket },
+          h("td", {}, r.room || ""),
+          h("td", {}, r.lot == null ? "—" : String(r.lot)),
+          h("td", {}, r.ticket),
+          h("td", {}, r.name),
+          h("td", { class: "num" }, String(r.examiners ?? 0)),
+          h("td", {}, (r.totals || []).join(" / ")),
+          h("td", { class: "num score" }, r.absent ? tr("缺考", "Absent") : r.score == null ? "—" : String(r.score)),
+          h("td", {}, verdictLabel(r.verdict)),
+        ),
+      ),
+    ),
+  );
+}
+
+$("#logout").addEventListener("click", () => {
+  session.logout();
+  location.hash = "";
+});
+$("#lang").addEventListener("click", () => setLang(currentLang() === "en" ? "zh-CN" : "en"));
+onLangChange(() => route());
+window.addEventListener("hashchange", () => route());
+document.documentElement.lang = currentLang();
+route();

@@ -1,0 +1,590 @@
+// One candidate's review: the three streams in sync on one clock, the event timeline under
+// them (click to jump all players), rulings on each suspected violation and the final
+// verdict (a violation needs a second reviewer), snapshots, answer data, proctor notes and
+// warnings, help conversation, the system log and who viewed the file.
+
+import { clear, h } from "../shared/dom.js";
+import { currentLang, tr } from "../shared/i18n.js";
+import { confirmDialog } from "../shared/confirm.js";
+import { dateTime, hms, kindLabel, offset, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { SyncPlayer } from "./sync.js";
+
+const STREAMS = ["webcam", "screen", "evidence"];
+const SPEEDS = [0.5, 1, 1.5, 2, 4, 8];
+
+export async function renderCandidate(root, ctx, attemptId) {
+  const { api, session } = ctx;
+  let data = await api.get(`/api/v1/review/attempts/${encodeURIComponent(attemptId)}`);
+  const t0 = performance.now();
+
+  const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+  const recs = data.recordings || [];
+  // The timeline spans the recordings and the flags (plus the finish); without recordings,
+  // entering to finishing. Earlier events (login, lot) jump to its start.
+  const sched = data.schedule || {};
+  const times = [
+    ...recs.map((r) => ms(r.started_at)),
+    ...recs.map((r) => (r.duration_s != null ? ms(r.started_at) + r.duration_s * 1000 : ms(r.ended_at))),
+    ...(data.flags || []).map((f) => ms(f.at)),
+    ms(sched.finished_at),
+    recs.length ? NaN : ms(sched.entered_at),
+  ].filter((x) => Number.isFinite(x));
+  const start = times.length ? Math.min(...times) : Date.now();
+  const end = times.length ? Math.max(...times) : start;
+
+  const player = new SyncPlayer({
+    streams: STREAMS.map((kind) => ({
+      kind,
+      label: streamLabel(kind),
+      recordings: recs.filter((r) => r.kind === kind && r.media_url),
+    })),
+    resolveUrl: (url) => (/[?&](sig|signature|token|t)=/.test(url) ? Promise.resolve(url) : session.blobUrl(url)),
+    start,
+    end,
+    onTime: (t) => onTime(t),
+  });
+  window.__review = { state: () => player.state(), seek: (iso) => player.seek(Date.parse(iso)), loadedIn: () => performance.now() - t0 };
+
+  // --- header --------------------------------------------------------------------------------
+  const c = data.candidate || {};
+  const photo = h("img", { class: "photo", alt: tr("报名照片", "Enrolment photo") });
+  if (c.photo_url) session.blobUrl(c.photo_url).then((u) => (photo.src = u)).catch(() => {});
+  const verdictBadge = h("span", { class: "tag", id: "verdict-badge" });
+  const back = data.exam_id || (data.exam && data.exam.id);
+  const header = h(
+    "section",
+    { class: "cand-head card" },
+    photo,
+    h(
+      "div",
+      {},
+      h("p", {}, back ? h("a", { href: `#triage/${back}` }, "← ", tr("分拣列表", "Triage")) : h("a", { href: "#exams" }, "← ", tr("考试列表", "Exams"))),
+      h("h2", {}, `${c.name || ""} · ${c.ticket || ""}`),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, tr("考场", "Room")),
+        h("dd", {}, c.room_name ? `${c.room_name}（${c.room}）` : c.room || "—"),
+        h("dt", {}, tr("签号", "Lot")),
+        h("dd", {}, c.lot == null ? "—" : String(c.lot)),
+        h("dt", {}, tr("状态", "Stage")),
+        h("dd", {}, stageLabel(data.stage)),
+        h("dt", {}, tr("裁定", "Ruling")),
+        h("dd", {}, verdictBadge),
+      ),
+    ),
+  );
+
+  // --- players and controls -------------------------------------------------------------------
+  const playBtn = h("button", { type: "button", class: "primary", id: "play", onclick: () => player.toggle() }, tr("播放", "Play"));
+  const speed = h(
+    "select",
+    { id: "speed", onchange: () => player.setRate(Number(speed.value)) },
+    SPEEDS.map((s) => h("option", { value: String(s), selected: s === 1 }, `${s}×`)),
+  );
+  const clockEl = h("output", { id: "clock", "aria-live": "off" });
+  const controls = h(
+    "div",
+    { class: "controls" },
+    h("button", { type: "button", onclick: () => player.seek(player.t - 10000), "aria-label": tr("后退 10 秒", "Back 10 s") }, "−10s"),
+    playBtn,
+    h("button", { type: "button", onclick: () => player.seek(player.t + 10000), "aria-label": tr("前进 10 秒", "Forward 10 s") }, "+10s"),
+    h("label", { for: "speed", class: "inline" }, tr("倍速", "Speed")),
+    speed,
+    clockEl,
+  );
+
+  const bar = timelineBar();
+  const eventsBox = h("div", { class: "events-box" });
+  const onlyFlags = h("input", { type: "checkbox", id: "only-flags", onchange: () => renderEvents() });
+  const left = h(
+    "div",
+    { class: "review-left" },
+    player.element,
+    controls,
+    bar.el,
+    h("div", { class: "row spread" }, h("h3", {}, tr("事件时间线", "Event timeline")), h("label", { class: "check" }, onlyFlags, tr("只看疑似违纪", "Only suspected violations"))),
+    eventsBox,
+  );
+
+  // --- right: tabbed panels -------------------------------------------------------------------
+  const tabs = [
+    ["rulings", tr("裁定", "Rulings")],
+    ["snapshots", tr("截图", "Snapshots")],
+    ["answers", tr("答题", "Answers")],
+    ["notes", tr("监考记录", "Proctor notes")],
+    ["help", tr("求助", "Help")],
+    ["log", tr("系统日志", "System log")],
+    ["audit", tr("访问记录", "Access log")],
+  ];
+  let tab = "rulings";
+  const tabBar = h("div", { class: "tabbar", role: "tablist" });
+  const panel = h("div", { class: "panel", role: "tabpanel", id: "panel" });
+  const right = h("div", { class: "review-right" }, tabBar, panel);
+
+  root.append(header, h("div", { class: "review-layout" }, left, right));
+
+  function renderTabs() {
+    clear(tabBar).append(
+      ...tabs.map(([id, label]) =>
+        h(
+          "button",
+          {
+            type: "button",
+            role: "tab",
+            "aria-selected": String(tab === id),
+            "aria-controls": "panel",
+            class: tab === id ? "active" : "",
+            onclick: () => {
+              tab = id;
+              renderTabs();
+              renderPanel();
+            },
+          },
+          label,
+        ),
+      ),
+    );
+  }
+
+  function onTime(t) {
+    clockEl.textContent = `${hms(t)}  (+${offset(t - start)})`;
+    playBtn.textContent = player.playing ? tr("暂停", "Pause") : tr("播放", "Play");
+    bar.setHead(t);
+  }
+
+  // --- the timeline bar: recording spans per stream (gaps visible), flags, answer markers ---
+  function timelineBar() {
+    const span = Math.max(end - start, 1000);
+    const pct = (t) => `${(((t - start) / span) * 100).toFixed(3)}%`;
+    const lanes = player.spans().map((s) =>
+      h(
+        "div",
+        { class: "lane", "data-kind": s.kind },
+        h("span", { class: "lane-label" }, s.label),
+        h(
+          "div",
+          { class: "lane-track" },
+          s.spans.map(([a, b]) => h("span", { class: "span", style: { left: pct(a), width: `${Math.max(0.3, ((b - a) / span) * 100)}%` }, title: `${hms(a)}–${hms(b)}` })),
+        ),
+      ),
+    );
+    const marks = h(
+      "div",
+      { class: "lane marks" },
+      h("span", { class: "lane-label" }, tr("事件", "Events")),
+      h(
+        "div",
+        { class: "lane-track" },
+        (data.flags || []).map((f) =>
+          h("button", {
+            type: "button",
+            class: "mark flag",
+            style: { left: pct(ms(f.at)) },
+            "aria-label": tr("跳转到 {k} {t}", "Jump to {k} at {t}", { k: kindLabel(f.kind), t: hms(ms(f.at)) }),
+            title: `${kindLabel(f.kind)} ${hms(ms(f.at))}`,
+            onclick: () => player.seek(ms(f.at)),
+          }),
+        ),
+        (data.answer_boundaries || []).map((b) =>
+          h("button", {
+            type: "button",
+            class: "mark answer",
+            style: { left: pct(ms(b.at)) },
+            "aria-label": tr("回答结束 {t}", "Answer end {t}", { t: hms(ms(b.at)) }),
+            onclick: () => player.seek(ms(b.at)),
+          }),
+        ),
+      ),
+    );
+    const head = h("div", { class: "playhead" });
+    const track = h("div", { class: "timeline-bar", "aria-label": tr("时间轴，点击跳转", "Timeline, click to jump") }, lanes, marks, head);
+    track.addEventListener("click", (e) => {
+      if (e.target.closest("button")) return;
+      const r = track.querySelector(".lane-track").getBoundingClientRect();
+      player.seek(start + ((e.clientX - r.left) / r.width) * span);
+    });
+    return {
+      el: track,
+      setHead(t) {
+        head.style.left = `calc(6rem + (100% - 6rem) * ${((t - start) / span).toFixed(4)})`;
+      },
+    };
+  }
+
+  // --- event list ------------------------------------------------------------------------------
+  function renderEvents() {
+    const flagged = new Map((data.flags || []).map((f) => [f.seq, f]));
+    const events = (data.events || []).filter((e) => !onlyFlags.checked || flagged.has(e.seq) || e.severity === "violation");
+    clear(eventsBox).append(
+      h(
+        "ol",
+        { class: "events", id: "events" },
+        events.map((e) => {
+          const f = flagged.get(e.seq);
+          return h(
+            "li",
+            { class: `sev-${e.severity}${f ? " flagged" : ""}`, "data-seq": String(e.seq), "data-kind": e.kind },
+            h(
+              "button",
+              { type: "button", class: "jump", onclick: () => player.seek(ms(e.at)), "aria-label": tr("跳转到 {k} {t}", "Jump to {k} at {t}", { k: kindLabel(e.kind), t: hms(ms(e.at)) }) },
+              h("time", { datetime: e.at }, hms(ms(e.at))),
+              h("span", { class: "kind" }, kindLabel(e.kind)),
+              f && f.confidence != null ? h("span", { class: "conf" }, `${tr("置信度", "conf.")} ${Number(f.confidence).toFixed(2)}`) : null,
+              f && f.ruling ? h("span", { class: "tag" }, verdictLabel({ ...f.ruling, state: "confirmed" })) : null,
+              summary(e),
+            ),
+          );
+        }),
+      ),
+    );
+  }
+
+  // --- panels --------------------------------------------------------------------------------
+  function renderPanel() {
+    clear(panel);
+    verdictBadge.textContent = verdictLabel(data.verdict);
+    verdictBadge.className = `tag ${data.verdict ? (data.verdict.violation ? "bad" : "ok") : ""}`;
+    const fn = { rulings: rulingsPanel, snapshots: snapshotsPanel, answers: answersPanel, notes: notesPanel, help: helpPanel, log: logPanel, audit: auditPanel }[tab];
+    fn(panel);
+  }
+
+  async function reload() {
+    data = await api.get(`/api/v1/review/attempts/${encodeURIComponent(attemptId)}`);
+    renderEvents();
+    renderPanel();
+  }
+
+  function rulingsPanel(p) {
+    const flags = data.flags || [];
+    p.append(h("h3", {}, tr("疑似违纪", "Suspected violations"), ` (${flags.length})`));
+    if (!flags.length) p.append(h("p", { class: "muted" }, tr("没有疑似违纪记录。", "No suspected violations.")));
+    for (const f of flags) p.append(flagCard(f));
+    p.append(verdictCard());
+  }
+
+  function flagCard(f) {
+    const id = `f${f.seq}`;
+    const yes = h("input", { type: "radio", name: `${id}-v`, value: "yes", id: `${id}-yes` });
+    const no = h("input", { type: "radio", name: `${id}-v`, value: "no", id: `${id}-no`, checked: true });
+    const rule = h("input", { id: `${id}-rule`, placeholder: tr("例如：考生违纪处理办法第五条", "e.g. rule 5 of the exam regulations") });
+    const reason = h("textarea", { id: `${id}-reason`, rows: 2, required: true });
+    const msg = h("p", { class: "error", role: "status" });
+    const form = h(
+      "form",
+      { class: "ruling-form" },
+      h("fieldset", {}, h("legend", {}, tr("裁定", "Ruling")), h("label", { class: "check", for: `${id}-no` }, no, tr("不构成违纪", "Not a violation")), h("label", { class: "check", for: `${id}-yes` }, yes, tr("违纪", "Violation"))),
+      h("label", { for: `${id}-rule` }, tr("违纪规则", "Rule")),
+      rule,
+      h("label", { for: `${id}-reason` }, tr("理由", "Reason")),
+      reason,
+      msg,
+      h("button", { type: "submit", class: "primary" }, tr("提交裁定", "Submit ruling")),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      msg.textContent = "";
+      if (!reason.value.trim()) return void (msg.textContent = tr("请填写理由。", "Please give a reason."));
+      if (yes.checked && !rule.value.trim()) return void (msg.textContent = tr("认定违纪时请写明违反的规则。", "Name the rule for a violation."));
+      try {
+        await api.post(`/api/v1/review/attempts/${encodeURIComponent(attemptId)}/rulings`, {
+          event_seq: f.seq,
+          violation: yes.checked,
+          rule: yes.checked ? rule.value.trim() : null,
+          reason: reason.value.trim(),
+        });
+        await reload();
+      } catch (err) {
+        msg.textContent = err.message;
+      }
+    });
+    return h(
+      "article",
+      { class: "flag-card card", "data-seq": String(f.seq), "data-kind": f.kind },
+      h(
+        "header",
+        { class: "row spread" },
+        h("strong", {}, kindLabel(f.kind)),
+        h("button", { type: "button", class: "link", onclick: () => player.seek(ms(f.at)) }, hms(ms(f.at))),
+      ),
+      f.confidence != null ? h("p", { class: "muted" }, tr("置信度 {c}", "Confidence {c}", { c: Number(f.confidence).toFixed(2) })) : null,
+      f.snapshot_url ? snapshotImg(f.snapshot_url, kindLabel(f.kind)) : null,
+      f.ruling
+        ? h("p", { class: `note ${f.ruling.violation ? "error" : "ok"}` }, verdictLabel({ ...f.ruling, state: "confirmed" }), " — ", f.ruling.reason || "", h("br"), h("small", {}, `${f.ruling.by || ""} ${dateTime(f.ruling.at)}`))
+        : null,
+      h("details", { open: !f.ruling }, h("summary", {}, f.ruling ? tr("重新裁定", "Rule again") : tr("裁定此项", "Rule on this")), form),
+    );
+  }
+
+  function verdictCard() {
+    const v = data.verdict;
+    const card = h("section", { class: "verdict card", id: "verdict" }, h("h3", {}, tr("最终裁定", "Final ruling")));
+    if (v) {
+      card.append(
+        h("p", { class: `note ${v.violation ? "error" : "ok"}` }, verdictLabel(v), v.reason ? ` — ${v.reason}` : ""),
+        h("p", { class: "muted" }, tr("提出：{by} {at}", "Proposed by {by} at {at}", { by: v.by || v.proposed_by || "", at: dateTime(v.at || v.proposed_at) })),
+      );
+      if (v.state === "confirmed" && v.violation) {
+        card.append(h("p", { class: "muted" }, tr("复核确认：{by} {at}", "Confirmed by {by} at {at}", { by: v.confirmed_by || "", at: dateTime(v.confirmed_at) })));
+      }
+      if (v.state === "proposed") {
+        const mine = (v.by || v.proposed_by) === session.me.username;
+        if (mine) {
+          card.append(h("p", { class: "note warn" }, tr("违纪认定需要另一名评审员复核确认。", "A second reviewer must confirm a violation.")));
+        } else {
+          const reason = h("textarea", { id: "confirm-reason", rows: 2 });
+          const msg = h("p", { class: "error", role: "status" });
+          const form = h(
+            "form",
+            { class: "confirm-form" },
+            h("label", { for: "confirm-reason" }, tr("复核理由", "Reason for confirming")),
+            reason,
+            msg,
+            h("button", { type: "submit", class: "danger" }, tr("确认违纪", "Confirm violation")),
+          );
+          form.addEventListener("submit", async (e) => {
+            e.preventDefault();
+            if (!reason.value.trim()) return void (msg.textContent = tr("请填写复核理由。", "Please give a reason."));
+            try {
+              await api.post(`/api/v1/review/verdicts/${encodeURIComponent(v.id)}/confirm`, { reason: reason.value.trim() });
+              await reload();
+            } catch (err) {
+              msg.textContent = err.code === "second_reviewer_required" ? tr("需由另一名评审员确认。", "Another reviewer must confirm.") : err.message;
+            }
+          });
+          card.append(form);
+        }
+      }
+    }
+    if (!v || v.state === "confirmed" || !v.violation) {
+      card.append(verdictForm(!!v));
+    }
+    return card;
+  }
+
+  function verdictForm(again) {
+    const yes = h("input", { type: "radio", name: "verdict-v", value: "yes", id: "verdict-yes" });
+    const no = h("input", { type: "radio", name: "verdict-v", value: "no", id: "verdict-no", checked: true });
+    const rule = h("input", { id: "verdict-rule" });
+    const reason = h("textarea", { id: "verdict-reason", rows: 2 });
+    const msg = h("p", { class: "error", role: "status" });
+    const form = h(
+      "form",
+      { class: "verdict-form" },
+      h("fieldset", {}, h("legend", {}, tr("考生最终裁定", "Candidate's final ruling")), h("label", { class: "check", for: "verdict-no" }, no, tr("不违纪", "Not a violation")), h("label", { class: "check", for: "verdict-yes" }, yes, tr("违纪", "Violation"))),
+      h("label", { for: "verdict-rule" }, tr("违纪规则", "Rule")),
+      rule,
+      h("label", { for: "verdict-reason" }, tr("裁定理由", "Reason")),
+      reason,
+      msg,
+      h("button", { type: "submit", class: "primary" }, tr("提交最终裁定", "Submit final ruling")),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      msg.textContent = "";
+      if (!reason.value.trim()) return void (msg.textContent = tr("请填写裁定理由。", "Please give a reason."));
+      if (yes.checked && !rule.value.trim()) return void (msg.textContent = tr("认定违纪时请写明违反的规则。", "Name the rule for a violation."));
+      const ok = await confirmDialog(
+        yes.checked
+          ? tr("认定该考生违纪（{r}）？需另一名评审员复核确认后生效。", "Rule a violation ({r})? Another reviewer must confirm it.", { r: rule.value.trim() })
+          : tr("认定该考生不违纪？", "Rule that there was no violation?"),
+      );
+      if (!ok) return;
+      try {
+        await api.post(`/api/v1/review/attempts/${encodeURIComponent(attemptId)}/verdict`, {
+          violation: yes.checked,
+          rule: yes.checked ? rule.value.trim() : null,
+          reason: reason.value.trim(),
+        });
+        await reload();
+      } catch (err) {
+        msg.textContent = err.message;
+      }
+    });
+    return again ? h("details", {}, h("summary", {}, tr("修改最终裁定", "Change the final ruling")), form) : form;
+  }
+
+  function snapshotImg(url, alt) {
+    const img = h("img", { alt, class: "snap" });
+    // Fetch only when scrolled into view: a long exam has hundreds of snapshots.
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((x) => x.isIntersecting)) {
+        io.disconnect();
+        session.blobUrl(url).then((u) => (img.src = u)).catch(() => img.classList.add("broken"));
+      }
+    });
+    io.observe(img);
+    return img;
+  }
+
+  function snapshotsPanel(p) {
+    const snaps = data.snapshots || [];
+    const kindSel = h(
+      "select",
+      { id: "snap-kind", onchange: () => draw() },
+      h("option", { value: "" }, tr("全部画面", "All streams")),
+      STREAMS.map((k) => h("option", { value: k }, streamLabel(k))),
+    );
+    const grid = h("div", { class: "gallery" });
+    const draw = () =>
+      clear(grid).append(
+        ...snaps
+          .filter((s) => !kindSel.value || s.kind === kindSel.value)
+          .map((s) =>
+            h(
+              "figure",
+              {},
+              h("button", { type: "button", class: "snap-btn", onclick: () => player.seek(ms(s.at)), "aria-label": tr("{k} {t}，跳转", "{k} at {t}, jump", { k: streamLabel(s.kind), t: hms(ms(s.at)) }) }, snapshotImg(s.url, streamLabel(s.kind))),
+              h("figcaption", {}, `${streamLabel(s.kind)} ${hms(ms(s.at))}`),
+            ),
+          ),
+      );
+    p.append(h("h3", {}, tr("截图", "Snapshots"), ` (${snaps.length})`), h("label", { for: "snap-kind" }, tr("画面", "Stream")), kindSel, grid);
+    draw();
+  }
+
+  function answersPanel(p) {
+    const s = data.schedule || {};
+    const row = (label, iso) => [h("dt", {}, label), h("dd", {}, iso ? h("button", { type: "button", class: "link", onclick: () => player.seek(ms(iso)) }, dateTime(iso)) : "—")];
+    p.append(
+      h("h3", {}, tr("答题情况", "Answers")),
+      h(
+        "dl",
+        { class: "facts wide" },
+        row(tr("开考时间", "Exam start"), s.starts_at),
+        row(tr("进入考试", "Entered"), s.entered_at),
+        row(tr("试题发放", "Questions released"), s.questions_at),
+        row(tr("截止时间", "Deadline"), s.deadline),
+        row(tr("交卷时间", "Finished"), s.finished_at),
+      ),
+      h("h4", {}, tr("试题", "Questions")),
+      h(
+        "ol",
+        { class: "questions" },
+        (data.questions || []).map((q) => h("li", {}, q.text)),
+      ),
+      h("h4", {}, tr("回答结束标记（「该题回答完毕」）", "Answer boundaries (“该题回答完毕”)")),
+      (data.answer_boundaries || []).length
+        ? h(
+            "ol",
+            { class: "boundaries" },
+            data.answer_boundaries.map((b, i) =>
+              h(
+                "li",
+                {},
+                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${tr("第 {n} 题结束", "End of answer {n}", { n: i + 1 })} · ${hms(ms(b.at))}`),
+                b.source ? h("span", { class: "muted" }, ` (${b.source})`) : null,
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, tr("音频分析未发现回答结束标记。", "The audio analysis found no answer markers.")),
+    );
+  }
+
+  function notesPanel(p) {
+    const notes = data.notes || [];
+    const warnings = data.warnings || [];
+    const item = (n) => h("li", {}, h("button", { type: "button", class: "link", onclick: () => player.seek(ms(n.at)) }, hms(ms(n.at))), " ", n.author ? h("strong", {}, `${n.author}：`) : null, n.text);
+    p.append(
+      h("h3", {}, tr("监考员记录", "Proctor notes"), ` (${notes.length})`),
+      notes.length ? h("ul", { class: "notes" }, notes.map(item)) : h("p", { class: "muted" }, tr("无", "None")),
+      h("h3", {}, tr("警告", "Warnings"), ` (${warnings.length})`),
+      warnings.length ? h("ul", { class: "notes warnings" }, warnings.map(item)) : h("p", { class: "muted" }, tr("无", "None")),
+    );
+  }
+
+  function helpPanel(p) {
+    const msgs = data.help || [];
+    p.append(
+      h("h3", {}, tr("求助对话", "Help conversation")),
+      msgs.length
+        ? h(
+            "ul",
+            { class: "messages" },
+            msgs.map((m) =>
+              h(
+                "li",
+                { class: `from-${m.from}` },
+                h("span", { class: "who" }, m.from === "staff" ? tr("工作人员", "Staff") : tr("考生", "Candidate")),
+                h("time", {}, hms(ms(m.at))),
+                h("p", {}, m.text),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, tr("没有求助。", "No help requests.")),
+    );
+  }
+
+  function logPanel(p) {
+    p.append(
+      h("h3", {}, tr("系统日志", "System log"), ` (${(data.events || []).length})`),
+      h(
+        "table",
+        { class: "table log" },
+        h("thead", {}, h("tr", {}, ["#", tr("时间", "Time"), tr("事件", "Event"), tr("级别", "Severity"), tr("内容", "Data"), "hash"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "tbody",
+          {},
+          (data.events || []).map((e) =>
+            h(
+              "tr",
+              { class: `sev-${e.severity}` },
+              h("td", {}, String(e.seq)),
+              h("td", {}, dateTime(e.at)),
+              h("td", {}, kindLabel(e.kind)),
+              h("td", {}, e.severity),
+              h("td", { class: "data" }, JSON.stringify(e.data || {})),
+              h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function auditPanel(p) {
+    p.append(h("h3", {}, tr("访问记录", "Access log")));
+    try {
+      const { entries } = await api.get(`/api/v1/review/audit?attempt_id=${encodeURIComponent(attemptId)}`);
+      p.append(
+        h(
+          "table",
+          { class: "table" },
+          h("thead", {}, h("tr", {}, [tr("时间", "Time"), tr("人员", "Staff"), tr("操作", "Action"), tr("详情", "Detail")].map((t) => h("th", { scope: "col" }, t)))),
+          h(
+            "tbody",
+            {},
+            entries.map((a) => h("tr", {}, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, a.action), h("td", { class: "data" }, typeof a.detail === "string" ? a.detail : JSON.stringify(a.detail || {})))),
+          ),
+        ),
+      );
+    } catch (err) {
+      p.append(h("p", { class: "error" }, err.message));
+    }
+  }
+
+  renderTabs();
+  renderEvents();
+  renderPanel();
+  onTime(player.t);
+  // Space toggles play/pause when not typing.
+  const onKey = (e) => {
+    if (e.key === " " && !["INPUT", "TEXTAREA", "SELECT", "BUTTON"].includes(document.activeElement.tagName)) {
+      e.preventDefault();
+      player.toggle();
+    }
+  };
+  document.addEventListener("keydown", onKey);
+  return () => {
+    document.removeEventListener("keydown", onKey);
+    player.destroy();
+    delete window.__review;
+  };
+}
+
+/** One short line for an event's data. */
+function summary(e) {
+  const d = e.data || {};
+  const text = d.text || d.reason || d.detail || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
+  return text ? h("span", { class: "muted" }, String(text)) : null;
+}

@@ -1,0 +1,177 @@
+// Blind scoring (考官): candidates appear only by lot number — never name, ticket, photo or
+// room. The examiner watches the webcam recording, scores each question on the exam's
+// scale, and sees the other examiners' scores only after submitting their own.
+
+import { clear, h } from "../shared/dom.js";
+import { tr } from "../shared/i18n.js";
+import { confirmDialog } from "../shared/confirm.js";
+import { dateTime, hms } from "./labels.js";
+import { SyncPlayer } from "./sync.js";
+
+export async function renderScoringExams(root, { api }) {
+  const { exams } = await api.get("/api/v1/scoring/exams");
+  root.append(
+    h("h2", {}, tr("评分", "Scoring")),
+    exams.length
+      ? h(
+          "ul",
+          { class: "plain-list" },
+          exams.map((e) => h("li", {}, h("a", { href: `#scoring/${e.id}` }, e.title), " ", h("span", { class: "muted" }, dateTime(e.starts_at)))),
+        )
+      : h("p", { class: "muted" }, tr("暂无需要评分的考试。", "No exams to score.")),
+  );
+}
+
+export async function renderSheets(root, { api }, examId) {
+  const { sheets, title } = await api.get(`/api/v1/scoring/exams/${encodeURIComponent(examId)}/sheets`);
+  const done = sheets.filter((s) => s.submitted).length;
+  root.append(
+    h("p", {}, h("a", { href: "#scoring" }, "← ", tr("考试列表", "Exams"))),
+    h("h2", {}, tr("评分", "Scoring"), title ? ` · ${title}` : ""),
+    h("p", { class: "muted" }, tr("已评 {d} / {n}", "Scored {d} of {n}", { d: done, n: sheets.length })),
+    h(
+      "table",
+      { class: "table", id: "sheets" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, tr("签号", "Lot")), h("th", { scope: "col" }, tr("状态", "State")))),
+      h(
+        "tbody",
+        {},
+        sheets.map((s) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, h("a", { href: `#sheet/${s.sheet_id}` }, tr("{n} 号", "No. {n}", { n: s.lot }))),
+            h("td", {}, s.submitted ? h("span", { class: "tag ok" }, tr("已提交", "Submitted")) : h("span", { class: "tag" }, tr("未评分", "Not scored"))),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+export async function renderSheet(root, ctx, sheetId) {
+  const { api, session } = ctx;
+  const sheet = await api.get(`/api/v1/scoring/sheets/${encodeURIComponent(sheetId)}`);
+  const recs = (sheet.recordings || []).map((r, i) => ({ ...r, id: r.id || `r${i}` }));
+  const ms = (iso) => Date.parse(iso);
+  const clockEl = h("output", { id: "clock" });
+  const player = recs.length
+    ? new SyncPlayer({
+        streams: [{ kind: "webcam", label: tr("考生答题录像", "Answer recording"), recordings: recs }],
+        resolveUrl: (url) => session.blobUrl(url),
+        onTime: (t) => (clockEl.textContent = hms(t)),
+      })
+    : null;
+  window.__review = player ? { state: () => player.state(), seek: (iso) => player.seek(ms(iso)) } : {};
+  const playBtn = h("button", { type: "button", class: "primary", onclick: () => (player.toggle(), (playBtn.textContent = player.playing ? tr("暂停", "Pause") : tr("播放", "Play"))) }, tr("播放", "Play"));
+  const back = sheet.exam && sheet.exam.id ? `#scoring/${sheet.exam.id}` : "#scoring";
+
+  const scoreBox = h("section", { class: "card score-card" });
+  root.append(
+    h("p", {}, h("a", { href: back }, "← ", tr("评分列表", "Sheets"))),
+    h("h2", { id: "lot-title" }, tr("{n} 号考生", "Candidate No. {n}", { n: sheet.lot })),
+    h(
+      "div",
+      { class: "review-layout" },
+      h(
+        "div",
+        { class: "review-left" },
+        player ? player.element : h("p", { class: "note warn" }, tr("没有录像。", "No recording.")),
+        player ? h("div", { class: "controls" }, playBtn, clockEl) : null,
+        h("h3", {}, tr("回答结束标记", "Answer boundaries")),
+        (sheet.answer_boundaries || []).length
+          ? h(
+              "ol",
+              { class: "boundaries" },
+              sheet.answer_boundaries.map((b, i) =>
+                h("li", {}, h("button", { type: "button", class: "link", onclick: () => player && player.seek(ms(b.at)) }, tr("第 {n} 题结束 · {t}", "End of answer {n} · {t}", { n: i + 1, t: hms(ms(b.at)) }))),
+              ),
+            )
+          : h("p", { class: "muted" }, tr("无", "None")),
+      ),
+      h("div", { class: "review-right" }, scoreBox),
+    ),
+  );
+  renderScores();
+
+  function renderScores() {
+    clear(scoreBox);
+    const qs = sheet.questions || [];
+    if (sheet.my_scores) {
+      const total = sheet.my_scores.reduce((a, b) => a + Number(b), 0);
+      scoreBox.append(
+        h("h3", {}, tr("我的评分（已提交）", "My scores (submitted)")),
+        h(
+          "table",
+          { class: "table" },
+          h("thead", {}, h("tr", {}, h("th", {}, tr("题目", "Question")), h("th", {}, tr("我的评分", "Mine")), (sheet.others || []).map((o) => h("th", {}, o.examiner)))),
+          h(
+            "tbody",
+            {},
+            qs.map((q, i) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, tr("第 {n} 题", "Question {n}", { n: q.position ?? i + 1 }), h("span", { class: "muted" }, ` / ${q.points}`)),
+                h("td", { class: "num" }, String(sheet.my_scores[i])),
+                (sheet.others || []).map((o) => h("td", { class: "num" }, String(o.scores[i] ?? "—"))),
+              ),
+            ),
+            h("tr", { class: "total" }, h("td", {}, tr("合计", "Total")), h("td", { class: "num" }, String(total)), (sheet.others || []).map((o) => h("td", { class: "num" }, String(o.scores.reduce((a, b) => a + Number(b), 0))))),
+          ),
+        ),
+      );
+      return;
+    }
+    const inputs = qs.map((q, i) =>
+      h("input", { type: "number", id: `score-${i + 1}`, min: "0", max: String(q.points), step: "0.5", required: true, inputmode: "decimal" }),
+    );
+    const msg = h("p", { class: "error", role: "status" });
+    const form = h(
+      "form",
+      { class: "score-form" },
+      h("h3", {}, tr("评分", "Scores")),
+      h("p", { class: "hint" }, tr("提交前看不到其他考官的评分；提交后不能修改。", "Other examiners' scores show only after you submit; a submission is final.")),
+      qs.map((q, i) =>
+        h(
+          "div",
+          { class: "question" },
+          h("p", {}, h("strong", {}, tr("第 {n} 题", "Question {n}", { n: q.position ?? i + 1 })), " ", q.text),
+          h("label", { for: `score-${i + 1}` }, tr("第 {n} 题得分（0–{p}）", "Score for question {n} (0–{p})", { n: q.position ?? i + 1, p: q.points })),
+          inputs[i],
+        ),
+      ),
+      msg,
+      h("button", { type: "submit", class: "primary" }, tr("提交评分", "Submit scores")),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      msg.textContent = "";
+      const scores = [];
+      for (const [i, inp] of inputs.entries()) {
+        const v = Number(inp.value);
+        if (inp.value === "" || Number.isNaN(v) || v < 0 || v > qs[i].points) {
+          msg.textContent = tr("第 {n} 题的分数应在 0 到 {p} 之间。", "Question {n} takes 0 to {p} points.", { n: i + 1, p: qs[i].points });
+          inp.focus();
+          return;
+        }
+        scores.push(v);
+      }
+      const total = scores.reduce((a, b) => a + b, 0);
+      if (!(await confirmDialog(tr("提交 {n} 号考生的评分（合计 {t} 分）？提交后不能修改。", "Submit the scores for No. {n} (total {t})? They cannot be changed.", { n: sheet.lot, t: total })))) return;
+      try {
+        await api.post(`/api/v1/scoring/sheets/${encodeURIComponent(sheetId)}/scores`, { scores });
+      } catch (err) {
+        if (err.code !== "already_submitted") return void (msg.textContent = err.message);
+      }
+      Object.assign(sheet, await api.get(`/api/v1/scoring/sheets/${encodeURIComponent(sheetId)}`));
+      renderScores();
+    });
+    scoreBox.append(form);
+  }
+
+  return () => {
+    if (player) player.destroy();
+    delete window.__review;
+  };
+}

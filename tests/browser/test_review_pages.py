@@ -1,0 +1,530 @@
+"""After the exam, in the browser: a reviewer opens the flagged candidate from triage, jumps
+from a flagged event to that moment in every player at once, rules; a second reviewer
+confirms; an examiner scores blind by lot number; the admin publishes; the candidate looks
+up the score.
+
+The candidate is seeded through the real API: face login, entering, three streams of real
+WebM recordings (one with a reconnect, so a gap), finalize, the assembly jobs, and flagged
+events at known server times. Every second of each recording has its own brightness, so the
+test reads the frame a player shows and knows where it stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+from conftest import FACES, T, exam_doc, import_exam
+from playwright.sync_api import Page, expect
+
+from invigil.attempts import events, sessions
+from invigil.core.context import AppContext
+from invigil.core.db import transaction
+from invigil.core.jobs import run_due_jobs
+from invigil.recordings.models import Recording, Snapshot
+
+from .conftest import Live
+
+FPS = 10
+SECONDS = 6
+NAME, TICKET = "奥巴马", "1001"
+
+
+def level(second: int) -> int:
+    """The grey level of every frame in one second of a recording."""
+    return 30 + 35 * second
+
+
+@cache
+def webm(seconds: int = SECONDS) -> bytes:
+    """VP8 + Opus in live mode (no duration, no cues), as Chrome's MediaRecorder writes it; a
+    flat grey per second."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "rec.webm"
+        with av.open(str(path), "w", format="webm", options={"live": "1"}) as out:
+            v = out.add_stream("libvpx", rate=FPS)
+            v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+            v.codec_context.gop_size = FPS
+            v.options = {"deadline": "realtime", "cpu-used": "8"}
+            a = out.add_stream("libopus", rate=48000)
+            a.layout = "mono"
+            for i in range(seconds * FPS):
+                img = np.full((120, 160, 3), level(i // FPS), np.uint8)
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = i
+                for p in v.encode(frame):
+                    out.mux(p)
+            for t in range(0, 48000 * seconds, 960):
+                af = av.AudioFrame.from_ndarray(
+                    np.zeros((1, 960), np.float32), format="flt", layout="mono"
+                )
+                af.sample_rate, af.pts = 48000, t
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in v.encode():
+                out.mux(p)
+            for p in a.encode():
+                out.mux(p)
+        return path.read_bytes()
+
+
+@pytest.fixture
+def exam_id(app_ctx: AppContext, tmp_path: Path) -> str:
+    doc = exam_doc()
+    doc["exam"]["questions"] = [
+        {"text": "QUESTION-ONE 请谈谈你对本岗位的认识。", "points": 10},
+        {"text": "QUESTION-TWO 第二题", "points": 20},
+    ]
+    doc["staff"] = [
+        {"username": "rev", "password": "pw-rev", "roles": ["reviewer"]},
+        {"username": "rev2", "password": "pw-rev2", "roles": ["reviewer"]},
+        {"username": "exm", "password": "pw-exm", "roles": ["examiner"]},
+        {"username": "exm2", "password": "pw-exm2", "roles": ["examiner"]},
+        {"username": "adm", "password": "pw-adm", "roles": ["admin"]},
+    ]
+    return import_exam(app_ctx, tmp_path / "exam", doc)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def staff(http: httpx.Client, username: str) -> dict[str, str]:
+    r = http.post("/api/v1/staff/login", json={"username": username, "password": f"pw-{username}"})
+    r.raise_for_status()
+    return bearer(r.json()["token"])
+
+
+def upload(http: httpx.Client, token: str, kind: str, data: bytes) -> str:
+    """One recording in three chunks cut at arbitrary bytes (only chunk 0 has the header)."""
+    r = http.post(
+        "/api/v1/recordings",
+        json={"kind": kind, "mime": "video/webm;codecs=vp8,opus"},
+        headers=bearer(token),
+    )
+    assert r.status_code == 201, r.text
+    rec = str(r.json()["recording_id"])
+    cuts = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    for seq in range(3):
+        part = data[cuts[seq] : cuts[seq + 1]]
+        r = http.put(
+            f"/api/v1/recordings/{rec}/chunks/{seq}",
+            content=part,
+            headers={**bearer(token), "X-Chunk-SHA256": hashlib.sha256(part).hexdigest()},
+        )
+        assert r.status_code == 201, r.text
+    r = http.post(
+        f"/api/v1/recordings/{rec}/finalize",
+        json={"chunks": 3, "sha256": hashlib.sha256(data).hexdigest()},
+        headers=bearer(token),
+    )
+    assert r.status_code == 200, r.text
+    return rec
+
+
+@pytest.fixture
+def seeded(live: Live) -> Iterator[dict[str, Any]]:
+    """A finished candidate: webcam (two recordings: a reconnect leaves a gap), screen and
+    evidence, a face_mismatch flag at T+5 s and a focus_lost at T+13 s."""
+    ctx, clock = live.ctx, live.clock
+    at = lambda s: T + timedelta(seconds=s)  # noqa: E731
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        clock.set(T - timedelta(minutes=12))  # the lot closes at T−10 min, entry opens then
+        r = http.post(
+            "/api/v1/candidate/login",
+            data={"exam_id": live.exam_id, "ticket": TICKET},
+            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        token, attempt = r.json()["token"], r.json()["attempt_id"]
+        assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
+        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
+        for a in state["attachments"]:
+            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
+        clock.set(T - timedelta(minutes=9))
+        r = http.post("/api/v1/candidate/enter", headers=bearer(token))
+        assert r.status_code == 200, r.text
+        with transaction(ctx.db) as session:
+            phone = sessions.issue(session, ctx, "phone", clock.now(), attempt_id=attempt).token
+
+        recs: dict[str, list[str]] = {"webcam": [], "screen": [], "evidence": []}
+        starts: dict[str, datetime] = {}
+        for second, kind, tok in [
+            (0, "webcam", token),
+            (1, "screen", token),
+            (2, "evidence", phone),
+        ]:
+            clock.set(at(second))
+            recs[kind].append(upload(http, tok, kind, webm()))
+        clock.set(at(2.5))
+        r = http.post(
+            "/api/v1/snapshots",
+            data={"kind": "webcam"},
+            files={"image": ("s.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+            headers=bearer(token),
+        )
+        assert r.status_code == 201, r.text
+        snapshot_id = r.json()["snapshot_id"]
+        with transaction(ctx.db) as session:
+            flag = events.append(
+                session,
+                attempt,
+                "face_mismatch",
+                at=at(5),
+                actor="analysis",
+                data={"confidence": 0.91, "distance": 0.71},
+            )
+            flag_seq, flag_at = flag.seq, flag.at
+        clock.set(at(10))  # the webcam reconnects after a gap of four seconds
+        recs["webcam"].append(upload(http, token, "webcam", webm()))
+        with transaction(ctx.db) as session:
+            focus = events.append(
+                session,
+                attempt,
+                "focus_lost",
+                at=at(13),
+                actor="candidate",
+                data={"client_at": "x"},
+            )
+            focus_seq, focus_at = focus.seq, focus.at
+        clock.set(at(17))
+        assert http.post("/api/v1/candidate/finish", headers=bearer(token)).status_code == 200
+        # The assembly jobs remux each recording so it has a duration and seeks.
+        run_due_jobs(ctx.job_context())
+        # On a loaded machine a request can take seconds, so the server's clock reading at
+        # each creation drifts from the planned second: pin the start times (what the
+        # players place recordings by) to the plan.
+        planned = {
+            recs["webcam"][0]: at(0),
+            recs["screen"][0]: at(1),
+            recs["evidence"][0]: at(2),
+            recs["webcam"][1]: at(10),
+        }
+        snapshot_at = at(2.5)
+        with transaction(ctx.db) as session:
+            for rid, start in planned.items():
+                rec = session.get(Recording, rid)
+                assert rec is not None and rec.duration_s and rec.media_key, rid
+                rec.created_at = start
+                starts[rid] = start
+            snap = session.get(Snapshot, snapshot_id)
+            assert snap is not None
+            snap.taken_at = snapshot_at
+        yield {
+            "attempt": attempt,
+            "recs": recs,
+            "starts": starts,
+            "flag": (flag_seq, flag_at),
+            "focus": (focus_seq, focus_at),
+            "snapshot_at": snapshot_at,
+        }
+
+
+def shot(page: Page, folder: Path | None, name: str) -> None:
+    if folder is not None:
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, url: str, username: str) -> None:
+    page.goto(url)
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(f"pw-{username}")
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("button", name="退出")).to_be_visible()
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="退出").click()
+    expect(page.get_by_label("用户名")).to_be_visible()
+
+
+def players(page: Page) -> dict[str, dict[str, Any]]:
+    return {p["kind"]: p for p in page.evaluate("window.__review.state()")}
+
+
+def shown_level(page: Page, recording_id: str) -> float:
+    """The mean grey of the frame a player shows (drawn to a canvas)."""
+    value: float = page.evaluate(
+        """id => {
+            const v = document.querySelector(`video[data-recording="${id}"]`);
+            const c = document.createElement('canvas');
+            c.width = 16; c.height = 12;
+            const g = c.getContext('2d');
+            g.drawImage(v, 0, 0, 16, 12);
+            const d = g.getImageData(0, 0, 16, 12).data;
+            let s = 0;
+            for (let i = 0; i < d.length; i += 4) s += d[i];
+            return s / (d.length / 4);
+        }""",
+        recording_id,
+    )
+    return value
+
+
+def wait_positioned(page: Page) -> None:
+    """Every visible player has its frame at the clock's position (seeked, data ready)."""
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('video')].filter(v => !v.hidden)
+                 .every(v => v.readyState >= 2 && !v.seeking)"""
+    )
+
+
+def test_review_rule_confirm_score_publish_lookup(
+    page: Page, live: Live, seeded: dict[str, Any], screens: Path | None
+) -> None:
+    attempt, recs, starts = seeded["attempt"], seeded["recs"], seeded["starts"]
+    flag_seq, flag_at = seeded["flag"]
+    focus_seq, focus_at = seeded["focus"]
+
+    # --- reviewer: triage, the flagged candidate first -------------------------------------------
+    sign_in(page, f"{live.url}/review/", "rev")
+    page.get_by_role("link", name="测试考试").click()
+    rows = page.locator("#triage tbody tr")
+    expect(rows.first).to_contain_text(TICKET)
+    expect(rows.first).to_contain_text("人脸不符")
+    expect(rows).to_have_count(3)
+    shot(page, screens, "review-1-triage")
+    page.get_by_label("只看有疑似违纪的").check()
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("link").click()
+    expect(page.locator("#events li")).not_to_have_count(0)
+    page.wait_for_function("window.__review && window.__review.state().length === 3")
+
+    # --- jump from the flagged event: every player to (event time − its recording's start) --------
+    page.locator(f'#events li[data-seq="{flag_seq}"] button').click()
+    wait_positioned(page)
+    state = players(page)
+    for kind in ("webcam", "screen", "evidence"):
+        p = state[kind]
+        assert p["recording_id"] == recs[kind][0], (kind, p)
+        want = (flag_at - starts[p["recording_id"]]).total_seconds()
+        assert abs(p["current_time"] - want) <= 0.3, (kind, p["current_time"], want)
+        # The frame on screen is the one of that second of the recording.
+        second, frac = divmod(p["current_time"], 1)
+        near = {int(second)} | ({int(second) - 1} if frac < 0.1 else set())
+        shown = shown_level(page, p["recording_id"])
+        assert min(abs(shown - level(n)) for n in near) < 12, (kind, shown, p["current_time"])
+    shot(page, screens, "review-2-candidate")
+
+    # The focus loss falls in the webcam's second recording and after screen and phone ended.
+    page.locator(f'#events li[data-seq="{focus_seq}"] button').click()
+    wait_positioned(page)
+    state = players(page)
+    webcam = state["webcam"]
+    assert webcam["recording_id"] == recs["webcam"][1]
+    want = (focus_at - starts[recs["webcam"][1]]).total_seconds()
+    assert abs(webcam["current_time"] - want) <= 0.3
+    assert state["screen"]["gap"] and state["evidence"]["gap"]
+    expect(page.locator('.player[data-kind="screen"] .gap')).to_have_text("无录像")
+    expect(page.locator('.player[data-kind="webcam"] .gap')).to_be_hidden()
+
+    # The snapshot nearest the flag is its evidence; the gallery jumps to its moment.
+    card = page.locator(f'.flag-card[data-seq="{flag_seq}"]')
+    expect(card.locator("img")).to_have_attribute("src", re.compile("^blob:"))
+    page.get_by_role("tab", name="截图").click()
+    gallery = page.locator(".gallery figure")
+    expect(gallery).to_have_count(1)
+    expect(gallery.locator("img")).to_have_attribute("src", re.compile("^blob:"))
+
+    def from_snapshot() -> float:
+        gallery.get_by_role("button").click()
+        wait_positioned(page)
+        webcam = players(page)["webcam"]
+        want = (seeded["snapshot_at"] - starts[recs["webcam"][0]]).total_seconds()
+        assert webcam["recording_id"] == recs["webcam"][0], (webcam, want)
+        assert abs(webcam["current_time"] - want) < 0.3, (webcam, want)
+        return float(webcam["current_time"])
+
+    # Playing moves all players together on one clock.
+    before = from_snapshot()
+    page.get_by_role("button", name="播放").click()
+    page.wait_for_timeout(1000)
+    # Read while playing (pausing re-seeks every player to the clock, hiding any drift).
+    playing = page.evaluate(
+        "[...document.querySelectorAll('video')].filter(v => !v.hidden && !v.paused).length"
+    )
+    state = [p for p in players(page).values() if not p["gap"]]
+    page.get_by_role("button", name="暂停").click()
+    assert playing == 3
+    assert len(state) == 3, state
+    offsets = [starts[p["recording_id"]] + timedelta(seconds=p["current_time"]) for p in state]
+    assert max(offsets) - min(offsets) < timedelta(seconds=0.3), offsets
+    assert state[0]["current_time"] > before + 0.5
+
+    # Speed applies to every player: 2× plays twice the recording in the same time.
+    page.get_by_label("倍速").select_option("2")
+    before = from_snapshot()
+    page.get_by_role("button", name="播放").click()
+    page.wait_for_timeout(700)
+    page.get_by_role("button", name="暂停").click()
+    moved = players(page)["webcam"]["current_time"] - before
+    assert 1.1 < moved < 2.6, moved
+    page.get_by_label("倍速").select_option("1")
+    page.get_by_role("tab", name="裁定").click()
+
+    # --- rulings: the flag, then the candidate's verdict (needs a second reviewer) ---------------
+    card = page.locator(f'.flag-card[data-seq="{flag_seq}"]')
+    card.get_by_label("违纪", exact=True).check()
+    card.get_by_label("违纪规则").fill("考场规则第5条")
+    card.get_by_label("理由").fill("录像中答题者与报名照片不是同一人")
+    card.get_by_role("button", name="提交裁定").click()
+    expect(page.locator(f'.flag-card[data-seq="{flag_seq}"] .note')).to_contain_text(
+        "考场规则第5条"
+    )
+    verdict = page.locator("#verdict")
+    verdict.get_by_label("违纪", exact=True).check()
+    verdict.get_by_label("违纪规则").fill("考场规则第5条")
+    verdict.get_by_label("裁定理由").fill("替考")
+    verdict.get_by_role("button", name="提交最终裁定").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(verdict).to_contain_text("需要另一名评审员复核确认")
+    expect(page.locator("#verdict-badge")).to_contain_text("待复核")
+    shot(page, screens, "review-3-ruling")
+    sign_out(page)
+
+    sign_in(page, f"{live.url}/review/#attempt/{attempt}", "rev2")
+    verdict = page.locator("#verdict")
+    verdict.get_by_label("复核理由").fill("复看录像，同意")
+    verdict.get_by_role("button", name="确认违纪").click()
+    expect(verdict).to_contain_text("复核确认：rev2")
+    expect(page.locator("#verdict-badge")).to_have_text("违纪（考场规则第5条）")
+    # The English switch re-renders the page in place; back to Chinese for the rest.
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("#verdict")).to_contain_text("Final ruling")
+    expect(page.locator('.player[data-kind="screen"] figcaption')).to_have_text("Screen")
+    page.get_by_role("button", name="中文").click()
+    expect(page.locator("#verdict")).to_contain_text("最终裁定")
+    sign_out(page)
+
+    # --- examiner: blind scoring by lot number ----------------------------------------------------
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        other = staff(http, "exm2")
+        sheets = http.get(f"/api/v1/scoring/exams/{live.exam_id}/sheets", headers=other).json()[
+            "sheets"
+        ]
+        r = http.post(
+            f"/api/v1/scoring/sheets/{sheets[0]['sheet_id']}/scores",
+            json={"scores": [6, 14]},
+            headers=other,
+        )
+        assert r.status_code == 201, r.text
+    sign_in(page, f"{live.url}/review/", "exm")
+    page.get_by_role("link", name="测试考试").click()
+    lot = sheets[0]["lot"]
+    page.get_by_role("link", name=f"{lot} 号").click()
+    expect(page.locator("#lot-title")).to_have_text(f"{lot} 号考生")
+    page.wait_for_function(
+        "document.querySelector('video') && document.querySelector('video').readyState >= 1"
+    )
+    text = page.inner_text("body")
+    for secret in (NAME, TICKET, "第1考场", "R01", attempt):
+        assert secret not in text, secret
+    assert page.locator("img").count() == 0  # no enrolment photo
+    expect(page.locator(".score-card table")).to_have_count(0)  # no one else's scores yet
+    page.get_by_label("第 1 题得分").fill("8")
+    page.get_by_label("第 2 题得分").fill("16")
+    shot(page, screens, "review-4-scoring")
+    page.get_by_role("button", name="提交评分").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    table = page.locator(".score-card table")
+    expect(table).to_contain_text("我的评分")
+    expect(table.locator("tr.total")).to_contain_text("24")
+    expect(table.locator("tr.total")).to_contain_text("20")  # the other examiner's, now shown
+    sign_out(page)
+
+    # --- admin publishes ---------------------------------------------------------------------------
+    sign_in(page, f"{live.url}/admin/", "adm")
+    page.get_by_role("link", name="测试考试").click()
+    row = page.locator(f'#results tr[data-ticket="{TICKET}"]')
+    expect(row.locator(".score")).to_have_text("22")
+    expect(row).to_contain_text("违纪（考场规则第5条）")
+    expect(page.locator("#exports a")).to_have_count(8)
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="导出成绩（CSV）").click()
+    csv = Path(dl.value.path()).read_bytes()
+    assert csv.startswith(b"\xef\xbb\xbf") and TICKET.encode() in csv
+    shot(page, screens, "admin-1-results")
+    page.get_by_role("button", name="发布成绩").click()
+    page.get_by_role("dialog").get_by_role("button", name="取消").click()
+    expect(page.get_by_role("button", name="发布成绩")).to_be_visible()
+    page.get_by_role("button", name="发布成绩").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator("#published")).to_contain_text("已发布")
+    shot(page, screens, "admin-2-published")
+
+    # --- the candidate looks up the score ------------------------------------------------------------
+    results = page.context.new_page()
+    results.goto(f"{live.url}/results/?exam={live.exam_id}")
+    results.get_by_label("准考证号").fill(TICKET)
+    results.get_by_label("姓名").fill("拜登")
+    results.get_by_role("button", name="查询").click()
+    expect(results.locator("#result")).to_contain_text("准考证号或姓名不正确")
+    results.get_by_label("姓名").fill(NAME)
+    results.get_by_role("button", name="查询").click()
+    expect(results.locator("#score")).to_have_text("22")
+    shot(results, screens, "results-1-score")
+    results.close()
+
+
+def test_results_page_before_publication(page: Page, live: Live) -> None:
+    page.goto(f"{live.url}/results/?exam={live.exam_id}")
+    page.get_by_label("准考证号").fill(TICKET)
+    page.get_by_label("姓名").fill(NAME)
+    page.get_by_role("button", name="查询").click()
+    expect(page.locator("#result")).to_contain_text("成绩尚未发布")
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("#result")).to_contain_text("not published")
+
+
+def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -> None:
+    """Nobody has scored the candidate who entered: 发布成绩 names the lot and asks again
+    before publishing anyway; 取消 leaves it unpublished."""
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        live.clock.set(T - timedelta(minutes=12))
+        r = http.post(
+            "/api/v1/candidate/login",
+            data={"exam_id": live.exam_id, "ticket": TICKET},
+            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
+        lot = http.post("/api/v1/candidate/lot", headers=bearer(token)).json()["number"]
+        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
+        for a in state["attachments"]:
+            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
+        live.clock.set(T - timedelta(minutes=9))
+        assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+    live.clock.set(T + timedelta(minutes=30))
+    sign_in(page, f"{live.url}/admin/", "adm")
+    expect(page.locator("#exams tbody tr")).to_have_count(1)
+    page.get_by_role("link", name="测试考试").click()
+    page.get_by_role("button", name="发布成绩").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    status = page.locator("#publish-status")
+    expect(status).to_contain_text(f"{lot} 号")
+    status.get_by_role("button", name="强制发布").click()
+    page.get_by_role("dialog").get_by_role("button", name="取消").click()
+    expect(page.locator("#published")).to_have_count(0)
+    status.get_by_role("button", name="强制发布").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator("#published")).to_contain_text("已发布")
+    # An examiner can no longer score once published.
+    sign_out(page)
+    sign_in(page, f"{live.url}/review/", "exm")
+    page.get_by_role("link", name="测试考试").click()
+    page.get_by_role("link", name=f"{lot} 号").click()
+    page.get_by_label("第 1 题得分").fill("5")
+    page.get_by_label("第 2 题得分").fill("5")
+    page.get_by_role("button", name="提交评分").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator(".score-form [role=status]")).not_to_be_empty()
