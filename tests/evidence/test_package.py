@@ -153,7 +153,13 @@ def test_cli_exports_and_verifies_with_a_pinned_key(
     assert "完好 intact" in ok.stdout and "1001" in ok.stdout
 
     data = bytearray(out.read_bytes())
-    start = data.index(built.source[:64])
+    # The member's data starts after its local header (30 bytes, the name, the extra field);
+    # searching for its first bytes could land in another recording with the same WebM header.
+    with zipfile.ZipFile(out) as zf:
+        at = zf.getinfo("recordings/webcam-1.original.webm").header_offset
+    name_len, extra_len = struct.unpack("<HH", data[at + 26 : at + 30])
+    start = at + 30 + name_len + extra_len
+    assert data[start : start + 64] == built.source[:64]
     data[start + 100] ^= 0x01
     (tmp_path / "bad.zip").write_bytes(bytes(data))
     bad = run_cli(settings, "verify", str(tmp_path / "bad.zip"))
