@@ -168,12 +168,12 @@ def test_group_photo_raises_multiple_faces_once_with_evidence(
     assert [e["kind"] for e in got] == ["multiple_faces", "flag_ended"]
     start, end = got
     assert start["severity"] == "violation"
-    # 2 of the last 3: raised with the second group frame, which is the evidence.
-    assert start["data"]["snapshot_id"] == group[1]
-    assert {f["snapshot_id"] for f in start["data"]["frames"]} == {group[0], group[1]}
+    # Five sure faces: the first group frame is enough (no waiting for 2 of the last 3).
+    assert start["data"]["snapshot_id"] == group[0]
+    assert [f["snapshot_id"] for f in start["data"]["frames"]] == [group[0]]
     assert start["data"]["frames"][0]["faces"] == 5
-    assert 0.5 < start["data"]["confidence"] <= 1.0
-    assert start["data"]["rule"] == {"of_last": 3, "at_least": 2}
+    assert 0.9 <= start["data"]["confidence"] <= 1.0
+    assert start["data"]["rule"] == {"of_last": 3, "at_least": 2, "at_once": 0.9}
     # Ends once none of the last three shows it, as one info event.
     assert end["severity"] == "info" and end["data"]["flag"] == "multiple_faces"
     assert end["data"]["snapshot_id"] == back[2] and end["data"]["started_seq"] == start["seq"]
@@ -206,15 +206,36 @@ def test_badge_alone_is_no_face(
     assert got[0]["data"]["confidence"] < 1.0  # something face-like was there
 
 
-@pytest.mark.parametrize("other", ["biden.jpg", "tom_hanks.jpg"])
+# Biden's photo is a sure face far from Obama's: one frame is enough. Tom Hanks' is a 112 px crop
+# whose detection score stays below SURE_SCORE, so it takes the second frame (2 of the last 3).
+@pytest.mark.parametrize(("other", "raised_at"), [("biden.jpg", 0), ("tom_hanks.jpg", 1)])
 def test_another_person_raises_face_mismatch(
     client: TestClient,
     clock: FrozenClock,
     app_ctx: AppContext,
     desk: tuple[str, str],
     other: str,
+    raised_at: int,
 ) -> None:
     token, attempt_id = desk
+    run(client, clock, app_ctx, token, "webcam", [face("obama2.jpg")] * 2)
+    ids = run(client, clock, app_ctx, token, "webcam", [face(other)] * 3)
+    got = flags_of(client, attempt_id)
+    assert [e["kind"] for e in got] == ["face_mismatch"]  # once, though it goes on
+    data = got[0]["data"]
+    assert data["snapshot_id"] == ids[raised_at] and data["stream"] == "webcam"
+    assert [f["snapshot_id"] for f in data["frames"]] == ids[: raised_at + 1][::-1]
+    assert all(f["distance"] > 0.6 for f in data["frames"])
+    assert 0.5 < data["confidence"] <= 1.0
+
+
+@pytest.mark.parametrize("other", ["biden.jpg", "tom_hanks.jpg"])
+def test_without_at_once_a_stranger_needs_two_of_the_last_three(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path, other: str
+) -> None:
+    doc = exam_doc()
+    doc["exam"]["flags"] = {"face_mismatch": {"at_once": 1}}
+    token, attempt_id = entered(client, clock, import_exam(app_ctx, tmp_path / "e", doc), "1001")
     run(client, clock, app_ctx, token, "webcam", [face("obama2.jpg")] * 2)
     # One stranger frame among the candidate's is not enough (2 of the last 3 are needed)...
     first = run(client, clock, app_ctx, token, "webcam", [face(other), face("obama3.jpg")])

@@ -7,8 +7,10 @@ face"). Two kinds of rule turn conditions into flags:
   latest run shows the condition and the run spans at least ``seconds``; it ends with the first
   snapshot without it;
 - k of n (``multiple_faces``, ``face_mismatch``, ``second_person``): at least ``at_least`` of
-  the last ``of_last`` snapshots show it; it ends when none of the last ``of_last`` does, so a
-  borderline case does not flap.
+  the last ``of_last`` snapshots show it — or the newest alone does with a frame confidence of
+  at least ``at_once`` (a group in view, a face far from the candidate's: no reason to wait for
+  a second snapshot); it ends when none of the last ``of_last`` does, so a borderline case does
+  not flap.
 
 A flag raises one event when it starts (its kind, the configured severity, the snapshot as
 evidence, a confidence) and one ``flag_ended`` info event when it ends: a condition that lasts
@@ -102,6 +104,14 @@ def frame_confidence(flag: str, row: SnapshotAnalysis, rule: Rule) -> float:
     raise ValueError(flag)
 
 
+def _sure(flag: str, row: SnapshotAnalysis, rule: Rule) -> bool:
+    """One frame is enough: confident of its condition, and for a mismatch also of the face
+    itself (a false detection in an empty room is far from every enrolled face too)."""
+    if rule.at_once >= 1.0 or frame_confidence(flag, row, rule) < rule.at_once:
+        return False
+    return flag != "face_mismatch" or (bool(row.scores) and row.scores[0] >= SURE_SCORE)
+
+
 @dataclass(frozen=True)
 class Verdict:
     starts: bool
@@ -123,7 +133,8 @@ def judge(
         return Verdict(starts=bool(run) and lasted >= rule.seconds, ends=not run, support=run)
     window = list(zip(recent[: rule.of_last], shown[: rule.of_last], strict=True))
     support = [row for row, cond in window if cond == flag]
-    return Verdict(starts=len(support) >= rule.at_least, ends=not support, support=support)
+    sure = bool(support) and support[0] is recent[0] and _sure(flag, recent[0], rule)
+    return Verdict(starts=len(support) >= rule.at_least or sure, ends=not support, support=support)
 
 
 def _frame(row: SnapshotAnalysis) -> dict[str, Any]:

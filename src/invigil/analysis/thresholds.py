@@ -22,11 +22,16 @@ SEVERITIES = ("violation", "warning", "info", "off")
 _INT, _FLOAT, _SECONDS = "int", "float", "seconds"
 PARAMS: dict[str, dict[str, tuple[str, float, float]]] = {
     "no_face": {"seconds": (_SECONDS, 0, 900)},
-    "multiple_faces": {"of_last": (_INT, 1, 20), "at_least": (_INT, 1, 20)},
+    "multiple_faces": {
+        "of_last": (_INT, 1, 20),
+        "at_least": (_INT, 1, 20),
+        "at_once": (_FLOAT, 0.5, 1.0),
+    },
     "face_mismatch": {
         "distance": (_FLOAT, 0.2, 1.2),
         "of_last": (_INT, 1, 20),
         "at_least": (_INT, 1, 20),
+        "at_once": (_FLOAT, 0.5, 1.0),
     },
     "camera_covered": {
         "seconds": (_SECONDS, 0, 900),
@@ -34,7 +39,11 @@ PARAMS: dict[str, dict[str, tuple[str, float, float]]] = {
         "contrast": (_FLOAT, 0, 128),
     },
     "candidate_out_of_view": {"seconds": (_SECONDS, 0, 900)},
-    "second_person": {"of_last": (_INT, 1, 20), "at_least": (_INT, 1, 20)},
+    "second_person": {
+        "of_last": (_INT, 1, 20),
+        "at_least": (_INT, 1, 20),
+        "at_once": (_FLOAT, 0.5, 1.0),
+    },
     "long_silence": {"seconds": (_SECONDS, 1, 3600)},
     "answer_end": {
         "pause_seconds": (_FLOAT, 0.5, 60),
@@ -120,6 +129,7 @@ class Rule:
     seconds: int = 0
     of_last: int = 1
     at_least: int = 1
+    at_once: float = 1.0  # a single frame this sure starts a k-of-n flag; 1 disables
     distance: float = 0.0
     brightness: float = 0.0
     contrast: float = 0.0
