@@ -35,3 +35,30 @@ def test_streaming_sha256_matches_hashlib_across_saved_states(page: Page, live: 
         )
         expected = hashlib.sha256(data).hexdigest()
         assert result == [expected, expected], size
+
+
+def test_server_clock_keeps_its_best_sample_but_takes_a_contradicting_one(
+    page: Page, live: Live
+) -> None:
+    page.goto(f"{live.url}/desk/?exam=none")
+    result = page.evaluate(
+        """async () => {
+            const { ServerClock } = await import('/shared/api.js');
+            const c = new ServerClock();
+            const t = performance.now();
+            const at = (ms) => new Date(ms).toISOString();
+            const base = Date.parse('2030-06-01T00:00:00Z');
+            c.observe(at(base), t - 10, t);               // 10 ms round trip: the best sample
+            const first = c.now() - base;
+            // A slow (400 ms) sample 100 ms off: less precise, ignored.
+            c.observe(at(base + 100), t - 400, t);
+            const slowIgnored = c.now() - base;
+            // A slow sample 6 min ahead (the server's clock was set, or this computer slept):
+            // it contradicts the estimate by far more than its uncertainty, so it is taken.
+            c.observe(at(base + 360000), t - 400, t);
+            return [first, slowIgnored, c.now() - base];
+        }"""
+    )
+    first, slow_ignored, jumped = result
+    assert 0 <= first < 1000 and abs(slow_ignored - first) < 50, result
+    assert 360_000 <= jumped < 361_500, result

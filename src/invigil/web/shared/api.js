@@ -81,12 +81,17 @@ export class ServerClock {
     const server = Date.parse(serverIso);
     if (Number.isNaN(server)) return;
     const rtt = t1 - t0;
-    // Prefer fresh samples; a much slower round trip than the best seen is less precise.
+    // Prefer fresh samples; a much slower round trip than the best seen is less precise. But a
+    // sample that contradicts the estimate by more than its own uncertainty (plus a second)
+    // means the estimate is wrong (the computer slept and the monotonic clock paused, or the
+    // server's clock was set): take it at once rather than count down wrongly for 30 s.
     const stale = performance.now() - this.syncedAt > 30000;
-    if (this.base === null || stale || rtt <= this.rtt * 2 + 50) {
-      this.base = server + rtt / 2;
+    const sample = server + rtt / 2;
+    const wrong = this.base !== null && Math.abs(sample - (this.base + (t1 - this.perfBase))) > rtt / 2 + 1000;
+    if (this.base === null || stale || wrong || rtt <= this.rtt * 2 + 50) {
+      this.base = sample;
       this.perfBase = t1;
-      this.rtt = Math.min(rtt, stale ? rtt : this.rtt);
+      this.rtt = Math.min(rtt, stale || wrong ? rtt : this.rtt);
       this.syncedAt = t1;
     }
   }
