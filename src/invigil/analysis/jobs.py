@@ -81,7 +81,7 @@ def _facts(settings: Settings, job: _Input, rules: thresholds.Thresholds) -> Fra
         return None
 
 
-@jobs.handler(ANALYSE_JOB)
+@jobs.handler(ANALYSE_JOB, background=True)
 def analyse_snapshot(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -> None:
     job = _load(ctx, str(payload["snapshot_id"]))
     if job is None:

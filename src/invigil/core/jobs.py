@@ -57,11 +57,16 @@ class JobContext:
 
 Handler = Callable[[Session, dict[str, Any], JobContext], None]
 _handlers: dict[str, Handler] = {}
+# Kinds that may queue up by the thousand (one per snapshot): a worker takes every other due
+# job first, so a backlog of analysis never delays a lot assignment, an assembly or a purge.
+_background: set[str] = set()
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
+def handler(kind: str, *, background: bool = False) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         _handlers[kind] = fn
+        if background:
+            _background.add(kind)
         return fn
 
     return register
@@ -111,14 +116,18 @@ def claim(db: Database, now: datetime, lease: timedelta) -> Job | None:
         (Job.state == RUNNING) & (Job.lease_expires_at < now),
     )
     with db.session() as session, session.begin():
-        pick = (
-            select(Job.id)
-            .where(due)
-            .order_by(Job.run_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        job_id = session.scalar(pick)
+        job_id = None
+        for only in (Job.kind.not_in(_background), Job.kind.in_(_background)):
+            pick = (
+                select(Job.id)
+                .where(due, only)
+                .order_by(Job.run_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            job_id = session.scalar(pick)
+            if job_id is not None:
+                break
         if job_id is None:
             return None
         claimed = session.execute(
