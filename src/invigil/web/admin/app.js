@@ -4,7 +4,7 @@
 import { $, clear, h } from "../shared/dom.js";
 import { confirmDialog } from "../shared/confirm.js";
 import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
-import { createStaffSession, loginForm } from "../shared/staffauth.js";
+import { createStaffSession, routeBox } from "../shared/staffauth.js";
 import { dateTime, verdictLabel } from "../review/labels.js";
 
 const view = $("#view");
@@ -32,22 +32,8 @@ function chrome() {
 }
 
 async function route() {
-  if (session.token && !session.me) {
-    try {
-      session.me = await api.get("/api/v1/staff/me");
-    } catch {
-      session.setToken(null);
-    }
-  }
-  chrome();
-  // Each route renders into its own box, so a late answer of an earlier route lands nowhere.
-  const root = h("div");
-  clear(view).append(root);
-  if (!session.me) {
-    root.append(h("div", { class: "login-view" }, loginForm(session, () => route())));
-    $("#username").focus();
-    return;
-  }
+  const root = await routeBox(session, view, chrome, route);
+  if (!root) return;
   if (!session.hasRole("admin")) {
     root.append(h("p", { class: "note error" }, tr("只有管理员可以使用本页面。", "Only administrators may use this page.")));
     return;

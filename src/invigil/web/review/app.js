@@ -4,7 +4,7 @@
 
 import { $, clear, h } from "../shared/dom.js";
 import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
-import { createStaffSession, loginForm } from "../shared/staffauth.js";
+import { createStaffSession, routeBox } from "../shared/staffauth.js";
 import { renderCandidate } from "./candidate.js";
 import { dateTime } from "./labels.js";
 import { renderScoringExams, renderSheet, renderSheets } from "./scoring.js";
@@ -50,23 +50,8 @@ async function route() {
     cleanup();
     cleanup = null;
   }
-  if (session.token && !session.me) {
-    try {
-      session.me = await session.api.get("/api/v1/staff/me");
-    } catch {
-      session.setToken(null);
-    }
-  }
-  chrome();
-  // Each route renders into its own box: a slower earlier route that finishes late writes
-  // into a detached box instead of beside the current one.
-  const root = h("div");
-  clear(view).append(root);
-  if (!session.me) {
-    root.append(h("div", { class: "login-view" }, loginForm(session, () => route())));
-    $("#username").focus();
-    return;
-  }
+  const root = await routeBox(session, view, chrome, route);
+  if (!root) return;
   const [name, arg] = (location.hash.slice(1) || "").split("/");
   const ctx = { session, api: session.api, go: (hash) => (location.hash = hash) };
   let done = null;

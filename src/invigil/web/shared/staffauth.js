@@ -92,3 +92,26 @@ export function loginForm(session, onDone) {
   });
   return form;
 }
+
+/** The start of every staff page's route: load who is signed in (a stored token may have
+ * expired), redraw the page chrome, and give the route a fresh box inside `view` — a slower
+ * earlier route that finishes late writes into a detached box, not beside this one. Signed
+ * out, the box shows the login form (which routes again) and null is returned. */
+export async function routeBox(session, view, chrome, route) {
+  if (session.token && !session.me) {
+    try {
+      session.me = await session.api.get("/api/v1/staff/me");
+    } catch {
+      session.setToken(null);
+    }
+  }
+  chrome();
+  const root = h("div");
+  view.replaceChildren(root);
+  if (!session.me) {
+    root.append(h("div", { class: "login-view" }, loginForm(session, () => route())));
+    document.getElementById("username").focus();
+    return null;
+  }
+  return root;
+}
