@@ -11,7 +11,7 @@ import { EventQueue } from "../shared/eventqueue.js";
 import { clockTime, countdown, currentLang, formatBytes, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { placementPanel } from "./placement.js";
 import { addLiveness, livenessError } from "./liveness.js";
-import { StreamRecorder, snapshotJpeg } from "../shared/recorder.js";
+import { StreamRecorder, snapshotJpeg, trackSnapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 import * as dev from "./device.js";
 import { Signals } from "./signals.js";
@@ -1186,8 +1186,9 @@ function startSnapshots() {
     if (!navigator.onLine || !S.token) return;
     for (const kind of ["webcam", "screen"]) {
       if (!S.recorders[kind]) continue;
-      const v = $(`#media-pool video[data-kind="${kind}"]`);
-      const jpeg = v ? await snapshotJpeg(v, kind === "screen" ? 960 : 640, 0.6) : null;
+      const stream = kind === "webcam" ? S.cam : S.screen;
+      const track = stream && stream.getVideoTracks()[0];
+      const jpeg = await trackSnapshotJpeg(track, kind === "screen" ? 960 : 640, 0.6);
       if (!jpeg) continue;
       const form = new FormData();
       form.append("kind", kind);

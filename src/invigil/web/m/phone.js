@@ -8,7 +8,7 @@ import { ApiError, createApi } from "../shared/api.js";
 import { $, clear, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
 import { currentLang, formatBytes, onLangChange, setLang, tr as L } from "../shared/i18n.js";
-import { StreamRecorder, snapshotJpeg } from "../shared/recorder.js";
+import { StreamRecorder, trackSnapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 
 const STORE_KEY = "invigil.phone";
@@ -529,7 +529,7 @@ async function startRecording() {
 
 async function sendSnapshot() {
   if (!S.video || !S.stream) return;
-  const jpeg = await snapshotJpeg(S.video, 640, 0.6);
+  const jpeg = await trackSnapshotJpeg(S.stream.getVideoTracks()[0], 640, 0.6);
   if (!jpeg) return;
   const form = new FormData();
   form.append("kind", "evidence");

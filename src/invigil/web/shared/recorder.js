@@ -77,15 +77,77 @@ export class StreamRecorder {
   }
 }
 
-/** A JPEG of what a <video> element shows, at most maxWidth wide. */
-export function snapshotJpeg(video, maxWidth = 640, quality = 0.7) {
-  const w = video.videoWidth;
-  const h = video.videoHeight;
-  if (!w || !h) return Promise.resolve(null);
+function toJpeg(source, w, h, maxWidth, quality) {
   const scale = Math.min(1, maxWidth / w);
   const canvas = document.createElement("canvas");
   canvas.width = Math.round(w * scale);
   canvas.height = Math.round(h * scale);
-  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  canvas.getContext("2d").drawImage(source, 0, 0, canvas.width, canvas.height);
   return new Promise((resolve) => canvas.toBlob((b) => resolve(b), "image/jpeg", quality));
+}
+
+/** A JPEG of what a <video> element shows, at most maxWidth wide. Only for a video that is on
+ * screen: Chrome pauses muted videos outside the viewport and draws them black. */
+export function snapshotJpeg(video, maxWidth = 640, quality = 0.7) {
+  const w = video.videoWidth;
+  const h = video.videoHeight;
+  if (!w || !h) return Promise.resolve(null);
+  return toJpeg(video, w, h, maxWidth, quality);
+}
+
+const captures = new WeakMap();
+const frameVideos = new WeakMap();
+
+// Where ImageCapture is missing (Safari, Firefox): a video that stays inside the viewport, so
+// the browser keeps decoding it. It is 2 px, transparent and ignores the pointer.
+function frameVideo(track) {
+  let v = frameVideos.get(track);
+  if (!v) {
+    v = document.createElement("video");
+    v.muted = true;
+    v.playsInline = true;
+    v.autoplay = true;
+    v.setAttribute("aria-hidden", "true");
+    v.style.cssText = "position:fixed;right:0;bottom:0;width:2px;height:2px;opacity:0.01;pointer-events:none;z-index:-1";
+    v.srcObject = new MediaStream([track]);
+    document.body.append(v);
+    track.addEventListener("ended", () => v.remove());
+    frameVideos.set(track, v);
+  }
+  if (v.paused) v.play().catch(() => {});
+  return v;
+}
+
+/**
+ * A JPEG of the current frame of a live video track, whatever the page layout shows: the
+ * frame comes from the track itself (ImageCapture.grabFrame), not from a <video> element that
+ * may be hidden, paused or off-screen. Resolves to null when the track has no frame yet.
+ */
+export async function trackSnapshotJpeg(track, maxWidth = 640, quality = 0.7) {
+  if (!track || track.readyState !== "live") return null;
+  if (typeof ImageCapture === "function") {
+    let capture = captures.get(track);
+    if (!capture) {
+      capture = new ImageCapture(track);
+      captures.set(track, capture);
+    }
+    try {
+      const bitmap = await capture.grabFrame();
+      try {
+        return await toJpeg(bitmap, bitmap.width, bitmap.height, maxWidth, quality);
+      } finally {
+        bitmap.close();
+      }
+    } catch {
+      // A track that is muted or between frames: fall through to the video element.
+    }
+  }
+  const v = frameVideo(track);
+  if (!v.videoWidth) {
+    await new Promise((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      v.addEventListener("loadeddata", () => { clearTimeout(t); resolve(); }, { once: true });
+    });
+  }
+  return snapshotJpeg(v, maxWidth, quality);
 }
