@@ -15,12 +15,14 @@ import av
 import httpx
 from conftest import bearer, face
 from fastapi.testclient import TestClient
+from PIL import Image, ImageStat
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from invigil.attempts.models import Event
 from invigil.core.context import AppContext
 from invigil.core.db import transaction
+from invigil.recordings.models import Snapshot
 
 from . import flow
 from .conftest import Live
@@ -180,7 +182,10 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
             assert isinstance(container, av.container.InputContainer)
             frames = sum(1 for _ in container.decode(video=0))
         assert frames > 10, (r.id, frames)
-    assert "evidence" in flow.snapshot_kinds(live)
+    stored = evidence_images(live)
+    assert stored
+    for img in stored:
+        assert_room_picture(img)
 
 
 def test_phone_by_qr_url_binds_at_once_and_resumes_after_reload(
@@ -245,3 +250,96 @@ def test_phone_events_endpoint(
     with transaction(app_ctx.db) as session:
         logged = list(session.scalars(select(Event).where(Event.kind == "evidence_gap")))
     assert [(e.actor, e.data["duration_ms"]) for e in logged] == [("phone", 15000)]
+
+
+def evidence_images(live: Live) -> list[Image.Image]:
+    """Every evidence snapshot the server stored, decoded, oldest first."""
+    with transaction(live.ctx.db) as session:
+        keys = list(
+            session.scalars(
+                select(Snapshot.blob_key)
+                .where(Snapshot.kind == "evidence")
+                .order_by(Snapshot.taken_at, Snapshot.id)
+            )
+        )
+    images = []
+    for key in keys:
+        img = Image.open(io.BytesIO(live.ctx.blobs.get(key)))
+        img.load()
+        images.append(img)
+    return images
+
+
+def assert_room_picture(img: Image.Image) -> None:
+    """The fake room camera: a left-to-right grey ramp (mean luma about 127), 640×480."""
+    assert img.format == "JPEG"
+    assert img.size == (640, 480), img.size
+    luma = ImageStat.Stat(img.convert("L"))
+    assert 90 < luma.mean[0] < 170, luma.mean  # a black frame is 0–2
+    assert luma.stddev[0] > 40, luma.stddev  # the ramp, not a flat grey
+
+
+def test_phone_snapshots_show_the_room_whatever_the_layout(phone: Page, live: Live) -> None:
+    """Placement pictures (every 3 s) and recording snapshots (every 5 s) come from the camera
+    track: they show the room even when the preview is pushed off-screen, where Chrome stops
+    painting a muted video."""
+    o = offer(live)
+    phone.goto(o["url"].replace("http://127.0.0.1:8000", live.url))
+    phone.get_by_role("button", name="开始环拍").click()
+    phone.wait_for_function("window.__invigil.uploads().some(r => r.kind === 'evidence')")
+    turn(phone, 360)
+    expect(phone.get_by_role("button", name="开始录制")).to_be_visible()
+    # Placing: a picture at once for the desk, then every 3 s.
+    deadline = time.monotonic() + 15
+    while not evidence_images(live) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    placing = evidence_images(live)
+    assert placing, "no placement picture reached the server"
+    for img in placing:
+        assert_room_picture(img)
+
+    # The preview off-screen (the layout that made the desk's snapshots black).
+    phone.evaluate(
+        "document.querySelector('#preview').style.cssText ="
+        " 'position:fixed;left:-10000px;top:0;width:320px;height:240px'"
+    )
+    before = len(evidence_images(live))
+    phone.get_by_role("button", name="开始录制").click()
+    expect(phone.get_by_role("button", name="结束录制")).to_be_visible()
+    deadline = time.monotonic() + 20
+    while len(evidence_images(live)) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    later = evidence_images(live)[before:]
+    assert later, "no recording snapshot after the preview left the screen"
+    for img in later:
+        assert_room_picture(img)
+
+
+def test_phone_stop_confirmation_names_its_action(phone: Page, live: Live) -> None:
+    """结束录制 asks first; the dialog's buttons say what they do, and 取消 keeps recording."""
+    o = offer(live)
+    phone.goto(o["url"].replace("http://127.0.0.1:8000", live.url))
+    phone.get_by_role("button", name="开始环拍").click()
+    phone.wait_for_function("window.__invigil.uploads().some(r => r.kind === 'evidence')")
+    turn(phone, 360)
+    phone.get_by_role("button", name="开始录制").click()
+    stop = phone.get_by_role("button", name="结束录制", exact=True)
+    expect(stop).to_be_visible()
+    stop.click()
+    dialog = phone.get_by_role("dialog")
+    expect(dialog).to_contain_text("考试结束后才可结束录制")
+    ok = dialog.get_by_role("button", name="确定结束录制", exact=True)
+    expect(ok).to_be_visible()
+    expect(ok).to_be_focused()
+    dialog.get_by_role("button", name="取消，继续录制").click()
+    expect(dialog).to_be_hidden()
+    assert phone.evaluate("window.__invigil.S.phase") == "recording"
+    assert phone.evaluate("window.__invigil.S.recorder.active") is True
+    # English mode translates the buttons too.
+    phone.locator("#lang").click()
+    phone.get_by_role("button", name="Stop recording", exact=True).click()
+    expect(
+        phone.get_by_role("dialog").get_by_role("button", name="OK, stop recording")
+    ).to_be_visible()
+    phone.get_by_role("dialog").get_by_role("button", name="OK, stop recording").click()
+    expect(phone.get_by_text("Upload complete", exact=True)).to_be_visible(timeout=40000)

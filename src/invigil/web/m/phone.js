@@ -5,6 +5,7 @@
 // become evidence_gap events with their durations.
 
 import { ApiError, createApi } from "../shared/api.js";
+import { confirmDialog } from "../shared/confirm.js";
 import { $, clear, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
 import { currentLang, formatBytes, onLangChange, setLang, tr as L } from "../shared/i18n.js";
@@ -101,21 +102,6 @@ function banner(text, cls = "") {
   b.className = "phone-banner " + cls;
   b.textContent = text;
   b.hidden = false;
-}
-
-function confirmDialog(text, okText) {
-  return new Promise((resolve) => {
-    const close = (v) => {
-      clear($("#overlay"));
-      resolve(v);
-    };
-    $("#overlay").append(
-      h("div", { class: "dialog-back" },
-        h("div", { class: "dialog", role: "dialog", "aria-modal": "true", "aria-label": okText },
-          h("p", null, text),
-          button(L("确定", "OK"), () => close(true), "big danger"),
-          button(L("取消", "Cancel"), () => close(false), "big secondary"))));
-  });
 }
 
 function cameraBox(extra) {
@@ -236,7 +222,12 @@ VIEWS.place = () => {
 VIEWS.recording = () => {
   const stats = h("p", { class: "stats", id: "rec-stats", role: "status" });
   const stop = button(L("结束录制", "Stop recording"), async () => {
-    const ok = await confirmDialog(L("考试结束后才可结束录制。确定结束手机录制吗？", "Stop only after the exam has ended. Stop the phone recording now?"), L("结束录制", "Stop recording"));
+    // The button says what it does (确定结束录制): 确定 is the contract's confirmation word.
+    const ok = await confirmDialog(L("考试结束后才可结束录制。确定结束手机录制吗？", "Stop only after the exam has ended. Stop the phone recording now?"), {
+      ok: L("确定结束录制", "OK, stop recording"),
+      cancel: L("取消，继续录制", "Cancel, keep recording"),
+      danger: true,
+    });
     if (ok) await stopRecording();
   }, "big danger");
   const view = h("section", null,
@@ -527,8 +518,11 @@ async function startRecording() {
   show("recording");
 }
 
+/** The desk's and the proctors' picture of the phone (placement and every 5 s while recording):
+ * taken from the camera track itself, so a preview that is scrolled away or hidden never
+ * makes it black. */
 async function sendSnapshot() {
-  if (!S.video || !S.stream) return;
+  if (!S.stream) return;
   const jpeg = await trackSnapshotJpeg(S.stream.getVideoTracks()[0], 640, 0.6);
   if (!jpeg) return;
   const form = new FormData();
