@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 _PART = re.compile(r"(\d+)\s*([dhms])")
 _WHOLE = re.compile(r"^\s*(\d+\s*[dhms]\s*)+$")
@@ -27,3 +28,12 @@ def format_duration(seconds: int) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
+
+
+def format_local(at: datetime, offset_minutes: int) -> str:
+    """A moment as an admin reads it: in the exam's own offset, to the second, e.g.
+    ``2026-12-01 09:00:00 (UTC+08:00)``; never raw UTC ISO with microseconds."""
+    tz = timezone(timedelta(minutes=offset_minutes))
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    return f"{at.astimezone(tz):%Y-%m-%d %H:%M:%S} (UTC{sign}{hours:02d}:{minutes:02d})"

@@ -17,7 +17,8 @@ import yaml
 
 from invigil.analysis import thresholds as flag_thresholds
 from invigil.core.clock import ensure_utc
-from invigil.exams.durations import parse_duration
+from invigil.exams import yamlerrors
+from invigil.exams.durations import format_local, parse_duration
 from invigil.staff.models import ROLES
 
 RULE_DEFAULTS = {
@@ -39,16 +40,30 @@ class Problem:
     where: str
     message: str
     line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
-        at = f"（第 {self.line} 行）" if self.line else ""
+        at = ""
+        if self.line:
+            at = (
+                f"（第 {self.line} 行第 {self.column} 列）"
+                if self.column
+                else f"（第 {self.line} 行）"
+            )
         return f"{self.where}{at}: {self.message}"
 
 
 class ExamFileError(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
+    """Every problem of a file. ``candidates`` are the candidates whose own fields are valid
+    (photos among them), so the slow photo checks still run when other parts have problems."""
+
+    def __init__(
+        self, problems: list[Problem], candidates: list[tuple[int, CandidateSpec]] | None = None
+    ) -> None:
+        problems = sorted(problems, key=lambda p: p.line if p.line is not None else 1 << 30)
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+        self.candidates = candidates or []
 
 
 @dataclass
@@ -147,6 +162,26 @@ def _text(c: _Collector, obj: dict[str, Any], key: str, path: tuple[str | int, .
     return str(value).strip()
 
 
+def _inside(
+    c: _Collector, base: Path, raw: str, path: tuple[str | int, ...], what: str
+) -> Path | None:
+    """The file ``raw`` names, if it lies inside the exam file's folder once every symlink and
+    ``..`` is resolved: an exam file must not make the server read (and then serve to
+    candidates) any other file on the machine, such as its secret key."""
+    if Path(raw).is_absolute() or raw.startswith("~"):
+        c.add(path, f"{what}路径须相对于考试文件所在文件夹，不能是绝对路径：{raw}")
+        return None
+    folder = base.resolve()
+    target = (folder / raw).resolve()
+    if not target.is_relative_to(folder):
+        c.add(path, f"{what}路径指向考试文件所在文件夹之外（../ 或符号链接）：{raw}")
+        return None
+    if not target.is_file():
+        c.add(path, f"{what}文件不存在：{raw}")
+        return None
+    return target
+
+
 def _mapping(c: _Collector, value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
         c.add(path, "应为键值映射（key: value）")
@@ -198,9 +233,14 @@ def _starts_at(c: _Collector, value: Any, now: datetime) -> tuple[datetime, int]
     offset = value.utcoffset()
     assert offset is not None
     starts = ensure_utc(value)
+    minutes = int(offset.total_seconds() // 60)
     if starts <= now:
-        c.add(path, f"开始时间 {value.isoformat()} 已经过去（服务器时间 {now.isoformat()}）")
-    return starts, int(offset.total_seconds() // 60)
+        c.add(
+            path,
+            f"开始时间 {format_local(starts, minutes)} 已经过去"
+            f"（服务器时间 {format_local(now, minutes)}）",
+        )
+    return starts, minutes
 
 
 def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
@@ -217,10 +257,9 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
         data = yaml.safe_load(text)
         lines = _line_index(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ExamFileError([Problem("(YAML)", f"YAML 语法错误：{reason}", line)]) from None
+        told = yamlerrors.describe(exc, text)
+        problem = Problem("(YAML)", f"YAML 语法错误：{told.message}", told.line, told.column)
+        raise ExamFileError([problem]) from None
 
     c = _Collector(lines)
     base = path.parent
@@ -280,13 +319,10 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
         where: tuple[str | int, ...] = ("exam", "attachments", i)
         a = _mapping(c, a, where)
         a_title, a_file = _text(c, a, "title", where), _text(c, a, "file", where)
-        if a_file:
-            file = (base / a_file).resolve()
-            if not file.is_file():
-                c.add((*where, "file"), f"附件文件不存在：{a_file}")
-            else:
-                ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-                attachments.append(AttachmentSpec(a_title, file, ctype))
+        file = _inside(c, base, a_file, (*where, "file"), "附件") if a_file else None
+        if file is not None:
+            ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            attachments.append(AttachmentSpec(a_title, file, ctype))
 
     rooms: list[tuple[str, str]] = []
     room_ids: set[str] = set()
@@ -300,9 +336,11 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
             rooms.append((rid, name))
 
     candidates: list[CandidateSpec] = []
+    valid: list[tuple[int, CandidateSpec]] = []  # own fields without a problem
     tickets: dict[str, int] = {}
     for i, cand in enumerate(_list(c, root.get("candidates"), ("candidates",), True)):
         where = ("candidates", i)
+        known = len(c.problems)
         cand = _mapping(c, cand, where)
         ticket, name = _text(c, cand, "ticket", where), _text(c, cand, "name", where)
         room = _text(c, cand, "room", where)
@@ -318,13 +356,13 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
         photo: Path | None = None
         raw_photo = cand.get("photo")
         if raw_photo:
-            photo = (base / str(raw_photo)).resolve()
-            if not photo.is_file():
-                c.add((*where, "photo"), f"照片文件不存在：{raw_photo}")
-                photo = None
+            photo = _inside(c, base, str(raw_photo), (*where, "photo"), "照片")
         elif not practice:
             c.add((*where, "photo"), "缺少报名照片（正式考试必须提供，用于人脸登录比对）")
-        candidates.append(CandidateSpec(ticket, name, room, photo, _where(where), lines.get(where)))
+        spec = CandidateSpec(ticket, name, room, photo, _where(where), lines.get(where))
+        candidates.append(spec)
+        if len(c.problems) == known:
+            valid.append((len(candidates) - 1, spec))
 
     staff: list[StaffSpec] = []
     usernames: set[str] = set()
@@ -346,7 +384,7 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
         staff.append(StaffSpec(username, password, roles, staff_rooms))
 
     if c.problems:
-        raise ExamFileError(c.problems)
+        raise ExamFileError(c.problems, valid)
     return ExamSpec(
         title=title,
         starts_at=starts_at,
