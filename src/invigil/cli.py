@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -89,56 +89,114 @@ def worker() -> None:
 @exam_app.command("import")
 def exam_import(
     file: Annotated[Path, typer.Argument(help="The exam file (YAML)")],
+    replace: Annotated[
+        str | None,
+        typer.Option(help="Replace this exam (same title and start, nobody logged in yet)"),
+    ] = None,
+    as_new: Annotated[
+        bool, typer.Option("--as-new", help="Create another exam beside one with the same title")
+    ] = False,
 ) -> None:
     """Validate an exam file, enrol its photos and create the exam. Prints {"exam_id": ...}."""
     settings = _settings()
     upgrade(settings.sqlalchemy_url)
-    exam_id = import_exam_file(settings, file)
+    exam_id = import_exam_file(settings, file, replace=replace, as_new=as_new)
     typer.echo(json.dumps({"exam_id": exam_id}))
 
 
-def import_exam_file(settings: Settings, file: Path) -> str:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+class _PhotoProgress:
+    """The enrolment bar, shown only once there are photos to enrol (never a ``0/?`` bar)."""
 
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        if self.bar is None:
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=_stderr_console(),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("人脸建档 enrolling photos", total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def import_exam_file(
+    settings: Settings, file: Path, *, replace: str | None = None, as_new: bool = False
+) -> str:
+    from invigil.exams.durations import format_local
     from invigil.exams.importer import create_exam, load_exam_file
+    from invigil.exams.removal import remove_exam, twins, used
 
+    if replace and as_new:
+        _fail("--replace 与 --as-new 只能选一个。 Choose either --replace or --as-new.")
     clock = SystemClock()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-        console=_stderr_console(),
-    ) as bar:
-        task = bar.add_task("人脸建档 enrolling photos", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        try:
-            spec, embeddings = load_exam_file(file, clock.now(), progress)
-        except ExamFileError as exc:
-            bar.stop()
-            typer.echo(f"考试文件有 {len(exc.problems)} 处问题，未导入任何内容：", err=True)
-            for problem in exc.problems:
-                typer.echo(f"  - {problem}", err=True)
-            raise typer.Exit(1) from None
+    progress = _PhotoProgress()
+    try:
+        spec, embeddings = load_exam_file(file, clock.now(), progress)
+    except ExamFileError as exc:
+        progress.close()
+        typer.echo(f"考试文件有 {len(exc.problems)} 处问题，未导入任何内容：", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1) from None
+    progress.close()
+    starts = format_local(spec.starts_at, spec.utc_offset_minutes)
     db = Database(settings.sqlalchemy_url)
     try:
         with transaction(db) as session:
+            same = twins(session, spec.title, spec.starts_at)
+            if replace:
+                if replace not in {e.id for e in same}:
+                    _fail(
+                        f"--replace {replace}：没有标题为「{spec.title}」、开考时间为 {starts} "
+                        "的这场考试，未导入。 No exam with this id, title and start."
+                    )
+                if n := used(session, replace):
+                    _fail(
+                        f"考试 {replace} 已有 {n} 名考生登录或留下记录，不能替换（其记录是证据）；"
+                        "如需另建，请用 --as-new。 Candidates have used that exam: it cannot "
+                        "be replaced."
+                    )
+                remove_exam(session, LocalBlobStore(settings.blob_dir), replace, clock.now())
+            elif same and not as_new:
+                ids = "、".join(e.id for e in same)
+                _fail(
+                    f"已有同名同时间的考试「{spec.title}」（{starts}）：{ids}。未导入。\n"
+                    f"  替换它：invigil exam import {file} --replace {same[-1].id}\n"
+                    f"  另建一场：invigil exam import {file} --as-new\n"
+                    "An exam with this title and start exists: choose --replace EXAM_ID or "
+                    "--as-new."
+                )
             exam = create_exam(
                 session, LocalBlobStore(settings.blob_dir), spec, embeddings, clock.now()
             )
             exam_id = exam.id
     finally:
         db.dispose()
+    verb = f"已替换 {replace}" if replace else "已导入"
     typer.echo(
-        f"已导入：{spec.title}，{len(spec.rooms)} 个考场，{len(spec.candidates)} 名考生，"
+        f"{verb}：{spec.title}，开考 {starts}，{len(spec.rooms)} 个考场，"
+        f"{len(spec.candidates)} 名考生（{len(embeddings)} 张报名照片），"
         f"{len(spec.staff)} 名工作人员。",
         err=True,
     )
     return exam_id
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
 
 
 def _stderr_console() -> Console:

@@ -79,18 +79,29 @@ def enrol_photos(
 def load_exam_file(
     path: Path, now: datetime, progress: Progress | None = None
 ) -> tuple[ExamSpec, dict[int, bytes]]:
-    """Validate the file and enrol its photos; raises ExamFileError with every problem."""
-    spec = parse_exam_file(path, now)
-    with_photo = [(i, c) for i, c in enumerate(spec.candidates) if c.photo is not None]
-    results = enrol_photos([c.photo for _, c in with_photo if c.photo], progress)
-    problems: list[Problem] = []
+    """Validate the file and enrol its photos; raises ExamFileError with every problem.
+
+    A file with structural problems still has the photos of its valid candidates checked, so
+    one run lists everything there is to fix."""
+    structural: ExamFileError | None = None
+    try:
+        spec: ExamSpec | None = parse_exam_file(path, now)
+        assert spec is not None
+        candidates = list(enumerate(spec.candidates))
+    except ExamFileError as exc:
+        structural, spec, candidates = exc, None, exc.candidates
+    with_photo = [(i, c) for i, c in candidates if c.photo is not None]
+    problems: list[Problem] = list(structural.problems) if structural else []
     embeddings: dict[int, bytes] = {}
-    for (i, cand), (embedding, error) in zip(with_photo, results, strict=True):
-        if error is not None:
-            problems.append(Problem(f"{cand.where}.photo", f"{error}（{cand.photo}）", cand.line))
-        elif embedding is not None:
-            embeddings[i] = embedding
-    if problems:
+    if with_photo:
+        results = enrol_photos([c.photo for _, c in with_photo if c.photo], progress)
+        for (i, cand), (embedding, error) in zip(with_photo, results, strict=True):
+            if error is not None:
+                shown = cand.photo.name if cand.photo else ""
+                problems.append(Problem(f"{cand.where}.photo", f"{error}（{shown}）", cand.line))
+            elif embedding is not None:
+                embeddings[i] = embedding
+    if problems or spec is None:
         raise ExamFileError(problems)
     return spec, embeddings
 
