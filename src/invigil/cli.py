@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import time
 from datetime import timedelta
@@ -45,17 +46,23 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
     return settings
 
 
-def _serve(settings: Settings) -> None:
+def _serve(
+    settings: Settings, sock: socket.socket | None = None, ssl: tuple[str, str] | None = None
+) -> None:
     from invigil.app import create_app
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="info",
         # Request lines only; bodies (answers, questions, photos) are never logged.
         access_log=True,
+        ssl_certfile=ssl[0] if ssl else None,
+        ssl_keyfile=ssl[1] if ssl else None,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock] if sock else None)
 
 
 @app.command()
@@ -205,23 +212,87 @@ def _stderr_console() -> Console:
 
 @app.command()
 def demo(
-    starts_in: Annotated[str, typer.Option(help="Time until the demo exam starts, e.g. 5m")] = "5m",
-    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    starts_in: Annotated[str, typer.Option(help="Time until the demo exams start, e.g. 5m")] = "5m",
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port")] = 8000,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="The demo's own folder (default ./invigil-demo); never INVIGIL_DATA_DIR"),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="A database for the demo (default: SQLite in its folder)"),
+    ] = None,
+    lan: Annotated[
+        bool, typer.Option("--lan", help="Serve HTTPS on this machine's LAN address (phones)")
+    ] = False,
+    lan_ip: Annotated[
+        str | None, typer.Option(help="With --lan: the address to use instead of the detected one")
+    ] = None,
 ) -> None:
-    """Create a practice exam starting soon, print every URL and login, and serve."""
-    from invigil.demo import create_demo_exam
+    """Create practice exams starting soon in the demo's own folder, print every URL and
+    login, and serve. Never uses an installation's INVIGIL_* settings."""
+    from invigil.demo import DEFAULT_DIR, DemoRefused, create_demo_exams, demo_settings
 
-    settings = _settings(host, port)
     try:
         lead = parse_duration(starts_in)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    folder = data_dir or DEFAULT_DIR
+    cert = None
+    scheme = "http"
+    if lan:
+        from invigil.demo_lan import certificate, lan_address
+
+        try:
+            host = lan_ip or lan_address()
+        except OSError as exc:
+            _fail(str(exc))
+        cert = certificate(folder.resolve() / "tls", host)
+        scheme = "https"
+    # The port first: a second demo while the first still runs must change nothing.
+    sock = _listen(host, port)
+    settings = demo_settings(
+        folder, database_url, host, port, public_url=f"{scheme}://{host}:{port}"
+    )
     upgrade(settings.sqlalchemy_url)
-    info = create_demo_exam(settings, timedelta(seconds=lead))
+    try:
+        info = create_demo_exams(settings, timedelta(seconds=lead))
+    except DemoRefused as exc:
+        sock.close()
+        _fail(str(exc))
+    if cert is not None:
+        from invigil.demo_lan import instructions
+
+        info.notes += instructions(settings.base_url, cert)
     typer.echo(info.describe(settings.base_url))
     sys.stdout.flush()
-    _serve(settings)
+    _serve(
+        settings,
+        sock=sock,
+        ssl=(str(cert.cert_file), str(cert.key_file)) if cert else None,
+    )
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the port now and hand the socket to the server later, so nothing else can take it
+    between the check and the start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        _fail(
+            f"端口 {host}:{port} 已被占用（可能另一个 invigil demo 正在运行）：未创建任何考试。"
+            f"请先停止它，或用 --port 换一个端口。\n"
+            f"Port {host}:{port} is busy ({exc.strerror}; another demo running?): nothing "
+            "was created. Stop it or choose another --port."
+        )
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 @evidence_app.command("export")
