@@ -11,6 +11,7 @@ import { EventQueue } from "../shared/eventqueue.js";
 import { currentLang, formatBytes, onLangChange, setLang, tr as L } from "../shared/i18n.js";
 import { StreamRecorder, trackSnapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
+import { appName, blockReason, detect, openInBrowserSteps } from "./platform.js";
 
 const STORE_KEY = "invigil.phone";
 const SWEEP_DEGREES = 330; // the ring completes at this much turning
@@ -41,9 +42,13 @@ const S = {
 };
 
 const api = createApi({ getToken: () => S.token });
+// Known at page open, before anything is bound: an in-app browser that cannot record is told
+// so at once, with the way out, instead of after the candidate has bound and swept.
+const P = detect();
 
 window.__invigil = {
   S,
+  platform: P,
   chunkLog: () => (S.engine ? S.engine.chunkLog() : []),
   uploads: () => (S.engine ? S.engine.summary() : []),
   gaps: () => (S.events ? S.events.sent.filter((e) => e.kind === "evidence_gap") : []),
@@ -113,6 +118,42 @@ function cameraBox(extra) {
   return h("div", { class: "camera" }, S.video, extra);
 }
 
+/** Inside WeChat/QQ/Alipay when the page can work there: where to go if it stops working. */
+function inAppHint() {
+  if (!P.inApp) return null;
+  return h("p", { class: "hint in-app", id: "in-app-hint" },
+    L("您正在{app}中打开本页。如摄像头或录像无法使用，请点右上角「···」→「{item}」，用手机浏览器继续。", "You opened this page inside {app}. If the camera or recording fails, tap ··· at the top right → {item} and carry on there.", {
+      app: appName(P.inApp),
+      item: P.ios ? L("在 Safari 中打开", "Open in Safari") : L("在浏览器打开", "Open in Browser"),
+    }));
+}
+
+VIEWS.unsupported = () => {
+  const link = h("input", { id: "page-link", readonly: true, value: location.href, "aria-label": L("本页链接", "Link to this page") });
+  const copied = h("p", { class: "hint", id: "copy-state", role: "status" });
+  const copy = button(L("复制链接", "Copy link"), async () => {
+    link.select();
+    try {
+      await navigator.clipboard.writeText(link.value);
+    } catch {
+      // In-app browsers often refuse the clipboard API; the selected field still copies.
+      try {
+        document.execCommand("copy");
+      } catch {
+        /* the candidate copies the selected text by hand */
+      }
+    }
+    copied.textContent = L("链接已复制：请粘贴到手机浏览器的地址栏中打开。", "Link copied: paste it into the phone browser's address bar.");
+  }, "big secondary");
+  return h("section", { id: "unsupported" },
+    h("h1", null, P.inApp ? L("请用手机浏览器打开本页", "Open this page in the phone's browser") : L("此浏览器无法录像", "This browser cannot record")),
+    h("p", { class: "error", role: "alert", id: "unsupported-reason" }, blockReason(P)),
+    P.inApp ? h("ol", { class: "guide", id: "open-steps" }, ...openInBrowserSteps(P).map((t) => h("li", null, t))) : null,
+    h("label", { class: "field link", for: "page-link" }, h("span", null, L("本页链接", "Link to this page")), link),
+    copy,
+    copied);
+};
+
 VIEWS.bind = () => {
   const input = h("input", { id: "bind-code", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "8", pattern: "[0-9]*" });
   const msg = h("p", { class: "error", id: "bind-message", role: "alert" }, S.bindError || "");
@@ -136,7 +177,8 @@ VIEWS.bind = () => {
     h("p", { class: "hint" }, L("请用手机相机扫描考试电脑上显示的二维码；或在下方输入电脑上显示的 8 位绑定码。", "Scan the QR code shown on the exam computer, or type its 8-digit code below.")),
     h("label", { class: "field", for: "bind-code" }, h("span", null, L("绑定码", "Binding code")), input),
     go,
-    msg);
+    msg,
+    inAppHint());
 };
 
 VIEWS.sweep = () => {
@@ -165,6 +207,10 @@ VIEWS.sweep = () => {
   }
   const label = h("div", { class: "ring-label", id: "sweep-label" }, "0%");
   const hint = h("p", { class: "hint", id: "sweep-hint" }, L("点击【开始环拍】后，手持手机让前置摄像头对着自己，原地缓慢转身一整圈，让房间四周和桌面都被拍到。", "Press Start sweep, hold the phone with the front camera on you and turn slowly once around so the whole room and desk are filmed."));
+  // iPhone/iPad: the motion sensor is asked for from the 开始环拍 tap; say what will pop up.
+  const motion = P.motionPermission
+    ? h("p", { class: "hint", id: "motion-hint" }, L("随后手机会询问是否允许访问“动作与方向”：请点「允许」，圆环才能显示您转身的进度。", "The phone then asks to allow “Motion & Orientation”: tap Allow so the ring can follow your turn."))
+    : null;
   const msg = h("p", { class: "error", id: "sweep-message", role: "alert" });
   const confirm = button(L("已转完一圈，完成环拍", "I turned a full circle"), () => finishSweep(), "big");
   confirm.hidden = true;
@@ -186,9 +232,11 @@ VIEWS.sweep = () => {
     who(),
     cameraBox([ring, label]),
     hint,
+    motion,
     start,
     confirm,
-    msg);
+    msg,
+    inAppHint());
 };
 
 VIEWS.place = () => {
@@ -315,7 +363,9 @@ function cameraErrorText(err) {
   const name = err && err.name;
   if (name === "NotAllowedError") return L("摄像头权限被拒绝。请在浏览器设置中允许本网站使用摄像头，然后刷新页面。", "Camera permission denied: allow the camera for this site and reload.");
   if (name === "NotReadableError") return L("摄像头被其他应用占用。请关闭其他使用摄像头的应用后重试。", "Another app is using the camera: close it and retry.");
-  return L("无法打开摄像头：{e}", "Cannot open the camera: {e}", { e: errorText(err) });
+  const text = L("无法打开摄像头：{e}", "Cannot open the camera: {e}", { e: errorText(err) });
+  if (!P.inApp) return text;
+  return text + L("。{app}内置浏览器可能不支持：请点右上角「···」→「在浏览器打开」，用手机浏览器继续。", ". The {app} browser may not allow it: tap ··· → Open in Browser and carry on there.", { app: appName(P.inApp) });
 }
 
 async function bindWith(body) {
@@ -759,9 +809,14 @@ async function bindFromHash() {
 }
 
 // A QR code opened in a tab that already shows this page changes only the fragment.
-addEventListener("hashchange", () => bindFromHash());
+addEventListener("hashchange", () => (P.usable ? bindFromHash() : show("unsupported")));
 
 async function boot() {
+  if (!P.usable) {
+    // Before binding: the one-time token stays in the address, for the system browser.
+    show("unsupported");
+    return;
+  }
   if (await bindFromHash()) return;
   const saved = loadStore();
   if (!saved || !saved.token) {
