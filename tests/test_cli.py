@@ -219,6 +219,14 @@ def test_a_second_demo_on_a_busy_port_changes_nothing_and_a_restart_replaces_the
     assert _db_counts(db) == counts
     assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200
     old = _passwords(out)
+    # Someone tried the first demo: its exams have a logged-in candidate and a stored photo.
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/candidate/login",
+        data={"exam_id": ids[0], "ticket": "2026000001"},
+        files={"face": ("f.jpg", face("obama.jpg"), "image/jpeg")},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
 
     first.send_signal(signal.SIGINT)
     first.wait(20)
@@ -229,6 +237,8 @@ def test_a_second_demo_on_a_busy_port_changes_nothing_and_a_restart_replaces_the
     new_ids = _exam_ids(out2)
     assert len(new_ids) == 2 and not set(new_ids) & set(ids)
     assert _db_counts(db) == counts  # replaced, not piled up
+    blobs = tmp_path / "invigil-demo" / "blobs" / "exams"
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(new_ids)
     new = _passwords(out2)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         for user, password, expected in (

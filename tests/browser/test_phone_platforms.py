@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from . import flow
 from .conftest import Live
-from .test_phone import offer, turn
+from .test_phone import offer, shot, turn
 
 ANDROID = "Mozilla/5.0 (Linux; Android 13; V2183A Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36"
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
@@ -110,6 +111,7 @@ def test_in_app_browser_that_cannot_record_sends_the_candidate_to_the_system_bro
     scripts: list[str],
     reason: list[str],
     steps: list[str],
+    screens: Path | None,
 ) -> None:
     o = offer(live)
     with phone_as(phone_browser, ua, *scripts) as app:
@@ -127,6 +129,8 @@ def test_in_app_browser_that_cannot_record_sends_the_candidate_to_the_system_bro
         assert link.input_value() == qr(live, o)
         app.get_by_role("button", name="复制链接").click()
         expect(app.locator("#copy-state")).to_contain_text("链接已复制")
+        if case.startswith("wechat android"):
+            shot(app, screens, "wechat-open-in-browser")
         assert app.evaluate("window.__invigil.S.token") is None
     # The system browser (the ordinary phone profile) binds with the same QR address.
     phone.goto(qr(live, o))
