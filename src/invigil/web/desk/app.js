@@ -11,7 +11,7 @@ import { EventQueue } from "../shared/eventqueue.js";
 import { clockTime, countdown, currentLang, formatBytes, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { placementPanel } from "./placement.js";
 import { addLiveness, livenessError } from "./liveness.js";
-import { StreamRecorder, snapshotJpeg, trackSnapshotJpeg } from "../shared/recorder.js";
+import { StreamRecorder, trackSnapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 import * as dev from "./device.js";
 import { Signals } from "./signals.js";
@@ -439,7 +439,8 @@ VIEWS.login = () => {
     go.disabled = true;
     clear(msg).append(note("info", L("正在核验，请保持不动…", "Checking, hold still…")));
     await firstFrame(preview, 5000);
-    const jpeg = await snapshotJpeg(preview, 800, 0.9);
+    // From the camera track itself: the preview may be scrolled out of view (and paused).
+    const jpeg = await trackSnapshotJpeg(S.cam.getVideoTracks()[0], 800, 0.9);
     if (!jpeg) {
       clear(msg).append(note("error", L("摄像头还没有画面，请稍等一秒再试。", "The camera shows nothing yet: wait a second and retry.")));
       go.disabled = false;
@@ -455,7 +456,7 @@ VIEWS.login = () => {
     save();
     try {
       // With liveness required the head-turn challenge runs first (./liveness.js).
-      await addLiveness(form, { api, examId, ticket: t, video: preview, box: msg });
+      await addLiveness(form, { api, examId, ticket: t, track: S.cam.getVideoTracks()[0], box: msg });
       // The old token (if any) lets the server hand the session to this page at once.
       const r = await api.request("POST", "/api/v1/candidate/login", { form, token: S.token || store.token || null });
       await loggedIn(r);
@@ -1092,7 +1093,6 @@ async function startRecorder(kind) {
   });
   await rec.start();
   S.recorders[kind] = rec;
-  attachPool();
 }
 
 function onRecorderStopped(kind, rec) {
@@ -1161,24 +1161,11 @@ async function switchDevices(ids, fallbackToDefault = false) {
   }
   if (oldRec) await oldRec.stop();
   if (old) old.getTracks().forEach((t) => t.stop());
-  attachPool();
   document.querySelectorAll("video.selfview").forEach((v) => (v.srcObject = S.cam));
 }
 
-// Hidden videos that snapshots are taken from, whatever the page shows.
-function attachPool() {
-  const pool = $("#media-pool");
-  for (const [kind, stream] of [["webcam", S.cam], ["screen", S.screen]]) {
-    let v = pool.querySelector(`video[data-kind="${kind}"]`);
-    if (!v) {
-      v = video(null);
-      v.dataset.kind = kind;
-      pool.append(v);
-    }
-    if (v.srcObject !== stream) v.srcObject = stream;
-  }
-}
-
+// Snapshots come from the live tracks (trackSnapshotJpeg), never from a <video> element: one
+// that is off-screen or hidden is paused by Chrome and draws black.
 let snapshotTimer = null;
 function startSnapshots() {
   if (snapshotTimer) return;
