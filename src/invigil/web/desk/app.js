@@ -153,9 +153,12 @@ function renderSteps() {
 function renderTop() {
   $("#lang").textContent = currentLang() === "en" ? "中文" : "English";
   $("#brand-name").textContent = L("考试客户端", "Exam client");
-  $("#brand-exam").textContent = S.state && S.state.exam ? S.state.exam.title : "";
+  const title = S.state && S.state.exam ? S.state.exam.title : "";
+  $("#brand-exam").textContent = title;
+  $("#brand-exam").title = title;
   const left = clear($("#top-left"));
-  if (["waiting", "answering"].includes(S.view)) {
+  // Only once the questions are out (T): before that the button could only say "not yet".
+  if (["waiting", "answering"].includes(S.view) && questionsOut()) {
     left.append(button(L("获取试题", "Get questions"), () => loadQuestions(true), { class: "secondary", aria: "获取试题" }));
   }
   const help = clear($("#top-help"));
@@ -165,6 +168,10 @@ function renderTop() {
   }
   renderSteps();
   renderNet();
+}
+
+function questionsOut() {
+  return !!S.questions || (!!S.state && until(S.state.schedule.starts_at) <= 0);
 }
 
 function renderNet() {
@@ -223,9 +230,24 @@ function show(view, arg) {
   S.timers = [];
   clear(main);
   main.append(VIEWS[view](arg));
+  welcomeNote(view);
   renderTop();
   if (S.tick) S.tick();
   document.title = `${L("考试客户端", "Exam client")} · invigil`;
+}
+
+// Who just logged in, on the first page after the face login (and its re-renders), so a
+// candidate sees at once that the system took them for themselves.
+function welcomeNote(view) {
+  const w = S.welcome;
+  if (!w) return;
+  if (w.view === null) w.view = view;
+  if (w.view !== view) {
+    S.welcome = null;
+    return;
+  }
+  main.prepend(h("p", { class: "note ok welcome", id: "who-logged-in", role: "status" },
+    L("已登录：{n}（准考证号 {t}）。如果这不是您本人，请立即点击【求助】。", "Logged in: {n} (admission ticket {t}). If this is not you, click Help now.", { n: w.name, t: w.ticket })));
 }
 
 function rerender() {
@@ -477,9 +499,10 @@ VIEWS.login = () => {
     h("div", { class: "grid two" },
       h("div", { class: "face-guide" }, preview, h("div", { class: "oval", "aria-hidden": "true" }), h("p", { class: "guide-text" }, L("请把脸放在椭圆框内", "Face inside the oval"))),
       h("div", null,
-        h("label", { for: "ticket" }, "准考证号"),
+        // zh-CN keeps the contract's label 准考证号; English reads as English.
+        h("label", { for: "ticket" }, L("准考证号", "Admission ticket number")),
         ticket,
-        h("p", { class: "hint" }, L("准考证号在您的准考证上（Admission ticket number）。", "The number on your admission ticket.")),
+        h("p", { class: "hint" }, L("准考证号在您的准考证上。", "The number on your admission ticket.")),
         h("div", { class: "actions" }, go),
         msg,
         shot,
@@ -627,6 +650,7 @@ async function loggedIn(r) {
   S.loginMessage = null;
   S.loginFailures = 0;
   await afterToken();
+  S.welcome = { name: S.state.candidate.name, ticket: S.state.candidate.ticket, view: null };
   if (S.resumeView && (S.recorders.webcam || S.recorders.screen)) {
     const v = S.resumeView;
     S.resumeView = null;
@@ -1290,6 +1314,7 @@ VIEWS.waiting = () => {
     cd.textContent = countdown(left);
     if (left <= 0 && !fetching) {
       fetching = true;
+      renderTop(); // 获取试题 appears now
       loadQuestions().finally(() => later(() => (fetching = false), 1000));
     }
   };
