@@ -11,6 +11,7 @@ import { EventQueue } from "../shared/eventqueue.js";
 import { clockTime, countdown, currentLang, formatBytes, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { placementPanel } from "./placement.js";
 import { addLiveness, livenessError } from "./liveness.js";
+import { consentPanel, recordConsent } from "./consent.js";
 import { StreamRecorder, trackSnapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
 import * as dev from "./device.js";
@@ -434,6 +435,53 @@ VIEWS.login = () => {
   const shot = h("div", { class: "shot" });
   const go = button(L("人脸登录", "Log in with face"), doLogin, { class: "primary", aria: "人脸登录" });
   const helpBox = h("div", { id: "login-help" });
+  // A choice made on this page is the person's at the computer, recorded for the ticket they
+  // log in with; one carried from an earlier visit holds for that visit's ticket only.
+  if (!S.consent) {
+    const fc = store.faceConsent;
+    S.consent = fc ? { given: fc.consent, ticket: fc.ticket } : { given: null, ticket: null };
+  }
+  const consent = consentPanel(S.consent, {
+    api,
+    examId,
+    onAgree: () => {
+      S.consent = Object.assign(S.consent, { given: true, ticket: null });
+      consent.draw();
+      clear(msg);
+      if (S.pendingLogin) {
+        // 人脸登录 was clicked before the choice: carry on with it now.
+        S.pendingLogin = false;
+        doLogin();
+      }
+    },
+    onDecline: () => {
+      S.consent = Object.assign(S.consent, { given: false, ticket: null });
+      S.pendingLogin = false;
+      S.lastFace = null; // a capture taken before must not reach anyone now
+      clear(shot);
+      drawChoice();
+    },
+    onReconsider: () => {
+      S.consent = Object.assign(S.consent, { given: null, ticket: null });
+      drawChoice();
+    },
+  });
+  function drawChoice() {
+    consent.draw();
+    go.hidden = S.consent.given === false;
+    clear(msg);
+    if (S.consent.given === false) askTechSupport(helpBox, { declined: true });
+    else if (S.loginFailures >= 3) showLoginHelp(helpBox);
+    else clear(helpBox);
+  }
+  go.hidden = S.consent.given === false;
+  ticket.addEventListener("input", () => {
+    // Someone else at this computer: the consent of the ticket before is not theirs.
+    if (S.consent.ticket && ticket.value.trim() !== S.consent.ticket) {
+      S.consent = Object.assign(S.consent, { given: null, ticket: null });
+      drawChoice();
+    }
+  });
   if (!S.cam) {
     dev.openCamera({ cameraId: store.cameraId, micId: store.micId }).then((stream) => {
       S.cam = stream;
@@ -448,17 +496,35 @@ VIEWS.login = () => {
       ticket.focus();
       return;
     }
+    if (S.consent.given !== true) {
+      S.pendingLogin = S.consent.given === null;
+      clear(msg).append(note("error", L("拍照前请先阅读上方的人脸识别告知并作出选择。", "Before any photo is taken, read the face recognition notice above and choose.")));
+      consent.el.classList.add("attention");
+      consent.el.scrollIntoView({ block: "nearest" });
+      return;
+    }
+    go.disabled = true;
+    const fc = store.faceConsent;
+    if (!fc || fc.ticket !== t || fc.consent !== true) {
+      try {
+        await recordConsent(api, examId, t, true);
+      } catch (err) {
+        return refused(err);
+      }
+      store.faceConsent = { ticket: t, consent: true };
+      save();
+    }
     if (!S.cam) {
       try {
         S.cam = await dev.openCamera({ cameraId: store.cameraId, micId: store.micId });
         preview.srcObject = S.cam;
         await new Promise((r) => setTimeout(r, 500));
       } catch (err) {
+        go.disabled = false;
         clear(msg).append(note("error", cameraError(err)));
         return;
       }
     }
-    go.disabled = true;
     clear(msg).append(note("info", L("正在核验，请保持不动…", "Checking, hold still…")));
     await firstFrame(preview, 5000);
     // From the camera track itself: the preview may be scrolled out of view (and paused).
@@ -483,18 +549,24 @@ VIEWS.login = () => {
       const r = await api.request("POST", "/api/v1/candidate/login", { form, token: S.token || store.token || null });
       await loggedIn(r);
     } catch (err) {
-      go.disabled = false;
-      if (!(err instanceof ApiError)) throw err;
-      if (!["network", "login_not_open", "unknown_exam", "exam_over"].includes(err.code)) S.loginFailures += 1;
-      clear(msg).append(note("error", loginError(err)));
-      if (S.loginFailures >= 3) showLoginHelp(helpBox);
+      refused(err);
     }
   }
+
+  function refused(err) {
+    go.disabled = false;
+    if (!(err instanceof ApiError)) throw err;
+    if (!["network", "login_not_open", "unknown_exam", "exam_over"].includes(err.code)) S.loginFailures += 1;
+    clear(msg).append(note("error", loginError(err)));
+    if (S.loginFailures >= 3) showLoginHelp(helpBox);
+  }
   ticket.addEventListener("keydown", (e) => e.key === "Enter" && doLogin());
-  if (S.loginFailures >= 3) showLoginHelp(helpBox);
+  if (S.consent.given === false) askTechSupport(helpBox, { declined: true });
+  else if (S.loginFailures >= 3) showLoginHelp(helpBox);
 
   return card(
     L("第二步：人脸识别登录", "Step 2: face check and login"),
+    consent.el,
     note("info", L("请输入准考证号，把脸放在框内、正对摄像头，然后点击【人脸登录】。系统会把这张照片与您的报名照片比对。", "Enter your ticket number, put your face in the frame facing the camera, then click Log in.")),
     h("div", { class: "grid two" },
       h("div", { class: "face-guide" }, preview, h("div", { class: "oval", "aria-hidden": "true" }), h("p", { class: "guide-text" }, L("请把脸放在椭圆框内", "Face inside the oval"))),
@@ -558,35 +630,49 @@ function showLoginHelp(box) {
 
 // After repeated failures the candidate asks tech support, who compare the last capture with
 // the enrolment photo and let them in by hand; the page waits for the decision.
-function askTechSupport(box) {
+function askTechSupport(box, { declined = false } = {}) {
   const text = h("textarea", { id: "login-help-text", rows: 3, maxlength: 1000, "aria-label": L("说明", "Message") });
   const msg = h("div", { "aria-live": "polite" });
   const send = button(L("提交求助", "Send to tech support"), submit, { class: "primary" });
-  clear(box).append(h("div", { class: "help-box" },
-    h("h2", null, L("联系技术服务", "Contact tech support")),
-    h("p", null, L("技术服务人员将把您刚才拍摄的照片与报名照片人工比对。请简单说明情况（可不填），然后点击【提交求助】，并保持本页面打开。", "Tech support will compare your last photo with your enrolment photo by hand. Describe the problem (optional), click Send and keep this page open.")),
-    h("p", null, L("常见原因：光线太暗或背光、戴了帽子或口罩、离摄像头太远。", "Common causes: poor or back light, hat or mask, too far from the camera.")),
+  clear(box).append(h("div", { class: "help-box", id: declined ? "manual-check" : undefined },
+    h("h2", null, declined ? L("申请人工核验身份", "Ask for a manual identity check") : L("联系技术服务", "Contact tech support")),
+    declined
+      ? h("p", null, L("技术服务人员将不使用人脸识别，人工核验您的身份（例如电话或视频核对身份证件）。请填写上方的准考证号，可简单说明情况，然后点击【提交求助】，并保持本页面打开。", "Tech support will check who you are by hand, without face recognition (for example by phone or video with your ID card). Fill in your ticket number above, add a note if you like, click Send and keep this page open."))
+      : h("p", null, L("技术服务人员将把您刚才拍摄的照片与报名照片人工比对。请简单说明情况（可不填），然后点击【提交求助】，并保持本页面打开。", "Tech support will compare your last photo with your enrolment photo by hand. Describe the problem (optional), click Send and keep this page open.")),
+    declined ? null : h("p", null, L("常见原因：光线太暗或背光、戴了帽子或口罩、离摄像头太远。", "Common causes: poor or back light, hat or mask, too far from the camera.")),
     text, h("div", { class: "actions" }, send), msg));
 
   async function submit() {
-    const ticket = store.ticket || ($("#ticket") && $("#ticket").value.trim());
+    const ticket = ($("#ticket") && $("#ticket").value.trim()) || store.ticket;
     if (!ticket) {
       clear(msg).append(note("error", L("请先输入准考证号。", "Enter your ticket number first.")));
       return;
     }
+    store.ticket = ticket;
+    save();
     const form = new FormData();
     form.append("exam_id", examId);
     form.append("ticket", ticket);
     form.append("text", text.value.trim());
-    if (S.lastFace) form.append("face", S.lastFace, "face.jpg");
+    if (S.lastFace && !declined) form.append("face", S.lastFace, "face.jpg");
     send.disabled = true;
     try {
+      if (declined) {
+        // The refusal goes into the candidate's log first; the server then takes the request
+        // without failed face logins and keeps any face out of it.
+        const fc = store.faceConsent;
+        if (!fc || fc.ticket !== ticket || fc.consent !== false) {
+          await recordConsent(api, examId, ticket, false);
+          store.faceConsent = { ticket, consent: false };
+          save();
+        }
+      }
       const r = await api.request("POST", "/api/v1/candidate/login-help", { form, token: null });
       clear(msg).append(note("info", L("已提交，正在等待技术服务审核，请不要关闭本页面…", "Sent. Waiting for tech support; keep this page open…")));
       waitForDecision(r.request_id, r.poll_token, msg, send);
     } catch (err) {
       send.disabled = false;
-      clear(msg).append(note("error", err instanceof ApiError ? err.message : String(err)));
+      clear(msg).append(note("error", err instanceof ApiError ? loginError(err) : String(err)));
     }
   }
 }
