@@ -26,8 +26,11 @@ from conftest import FACES, T, serve
 from fastapi import FastAPI
 from PIL import Image
 
+from invigil.app import create_app
 from invigil.core.clock import ensure_utc
+from invigil.core.config import Settings
 from invigil.core.context import AppContext
+from invigil.core.db import Database
 
 CHROMIUM = os.environ.get("INVIGIL_CHROMIUM", "/usr/lib/chromium/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -148,6 +151,21 @@ class Live:
 def live(app: FastAPI, app_ctx: AppContext, clock: ShiftedClock, exam_id: str) -> Iterator[Live]:
     with serve(app) as url:
         yield Live(url, app_ctx, clock, exam_id)
+
+
+@pytest.fixture
+def live_worker(
+    settings: Settings, db: Database, clock: ShiftedClock, tmp_path: Path
+) -> Iterator[Live]:
+    """A live server whose embedded job worker runs, as `invigil serve` does: snapshots are
+    analysed and flags raised while the test goes on."""
+    from conftest import import_exam
+
+    app = create_app(settings, clock=clock, db=db, start_worker=True)
+    ctx: AppContext = app.state.ctx
+    exam = import_exam(ctx, tmp_path / "worker-exam")
+    with serve(app) as url:
+        yield Live(url, ctx, clock, exam)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -48,9 +48,18 @@ def device_check(
         next_after_device_check(page)
 
 
-def next_after_device_check(page: Page) -> None:
+def next_after_device_check(page: Page, *, consent: bool = True) -> None:
     page.get_by_role("button", name="下一步").click()
     expect(page.get_by_label("准考证号")).to_be_visible()
+    if consent:
+        agree_to_face_recognition(page)
+
+
+def agree_to_face_recognition(page: Page) -> None:
+    """The face-recognition notice before the first capture: the one button named 同意."""
+    expect(page.locator("#face-consent")).to_contain_text("人脸识别告知")
+    page.get_by_role("button", name="同意").click()
+    expect(page.locator("#consent-given")).to_be_visible()
 
 
 def login(page: Page, ticket: str = "1001", *, screens: Path | None = None) -> None:

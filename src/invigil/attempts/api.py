@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from invigil.attempts import helpchat, phone, service, sessions
+from invigil.attempts import consent, helpchat, phone, service, sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
@@ -129,6 +129,30 @@ def liveness_challenge(body: LivenessBody, ctx: Ctx) -> dict[str, Any]:
     """The head-turn challenge to perform before the next face login (docs/liveness.md)."""
     with unit_of_work(ctx) as session:
         return service.liveness_challenge(session, ctx, body.exam_id, body.ticket)
+
+
+@router.get("/face-consent")
+def face_consent_notice(
+    ctx: Ctx, exam_id: Annotated[str, Query(min_length=1, max_length=64)]
+) -> dict[str, Any]:
+    """What the face-recognition notice says for this exam (retention), before any login."""
+    with unit_of_work(ctx) as session:
+        return consent.notice(session, exam_id)
+
+
+class ConsentBody(BaseModel):
+    exam_id: str = Field(max_length=64)
+    ticket: str = Field(max_length=64)
+    consent: bool
+
+
+@router.post("/face-consent", status_code=201)
+def face_consent(request: Request, body: ConsentBody, ctx: Ctx) -> dict[str, Any]:
+    """The candidate's 同意 / 不同意 to face recognition, as an event in their log."""
+    with unit_of_work(ctx) as session:
+        return consent.record(
+            session, ctx, body.exam_id, body.ticket, body.consent, _client_info(request)
+        )
 
 
 @router.get("/state")

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from invigil.attempts import events, phone, sessions
+from invigil.attempts import consent, events, phone, sessions
 from invigil.attempts.models import AttachmentRead, Attempt, AuthSession, Event
 from invigil.attempts.stage import stage_of
 from invigil.core.clock import iso
@@ -133,6 +133,13 @@ def login(
 ) -> LoginResult:
     now = ctx.clock.now()
     exam, candidate, attempt = login_target(session, exam_id, ticket, now)
+    if consent.refused(session, attempt):
+        # The candidate declined face recognition (attempts.consent): their face is not processed.
+        raise APIError(
+            409,
+            "face_consent_refused",
+            "您已选择不使用人脸识别，系统未处理这张照片。请等待技术服务人工核验身份，或在页面上改为同意后再登录。",
+        )
     window = now - timedelta(seconds=ctx.settings.login_window_seconds)
     recent = session.scalar(
         select(func.count()).where(

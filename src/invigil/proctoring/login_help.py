@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from invigil.attempts import events, sessions
+from invigil.attempts import consent, events, sessions
 from invigil.attempts.models import Attempt, Event
 from invigil.attempts.service import check_login_window, current_stage, login_target
 from invigil.core.clock import iso
@@ -57,7 +57,11 @@ def request_help(
         select(func.count()).where(Event.attempt_id == attempt.id, Event.kind == "login_failed")
     )
     enrolled = candidate.face_embedding is not None or exam.practice
-    if enrolled and (failures or 0) < FAILURES_BEFORE_HELP:
+    # Who declined face recognition goes to the manual check at once, without a capture.
+    declined = consent.refused(session, attempt)
+    if declined:
+        face = None
+    if enrolled and not declined and (failures or 0) < FAILURES_BEFORE_HELP:
         raise APIError(
             409,
             "login_help_too_early",
@@ -111,6 +115,7 @@ def request_help(
             "text": text.strip(),
             "has_face": face_key is not None,
             "failures": failures or 0,
+            "face_consent_refused": declined,
         },
         severity="warning",
     )
@@ -226,6 +231,7 @@ def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, An
                 "status": req.status,
                 "created_at": iso(req.created_at),
                 "text": req.text,
+                "face_consent_refused": consent.refused(session, attempt),
                 "ticket": cand.ticket,
                 "name": cand.name,
                 "room": {"id": cand.room.code, "name": cand.room.name},

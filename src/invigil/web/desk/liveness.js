@@ -5,7 +5,7 @@
 
 import { h, clear } from "../shared/dom.js";
 import { tr as L } from "../shared/i18n.js";
-import { snapshotJpeg } from "../shared/recorder.js";
+import { trackSnapshotJpeg } from "../shared/recorder.js";
 
 const PROMPTS = {
   left: () => L("请向左转头", "Turn your head to the left"),
@@ -22,7 +22,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * returns true; returns false when the exam's login is the single photo. ApiErrors of the
  * challenge request (login_not_open, unknown_candidate, too_many_attempts...) propagate.
  */
-export async function addLiveness(form, { api, examId, ticket, video, box }) {
+export async function addLiveness(form, { api, examId, ticket, track, box }) {
   const c = await api.request("POST", "/api/v1/candidate/liveness", { json: { exam_id: examId, ticket }, token: null });
   if (!c.required) return false;
   const arrow = h("div", { class: "liveness-arrow", "aria-hidden": "true" });
@@ -40,7 +40,7 @@ export async function addLiveness(form, { api, examId, ticket, video, box }) {
     for (let k = 0; k < c.frames_per_step; k++) {
       // A fixed pace from the prompt's start, so slow snapshots do not stretch the step.
       await sleep(c.frame_interval_ms);
-      const frame = await snapshotJpeg(video, FRAME_WIDTH, FRAME_QUALITY);
+      const frame = await trackSnapshotJpeg(track, FRAME_WIDTH, FRAME_QUALITY);
       if (frame) form.append("frames", frame, `frame${taken}.jpg`);
       taken += 1;
       bar.value = taken;

@@ -1,0 +1,71 @@
+// 求助: the help panel (phone number, messages with the proctor).
+
+import { $, clear, h } from "../shared/dom.js";
+import { renderTop } from "./shell.js";
+import { L, S, api, at, button, emit, note } from "./state.js";
+
+// 求助 --------------------------------------------------------------------------------------------
+
+export function openHelp() {
+  S.help.open = true;
+  S.help.unread = 0;
+  emit("help_requested", { view: S.view });
+  renderHelp();
+  pollHelp();
+}
+
+export async function pollHelp() {
+  try {
+    const r = await api.get("/api/v1/candidate/help");
+    const staffBefore = S.help.messages.filter((m) => m.from === "staff").length;
+    S.help.messages = r.messages || [];
+    S.help.error = null;
+    const staffNow = S.help.messages.filter((m) => m.from === "staff").length;
+    if (!S.help.open && staffNow > staffBefore) {
+      S.help.unread += staffNow - staffBefore;
+      renderTop();
+    }
+  } catch (err) {
+    S.help.error = err.status === 404 || err.status === 405 ? "unavailable" : err.offline ? "offline" : err.message;
+  }
+  if (S.help.open) renderHelp();
+}
+setInterval(() => {
+  if (S.token && S.state && (S.help.open || ["waiting", "answering", "confirm"].includes(S.view))) pollHelp();
+}, 5000);
+
+export function renderHelp() {
+  const root = $("#overlay");
+  if (!S.help.open) return clear(root);
+  const existing = root.querySelector("#help-text");
+  const draft = existing ? existing.value : "";
+  const text = h("textarea", { id: "help-text", rows: "3", "aria-label": L("留言", "Message") });
+  text.value = draft;
+  const send = button(L("发送", "Send"), async () => {
+    const value = text.value.trim();
+    if (!value) return;
+    send.disabled = true;
+    try {
+      await api.post("/api/v1/candidate/help", { text: value });
+      text.value = "";
+      await pollHelp();
+    } catch (err) {
+      S.help.error = err.offline ? "offline" : err.message;
+      send.disabled = false;
+      renderHelp();
+    }
+  }, { class: "primary" });
+  const phone = S.state && S.state.exam.help_phone;
+  clear(root).append(h("div", { class: "backdrop" }, h("aside", { class: "dialog help", role: "dialog", "aria-labelledby": "help-title" },
+    h("h2", { id: "help-title" }, L("联系监考员与技术服务", "Contact the proctor and tech support")),
+    phone ? h("p", null, L("求助电话：", "Help phone: "), h("strong", { id: "help-phone" }, phone)) : null,
+    h("p", { class: "hint" }, L("遇到设备、网络或其他问题，请在下方留言，监考员会在这里回复。录像不会因此中断。", "For device, network or other problems write below; the proctor answers here. Recording continues.")),
+    h("ol", { class: "messages", id: "help-messages" }, S.help.messages.map((m) => h("li", { class: m.from }, h("span", { class: "from" }, m.from === "staff" ? L("监考员", "Proctor") : L("我", "Me")), h("span", { class: "at" }, at(m.at, true)), h("p", null, m.text)))),
+    S.help.error === "unavailable" ? note("error", L("在线留言暂不可用，请拨打求助电话。", "Messages are unavailable: please call.")) : S.help.error ? note("error", S.help.error === "offline" ? L("网络不通，留言未发送。", "Offline: not sent.") : S.help.error) : null,
+    text,
+    h("div", { class: "actions" }, button(L("关闭", "Close"), () => {
+      S.help.open = false;
+      renderHelp();
+    }, { class: "secondary" }), send),
+  )));
+}

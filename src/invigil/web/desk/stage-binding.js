@@ -1,0 +1,70 @@
+// 3 佐证绑定: the QR code and binding code for the evidence phone, its live status.
+
+import { clear, h } from "../shared/dom.js";
+import { placementPanel } from "./placement.js";
+import { refreshState, route } from "./session.js";
+import { L, S, VIEWS, api, at, button, card, later, note, save, store } from "./state.js";
+
+export function evidenceStatusText(ev) {
+  const status = ev ? ev.status : "not_bound";
+  return {
+    not_bound: L("手机尚未绑定", "Phone not bound"),
+    bound: L("手机已绑定，请在手机上开始环拍", "Phone bound: start the room sweep on the phone"),
+    sweeping: L("手机正在环拍房间", "Phone is sweeping the room"),
+    placing: L("手机已完成环拍，正在摆放机位：请确认下方画面", "Phone swept the room and is being placed: check its picture"),
+    recording: L("手机正在录制", "Phone is recording"),
+    offline: L("手机已离线，请检查手机网络", "Phone offline: check its network"),
+    stopped: L("手机已结束录制", "Phone stopped recording"),
+  }[status] || status;
+}
+
+VIEWS.binding = () => {
+  const qr = h("div", { class: "qr", id: "qr" }, L("正在生成二维码…", "Making the QR code…"));
+  const code = h("div", { class: "code", id: "binding-code" });
+  const status = h("p", { class: "phone-status", id: "phone-status", role: "status" }, evidenceStatusText(S.state.evidence));
+  const msg = h("div");
+  const placement = placementPanel(api, (iso) => at(iso, true));
+  placement.update(S.state.evidence);
+  async function offer() {
+    try {
+      const r = await api.post("/api/v1/candidate/binding");
+      // Shown as an image (never parsed into the page); an inline SVG may lack its namespace.
+      let svg = String(r.qr_svg || "");
+      if (!/xmlns=/.test(svg)) svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"');
+      const img = h("img", { alt: L("手机扫码绑定", "Scan with the phone"), src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg) });
+      clear(qr).append(img);
+      clear(code).append(h("span", { class: "label" }, L("绑定码", "Binding code")), h("strong", null, r.code));
+      clear(msg).append(note("info", L("二维码和绑定码在 {t} 前有效；过期后点击【换一个绑定码】。", "Valid until {t}; then get a new code.", { t: at(r.expires_at) })));
+    } catch (err) {
+      clear(qr);
+      clear(msg).append(note("error", err.status === 404 || err.status === 405
+        ? L("此服务器暂不支持手机绑定，请联系技术服务。", "This server cannot bind phones yet: contact tech support.")
+        : L("无法生成二维码：{m}", "Cannot make the QR code: {m}", { m: err.message })));
+    }
+  }
+  offer();
+  const poll = async () => {
+    try {
+      await refreshState();
+      status.textContent = evidenceStatusText(S.state.evidence);
+      placement.update(S.state.evidence);
+    } catch {
+      /* offline */
+    }
+    later(poll, 3000);
+  };
+  later(poll, 3000);
+  return card(
+    L("第三步：绑定手机佐证摄像头", "Step 3: bind the phone camera"),
+    note("info", L("用手机相机扫描下方二维码（或在手机上打开考试手机页面并输入绑定码），按手机上的提示环拍房间，然后把手机放在身体侧后方约 45°、能拍到您和电脑屏幕的位置，开始录制。", "Scan the QR code with the phone camera (or type the binding code on the phone page), sweep the room as the phone guides you, then place the phone behind you at about 45° so it sees you and the screen, and start recording.")),
+    placement.el,
+    h("div", { class: "grid two" }, h("div", null, qr), h("div", null, code, status, msg,
+      h("div", { class: "actions" },
+        button(L("换一个绑定码", "New code"), offer, { class: "secondary" }),
+        button(L("下一步", "Next"), () => {
+          store.bindingSeen = true;
+          save();
+          route();
+        }, { class: "primary", aria: "下一步" })))),
+  );
+};
