@@ -1,5 +1,5 @@
 """Face-recognition consent at login (人脸识别技术应用安全管理办法): the notice before the first
-capture, 同意 in the contract's flow, and 不同意 leading to the manual check by tech support."""
+capture, 人脸登录 (or 同意) as the consent in the contract's flow, and 不同意 leading to the manual check by tech support."""
 
 from __future__ import annotations
 
@@ -42,14 +42,14 @@ def test_notice_first_then_the_contract_flow_with_agree(
     expect(notice).to_contain_text("与您的报名照片比对")
     expect(notice).to_contain_text("考试结束后保存 180 天（至 2030-11-28）")
     flow.shot(page, screens, "2a-face-consent")
-    # The contract's steps in the order an outside check takes them: the ticket, 人脸登录 ...
+    page.wait_for_timeout(1000)
+    assert _kinds(live) == []  # nothing captured, sent or logged while the notice is read
+    expect(notice).to_contain_text("点击【同意】或下方的【人脸登录】，即表示您单独同意")
+    # The contract's steps in the order an outside check takes them: the ticket, 人脸登录; the
+    # notice says that click is the consent, so it is recorded first and the login goes on.
     page.get_by_label("准考证号").fill("1001")
+    page.wait_for_function("document.querySelector('.face-guide video').videoWidth > 0")
     page.get_by_role("button", name="人脸登录").click()
-    expect(page.locator("#login-message")).to_contain_text("请先阅读上方的人脸识别告知")
-    page.wait_for_timeout(1500)
-    assert _kinds(live) == []  # nothing captured, sent or logged before the choice
-    # ... then 同意 (the one button of that name): the login goes on by itself.
-    page.get_by_role("button", name="同意").click()
     expect(page.get_by_role("button", name="抽签")).to_be_visible(timeout=20000)
     kinds = _kinds(live)
     assert kinds.index("face_consent_given") < kinds.index("login"), kinds

@@ -1,7 +1,7 @@
 // Separate consent to face recognition (人脸识别技术应用安全管理办法, in force 2025-06-01):
 // before the first face capture the login page says what is captured, why, who sees it and
 // how long it is kept (the exam's retention, GET /candidate/face-consent), and the candidate
-// chooses 【同意】 or 不同意. The choice is recorded in their event log (POST the same path)
+// chooses 【同意】 (or clicks 【人脸登录】, which the notice says is the same consent) or 不同意. The choice is recorded in their event log (POST the same path)
 // just before the capture, or before the manual check that replaces it (docs/api.md).
 //
 // Labels: the consent is the only button named 同意; the refusal is a link (不同意), so an
@@ -75,6 +75,7 @@ export function consentPanel(state, { api, examId, onAgree, onDecline, onReconsi
         item(L("谁能看到", "Who sees it"), L("本场考试的监考员、技术服务人员和考务工作小组。", "This exam's proctors, tech support and review panel.")),
         [h("dt", null, L("保存多久", "How long it is kept")), retention],
       ),
+      h("p", { class: "consent-act" }, L("点击【同意】或下方的【人脸登录】，即表示您单独同意本场考试按上述方式使用人脸识别。", "Clicking Agree, or Log in with face below, means you agree to face recognition for this exam as described above.")),
       h("p", { class: "hint" }, L("如果拒绝，不影响参加考试：不拍摄您的人脸照片，改由技术服务人员人工核验身份。", "Declining does not keep you from the exam: no photo of your face is taken and tech support checks who you are by hand.")),
       h("div", { class: "actions consent-actions" }, decline, agree),
     );

@@ -82,8 +82,14 @@ VIEWS.login = () => {
       ticket.focus();
       return;
     }
+    if (S.consent.given === null) {
+      // The notice above says that clicking 【人脸登录】 is itself the consent: a deliberate act
+      // for face recognition alone, taken after the notice was on screen, before any capture.
+      S.consent = Object.assign(S.consent, { given: true, ticket: null });
+      consent.draw();
+    }
     if (S.consent.given !== true) {
-      S.pendingLogin = S.consent.given === null;
+      S.pendingLogin = false;
       clear(msg).append(note("error", L("拍照前请先阅读上方的人脸识别告知并作出选择。", "Before any photo is taken, read the face recognition notice above and choose.")));
       consent.el.classList.add("attention");
       consent.el.scrollIntoView({ block: "nearest" });
