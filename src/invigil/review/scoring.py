@@ -78,7 +78,11 @@ def require_examiner_of(session: Session, user: StaffUser, exam_id: str) -> Exam
 
 
 def scorable(attempt: Attempt, exam: Exam, now: Any) -> bool:
-    """Entered and done answering: there is something to score and it will not change."""
+    """Entered and done answering: there is something to score and it will not change. Never
+    before T, even for a candidate who entered early and finished before the questions were
+    out: a sheet holds the questions, and they reach no one before T."""
+    if now < exam.starts_at:
+        return False
     return attempt.entered_at is not None and (
         attempt.finished_at is not None or now >= exam.deadline
     )
@@ -194,6 +198,8 @@ def _submissions(session: Session, sheet_id: str) -> list[Score]:
 
 def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str) -> dict[str, Any]:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
+    if not scorable(attempt, exam, ctx.clock.now()):
+        raise not_found("评分表")  # as for a sheet that does not exist: nothing to see yet
     submissions = _submissions(session, sheet.id)
     mine = next((s for s in submissions if s.examiner_id == user.id), None)
     others = None
@@ -250,6 +256,8 @@ def media_recording(
     session: Session, ctx: AppContext, user: StaffUser, sheet_id: str, index: int
 ) -> Recording:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
+    if not scorable(attempt, exam, ctx.clock.now()):
+        raise not_found("录像")
     recs = webcam_recordings(session, attempt.id)
     if not 0 <= index < len(recs):
         raise not_found("录像")
@@ -269,6 +277,8 @@ def submit(
     session: Session, ctx: AppContext, user: StaffUser, sheet_id: str, values: list[float]
 ) -> dict[str, Any]:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
+    if not scorable(attempt, exam, ctx.clock.now()):
+        raise not_found("评分表")
     # One submission per examiner and sheet, even with two tabs racing.
     session.scalars(select(ScoreSheet).where(ScoreSheet.id == sheet.id).with_for_update()).one()
     if session.get(Publication, exam.id) is not None:

@@ -84,6 +84,11 @@ def get_attempt(session: Session, attempt_id: str) -> Attempt:
     return attempt
 
 
+def questions_released(exam: Exam, now: datetime) -> bool:
+    """The question text exists for review and scoring only from T, as for the candidates."""
+    return now >= exam.starts_at
+
+
 def is_published(session: Session, exam_id: str) -> bool:
     return session.get(Publication, exam_id) is not None
 
@@ -423,8 +428,14 @@ def attempt_review(
         )
     )
     current = next((v for v in reversed(verdicts) if v.superseded_at is None), None)
-    questions = session.scalars(
-        select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
+    released = questions_released(exam, now)
+    # Before T the question text reaches no staff role (only the admin's audited exam editing).
+    questions = (
+        session.scalars(
+            select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
+        )
+        if released
+        else []
     )
     audit.record(session, ctx, user, "view", exam_id=exam.id, attempt_id=attempt.id)
     return {
@@ -442,6 +453,7 @@ def attempt_review(
         "schedule": {
             "starts_at": iso(exam.starts_at),
             "questions_at": iso(exam.starts_at),
+            "questions_released": released,
             "deadline": iso(exam.deadline),
             "uploads_close_at": iso(exam.uploads_close_at),
             "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
