@@ -8,6 +8,8 @@ from typing import Any
 
 from openpyxl import load_workbook
 
+from invigil.review import exports
+
 from .conftest import World
 
 ADMIN = "/api/v1/admin/exams"
@@ -162,3 +164,43 @@ def test_exports_csv_and_xlsx(world: World) -> None:
     assert cells[0][7].data_type == "s"
     bad = world.get("adm", f"{ADMIN}/{world.exam_id}/export?what=everything&format=csv")
     assert bad.status_code == 422
+
+
+HOSTILE = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", '=HYPERLINK("http://x")']
+
+
+def test_exported_cells_never_become_formulas(world: World) -> None:
+    url = f"/api/v1/review/attempts/{world.attempts['1001']}/rulings"
+    for reason in [*HOSTILE, "\x07响铃字符"]:
+        body = {"event_seq": world.flag_seqs["1001"][0], "violation": False, "reason": reason}
+        assert world.post("rev", url, body).status_code == 201
+    rows = list(csv.reader(io.StringIO(export(world, "rulings", "csv").decode("utf-8-sig"))))
+    reasons = [r[7] for r in rows[1:]]
+    # Each formula start is escaped with a leading apostrophe; the text itself is kept.
+    assert reasons[: len(HOSTILE)] == ["'" + h for h in HOSTILE]
+    assert all(r[:1] not in ("=", "+", "-", "@", "\t", "\r") for row in rows for r in row)
+
+    wb = load_workbook(io.BytesIO(export(world, "rulings", "xlsx")))
+    ws = wb.active
+    assert ws is not None
+    cells = [row[7] for row in ws.iter_rows(min_row=2)]
+    assert [c.value for c in cells[: len(HOSTILE)]] == HOSTILE
+    for c in cells[: len(HOSTILE)]:
+        assert c.data_type == "s" and c.quotePrefix, c.value
+    # A control character XML cannot hold is dropped instead of failing the export.
+    assert cells[len(HOSTILE)].value == "响铃字符"
+    # Numbers stay numbers.
+    assert isinstance(ws.cell(row=2, column=5).value, int)
+
+
+def test_tab_and_carriage_return_starts_are_escaped_too() -> None:
+    # Reasons are trimmed on the way in, so these reach an export only through other fields
+    # (a roster name, a rule): the writers themselves escape them.
+    values = ["\t=1+1", "\r=1+1", "-", "普通文本", 12]
+    rows = list(csv.reader(io.StringIO(exports.to_csv([values]).decode("utf-8-sig"))))
+    assert rows == [["'\t=1+1", "'\r=1+1", "'-", "普通文本", "12"]]
+    ws = load_workbook(io.BytesIO(exports.to_xlsx([values], "t"))).active
+    assert ws is not None
+    cells = next(iter(ws.iter_rows()))
+    assert [c.data_type for c in cells] == ["s", "s", "s", "s", "n"]
+    assert [bool(c.quotePrefix) for c in cells] == [True, True, True, False, False]
