@@ -56,13 +56,23 @@ def test_publish_refused_until_scored_then_candidates_see_their_score(world: Wor
     # The admin sees when the exam's recordings and face data will be purged.
     assert results["retention"]["retention_s"] == 180 * 86400
     assert results["retention"]["purge_at"] and results["retention"]["purged_at"] is None
+    # Scored, but both candidates' flags are unruled (未裁定): publishing needs a force.
+    unruled = world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {})
+    assert unruled.status_code == 409
+    err = unruled.json()["error"]
+    assert err["code"] == "flags_unruled" and len(err["unruled"]) == 2
+    assert "2 名考生的疑似违纪尚未裁定" in err["message"] and "强制发布" in err["message"]
+    for ticket in ("1001", "1002"):
+        url = f"/api/v1/review/attempts/{world.attempts[ticket]}/verdict"
+        world.post("rev", url, {"violation": False, "reason": "录像显示无异常"})
     ok = world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {})
     assert ok.status_code == 200 and ok.json()["forced"] is False
     again = world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {})
     assert again.json()["error"]["code"] == "already_published"
     mine = lookup(world, "K1001", "奥巴马")
     assert mine.status_code == 200, mine.text
-    assert mine.json()["score"] == 16.5 and mine.json()["verdict"] is None
+    assert mine.json()["score"] == 16.5
+    assert mine.json()["verdict"] == {"violation": False, "rule": None}
     absent = lookup(world, "K2001", "汉克斯").json()
     assert absent["absent"] is True and absent["score"] is None
     # Scores are frozen once published.
@@ -88,15 +98,18 @@ def test_forced_publication_and_frozen_scores(world: World) -> None:
 
 
 def test_lookup_refuses_wrong_names_and_guessing(world: World) -> None:
-    world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {"force": True})
     seq = world.post(
         "rev",
         f"/api/v1/review/attempts/{world.attempts['1001']}/verdict",
         {"violation": True, "rule": "第5条", "reason": "替考"},
     ).json()["verdict"]
+    world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {"force": True})
     # A proposed (unconfirmed) violation is not shown to the candidate.
     assert lookup(world, "K1001", "奥巴马").json()["verdict"] is None
+    reopen = {"reason": "复核违纪认定"}
+    assert world.post("adm", f"{ADMIN}/{world.exam_id}/reopen", reopen).status_code == 200
     world.post("rev2", f"/api/v1/review/verdicts/{seq['id']}/confirm", {"reason": "同意"})
+    world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {"force": True})
     assert lookup(world, "K1001", "奥巴马").json()["verdict"] == {
         "violation": True,
         "rule": "第5条",

@@ -312,12 +312,13 @@ export async function renderCandidate(root, ctx, attemptId) {
       f.ruling
         ? h("p", { class: `note ${f.ruling.violation ? "error" : "ok"}` }, verdictLabel({ ...f.ruling, state: "confirmed" }), " — ", f.ruling.reason || "", h("br"), h("small", {}, `${f.ruling.by || ""} ${dateTime(f.ruling.at)}`))
         : null,
-      h("details", { open: !f.ruling }, h("summary", {}, f.ruling ? tr("重新裁定", "Rule again") : tr("裁定此项", "Rule on this")), form),
+      data.published ? null : h("details", { open: !f.ruling }, h("summary", {}, f.ruling ? tr("重新裁定", "Rule again") : tr("裁定此项", "Rule on this")), form),
     );
   }
 
   function verdictCard() {
     const v = data.verdict;
+    const pending = data.pending_verdict;
     const card = h("section", { class: "verdict card", id: "verdict" }, h("h3", {}, tr("最终裁定", "Final ruling")));
     if (v) {
       card.append(
@@ -327,39 +328,59 @@ export async function renderCandidate(root, ctx, attemptId) {
       if (v.state === "confirmed" && v.violation) {
         card.append(h("p", { class: "muted" }, tr("复核确认：{by} {at}", "Confirmed by {by} at {at}", { by: v.confirmed_by || "", at: dateTime(v.confirmed_at) })));
       }
-      if (v.state === "proposed") {
-        const mine = (v.by || v.proposed_by) === session.me.username;
-        if (mine) {
-          card.append(h("p", { class: "note warn" }, tr("违纪认定需要另一名评审员复核确认。", "A second reviewer must confirm a violation.")));
-        } else {
-          const reason = h("textarea", { id: "confirm-reason", rows: 2 });
-          const msg = h("p", { class: "error", role: "status" });
-          const form = h(
-            "form",
-            { class: "confirm-form" },
-            h("label", { for: "confirm-reason" }, tr("复核理由", "Reason for confirming")),
-            reason,
-            msg,
-            h("button", { type: "submit", class: "danger" }, tr("确认违纪", "Confirm violation")),
-          );
-          form.addEventListener("submit", async (e) => {
-            e.preventDefault();
-            if (!reason.value.trim()) return void (msg.textContent = tr("请填写复核理由。", "Please give a reason."));
-            try {
-              await api.post(`/api/v1/review/verdicts/${encodeURIComponent(v.id)}/confirm`, { reason: reason.value.trim() });
-              await reload();
-            } catch (err) {
-              msg.textContent = err.code === "second_reviewer_required" ? tr("需由另一名评审员确认。", "Another reviewer must confirm.") : err.message;
-            }
-          });
-          card.append(form);
-        }
-      }
+      if (v.state === "proposed" && !data.published) card.append(confirmBox(v));
     }
-    if (!v || v.state === "confirmed" || !v.violation) {
+    if (pending) {
+      // A change to a confirmed ruling: in force only once a second reviewer confirms it.
+      card.append(
+        h(
+          "div",
+          { class: "pending-verdict", id: "pending-verdict" },
+          h("p", { class: "note warn" }, tr("待复核的更改：", "Change awaiting confirmation: "), verdictLabel({ ...pending, state: "confirmed" }), pending.reason ? ` — ${pending.reason}` : ""),
+          h("p", { class: "muted" }, tr("提出：{by} {at}", "Proposed by {by} at {at}", { by: pending.proposed_by || "", at: dateTime(pending.proposed_at) })),
+          data.published ? null : confirmBox(pending),
+        ),
+      );
+    }
+    if (data.published) {
+      card.append(h("p", { class: "note warn", id: "verdict-frozen" }, tr("成绩已发布，裁定已冻结。如需更改，请管理员在考试管理中重新开放审核。", "Scores are published and rulings frozen. An administrator must re-open the review to change them.")));
+    } else if (!v || v.state === "confirmed" || !v.violation) {
       card.append(verdictForm(!!v));
     }
     return card;
+  }
+
+  // Confirming a proposal: a violation, or any change to a confirmed ruling, needs a second
+  // reviewer; its proposer only sees that it is waiting.
+  function confirmBox(v) {
+    const mine = (v.by || v.proposed_by) === session.me.username;
+    if (mine) {
+      return h("p", { class: "note warn" }, v.violation && !v.replaces
+        ? tr("违纪认定需要另一名评审员复核确认。", "A second reviewer must confirm a violation.")
+        : tr("更改已确认的裁定需要另一名评审员复核确认。", "A second reviewer must confirm a change to a confirmed ruling."));
+    }
+    const reason = h("textarea", { id: `confirm-reason-${v.id}`, rows: 2 });
+    const msg = h("p", { class: "error", role: "status" });
+    const label = v.violation ? tr("确认违纪", "Confirm violation") : tr("确认更改", "Confirm change");
+    const form = h(
+      "form",
+      { class: "confirm-form" },
+      h("label", { for: `confirm-reason-${v.id}` }, tr("复核理由", "Reason for confirming")),
+      reason,
+      msg,
+      h("button", { type: "submit", class: "danger" }, label),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!reason.value.trim()) return void (msg.textContent = tr("请填写复核理由。", "Please give a reason."));
+      try {
+        await api.post(`/api/v1/review/verdicts/${encodeURIComponent(v.id)}/confirm`, { reason: reason.value.trim() });
+        await reload();
+      } catch (err) {
+        msg.textContent = err.code === "second_reviewer_required" ? tr("需由另一名评审员确认。", "Another reviewer must confirm.") : err.message;
+      }
+    });
+    return form;
   }
 
   function verdictForm(again) {
