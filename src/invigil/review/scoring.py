@@ -196,6 +196,19 @@ def _submissions(session: Session, sheet_id: str) -> list[Score]:
     )
 
 
+def _boundary(e: Event) -> dict[str, Any]:
+    """An answer marker, allow-listed: time, how it was found, which answer it ends."""
+    data = e.data or {}
+    question = data.get("question")
+    return {
+        "at": iso(e.at),
+        "source": str(data.get("source", "audio")),
+        "method": "keyword" if data.get("method") == "keyword" else "pause",
+        "question": question if isinstance(question, int) else None,
+        "extra": bool(data.get("extra")),
+    }
+
+
 def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str) -> dict[str, Any]:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
     if not scorable(attempt, exam, ctx.clock.now()):
@@ -241,10 +254,9 @@ def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str
             }
             for i, r in enumerate(webcam_recordings(session, attempt.id))
         ],
-        "answer_boundaries": [
-            {"at": iso(e.at), "source": str((e.data or {}).get("source", "audio"))}
-            for e in boundaries
-        ],
+        # The question release and the answer markers: the player's 开始答题 and 第N题 jumps.
+        "questions_at": iso(exam.starts_at),
+        "answer_boundaries": [_boundary(e) for e in boundaries],
         "my_scores": mine.marks if mine else None,
         "my_total": mine.total if mine else None,
         "others": others,

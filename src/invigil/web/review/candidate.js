@@ -7,9 +7,11 @@ import { clear, h } from "../shared/dom.js";
 import { currentLang, tr } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
 import { dateTime, hms, kindLabel, offset, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
 const STREAMS = ["webcam", "screen", "evidence"];
+// Reviewers skim long stretches: beyond the examiner's 2×.
 const SPEEDS = [0.5, 1, 1.5, 2, 4, 8];
 
 export async function renderCandidate(root, ctx, attemptId) {
@@ -75,25 +77,16 @@ export async function renderCandidate(root, ctx, attemptId) {
     ),
   );
 
-  // --- players and controls -------------------------------------------------------------------
-  const playBtn = h("button", { type: "button", class: "primary", id: "play", onclick: () => player.toggle() }, tr("播放", "Play"));
-  const speed = h(
-    "select",
-    { id: "speed", onchange: () => player.setRate(Number(speed.value)) },
-    SPEEDS.map((s) => h("option", { value: String(s), selected: s === 1 }, `${s}×`)),
+  // --- players and controls (the module the examiner's view uses too) -------------------------
+  const questionsAt = ms(sched.questions_at);
+  const answers = answerMarks(
+    (data.answer_boundaries || []).map((b) => ({ at: b.at, method: (b.data || {}).method, extra: !!(b.data || {}).extra })),
+    questionsAt,
+    (data.questions || []).length,
   );
-  const clockEl = h("output", { id: "clock", "aria-live": "off" });
-  const controls = h(
-    "div",
-    { class: "controls" },
-    h("button", { type: "button", onclick: () => player.seek(player.t - 10000), "aria-label": tr("后退 10 秒", "Back 10 s") }, "−10s"),
-    playBtn,
-    h("button", { type: "button", onclick: () => player.seek(player.t + 10000), "aria-label": tr("前进 10 秒", "Forward 10 s") }, "+10s"),
-    h("label", { for: "speed", class: "inline" }, tr("倍速", "Speed")),
-    speed,
-    clockEl,
-  );
-
+  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS });
+  const controls = controlsBox.element;
+  const clockEl = controlsBox.clock;
   const bar = timelineBar();
   const eventsBox = h("div", { class: "events-box" });
   const onlyFlags = h("input", { type: "checkbox", id: "only-flags", onchange: () => renderEvents() });
@@ -148,8 +141,8 @@ export async function renderCandidate(root, ctx, attemptId) {
   }
 
   function onTime(t) {
+    controlsBox.update(t);
     clockEl.textContent = `${hms(t)}  (+${offset(t - start)})`;
-    playBtn.textContent = player.playing ? tr("暂停", "Pause") : tr("播放", "Play");
     bar.setHead(t);
   }
 
