@@ -301,6 +301,11 @@ def test_review_rule_confirm_score_publish_lookup(
     rows.first.get_by_role("link").click()
     expect(page.locator("#events li")).not_to_have_count(0)
     page.wait_for_function("window.__review && window.__review.state().length === 3")
+    # Before play: the streams start a second apart, and the page opens where all three show
+    # their recording (never 无录像 for a stream that has one).
+    wait_positioned(page)
+    expect(page.locator(".player .gap:visible")).to_have_count(0)
+    assert all(not p["gap"] for p in players(page).values())
 
     # --- jump from the flagged event: every player to (event time − its recording's start) --------
     page.locator(f'#events li[data-seq="{flag_seq}"] button').click()
@@ -505,6 +510,11 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
             http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
         live.clock.set(T - timedelta(minutes=9))
         assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+        live.clock.set(T + timedelta(minutes=2))
+        r = http.post(
+            "/api/v1/candidate/events", json={"kind": "focus_lost"}, headers=bearer(token)
+        )
+        assert r.status_code == 201, r.text
     live.clock.set(T + timedelta(minutes=30))
     sign_in(page, f"{live.url}/admin/", "adm")
     expect(page.locator("#exams tbody tr")).to_have_count(1)
@@ -513,10 +523,25 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     status = page.locator("#publish-status")
     expect(status).to_contain_text(f"{lot} 号")
+    # The focus loss nobody ruled on: how many, and publishing needs 强制发布.
+    expect(status.locator("#unruled-count")).to_contain_text("未裁定：1 名考生")
+    expect(status).to_contain_text("1 名考生的疑似违纪尚未裁定")
     status.get_by_role("button", name="强制发布").click()
     page.get_by_role("dialog").get_by_role("button", name="取消").click()
     expect(page.locator("#published")).to_have_count(0)
     status.get_by_role("button", name="强制发布").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator("#published")).to_contain_text("已发布")
+    # Rulings are frozen now; an audited re-open (with a reason) withdraws the publication.
+    page.get_by_text("重新开放审核…").click()
+    page.get_by_label("重新开放审核的理由").fill("考生申诉，复核违纪认定")
+    page.get_by_role("button", name="重新开放审核").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator("#publish-status")).to_contain_text("已重新开放审核")
+    expect(page.get_by_role("button", name="发布成绩")).to_be_visible()
+    page.get_by_role("button", name="发布成绩").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    page.locator("#force-publish").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     expect(page.locator("#published")).to_contain_text("已发布")
     # An examiner can no longer score once published.
@@ -692,3 +717,64 @@ def test_answer_marks_prefer_keyword_then_pause_then_release_alone(page: Page, l
     assert result["none"] == []  # then 开始答题 alone
     assert result["capped"] == [[1, 0, 6], [2, 6, 8]]  # no more answers than questions
     assert result["before"] == []  # a marker before T ends no answer
+
+
+def test_review_page_reads_in_chinese_in_time_order(
+    page: Page, live: Live, answered: dict[str, Any]
+) -> None:
+    """The system log in time order (analysis appends answer markers after 交卷), no raw codes
+    or JSON in zh-CN, every flag kind present in the type filter, and a candidate who never
+    logged in is not 上传 完整."""
+    with transaction(live.ctx.db) as session:
+        for second, kind in ((3, "camera_covered"), (8, "second_person")):
+            events.append(
+                session,
+                answered["attempt"],
+                kind,
+                at=T + timedelta(seconds=second),
+                actor="analysis",
+                data={
+                    "confidence": 0.8,
+                    "kind": "evidence" if kind == "second_person" else "webcam",
+                },
+                severity="violation",
+            )
+    sign_in(page, f"{live.url}/review/", "rev")
+    page.get_by_role("link", name="测试考试").click()
+    expect(page.locator("#f-kind option")).to_have_count(3)
+    options = page.locator("#f-kind option").all_inner_texts()
+    assert options[0] == "全部类型"
+    assert sorted(options[1:]) == sorted(["佐证画面出现他人", "摄像头被遮挡或过暗"]), options
+    never = page.locator('#triage tbody tr:has-text("1002")')
+    expect(never).to_have_count(1)
+    expect(never).not_to_contain_text("完整")
+    # Who entered has a real status: only the webcam was recorded, so 缺失.
+    expect(page.locator(f'#triage tbody tr:has-text("{TICKET}")')).to_contain_text("缺失")
+    page.get_by_label("违纪类型").select_option(label="佐证画面出现他人")
+    expect(page.locator("#triage tbody tr")).to_have_count(1)
+    page.locator("#triage tbody tr a").first.click()
+    page.wait_for_function("window.__review && window.__review.state().length === 3")
+    # Before play, the webcam (which has a recording) shows it, not 无录像.
+    page.wait_for_function(
+        "[...document.querySelectorAll('video')].some(v => !v.hidden && v.readyState >= 1)"
+    )
+    expect(page.locator('.player[data-kind="webcam"] .gap')).to_be_hidden()
+    # The reviewer has the examiner's jumps too.
+    expect(page.locator("#jumps button")).to_have_text(["开始答题", "第1题", "第2题"])
+
+    times = page.locator("#events li time").evaluate_all("els => els.map(e => e.dateTime)")
+    assert times == sorted(times) and len(times) > 8, times
+    finished = page.locator('#events li[data-kind="finished"]')
+    expect(finished).to_contain_text("考生主动交卷")
+    expect(finished).not_to_contain_text("candidate")
+    page.get_by_role("tab", name="系统日志").click()
+    log = page.locator("#panel table")
+    expect(log).to_contain_text("疑似违纪")
+    assert "{" not in log.inner_text() and "violation" not in log.inner_text()
+    page.get_by_role("tab", name="访问记录").click()
+    audit = page.locator("#panel table")
+    expect(audit.locator('tr[data-action="view"]').first).to_contain_text("查看考生材料")
+    expect(audit.locator('tr[data-action="recording_media"]').first).to_contain_text("观看录像")
+    text = audit.inner_text()
+    assert "{" not in text and "recording_media" not in text, text
+    assert re.search(r"\bview\b", text) is None, text

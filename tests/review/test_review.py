@@ -47,10 +47,15 @@ def test_triage_orders_by_suspicion_and_lists_absences_and_missing_uploads(world
     assert second["flag_score"] == 1.0 and second["uploads_complete"] is False
     assert {m["kind"] for m in second["missing_uploads"]} == {"screen"}
     assert absent["absent"] is True and absent["flags"] == [] and absent["stage"] == "absent"
-    assert absent["uploads_complete"] is True  # nothing was expected from an absent candidate
+    # Nothing was expected from an absent candidate: neither complete nor missing.
+    assert absent["uploads_complete"] is None and absent["entered"] is False
 
 
 def test_triage_filters(world: World) -> None:
+    # The kind filter's options: every flag kind present, whatever the filter in use.
+    for query in ("", "?kind=face_mismatch", "?room=R02"):
+        r = world.get("rev", f"{EXAM}/{world.exam_id}/triage{query}").json()
+        assert r["kinds"] == ["face_mismatch", "focus_lost"], query
     assert [r["ticket"] for r in triage(world, "?kind=face_mismatch")] == ["K1001"]
     assert [r["ticket"] for r in triage(world, "?kind=focus_lost")] == ["K1001", "K1002"]
     assert [r["ticket"] for r in triage(world, "?min_confidence=0.95")] == ["K1001", "K1002"]

@@ -267,7 +267,9 @@ def triage(
                 "lot": a.lot_number,
                 "stage": _stage(session, exam, a, now),
                 "absent": absent,
-                "uploads_complete": not missing,
+                # None: never entered, so nothing was expected (neither 完整 nor 缺失).
+                "entered": a.entered_at is not None,
+                "uploads_complete": (not missing) if a.entered_at is not None else None,
                 "missing_uploads": missing,
                 "flags": flags,
                 "flag_score": score,
@@ -278,7 +280,7 @@ def triage(
     out.sort(
         key=lambda x: (
             -float(x["flag_score"]),
-            x["uploads_complete"],
+            x["uploads_complete"] is not False,
             not x["absent"],
             x["room"],
             x["lot"] if x["lot"] is not None else 1 << 30,
@@ -288,6 +290,15 @@ def triage(
     return {
         "exam": {"id": exam.id, "title": exam.title},
         "rooms": [{"id": r.code, "name": r.name} for r in exam.rooms],
+        # Every flag kind present in the exam, whatever the filters: the kind filter's options.
+        "kinds": sorted(
+            session.scalars(
+                select(Event.kind)
+                .join(Attempt, Attempt.id == Event.attempt_id)
+                .where(Attempt.exam_id == exam.id, Event.severity == "violation")
+                .distinct()
+            )
+        ),
         "candidates": out,
     }
 

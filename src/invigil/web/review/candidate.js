@@ -6,7 +6,7 @@
 import { clear, h } from "../shared/dom.js";
 import { currentLang, tr } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { dateTime, hms, kindLabel, offset, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { actionLabel, auditDetail, codeLabel, dateTime, describeData, hms, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
 import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
@@ -208,7 +208,7 @@ export async function renderCandidate(root, ctx, attemptId) {
   // --- event list ------------------------------------------------------------------------------
   function renderEvents() {
     const flagged = new Map((data.flags || []).map((f) => [f.seq, f]));
-    const events = (data.events || []).filter((e) => !onlyFlags.checked || flagged.has(e.seq) || e.severity === "violation");
+    const events = byTime(data.events).filter((e) => !onlyFlags.checked || flagged.has(e.seq) || e.severity === "violation");
     clear(eventsBox).append(
       h(
         "ol",
@@ -539,15 +539,15 @@ export async function renderCandidate(root, ctx, attemptId) {
         h(
           "tbody",
           {},
-          (data.events || []).map((e) =>
+          byTime(data.events).map((e) =>
             h(
               "tr",
               { class: `sev-${e.severity}` },
               h("td", {}, String(e.seq)),
               h("td", {}, dateTime(e.at)),
               h("td", {}, kindLabel(e.kind)),
-              h("td", {}, e.severity),
-              h("td", { class: "data" }, JSON.stringify(e.data || {})),
+              h("td", {}, severityLabel(e.severity)),
+              h("td", { class: "data" }, describeData(e.data || {})),
               h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
             ),
           ),
@@ -568,7 +568,7 @@ export async function renderCandidate(root, ctx, attemptId) {
           h(
             "tbody",
             {},
-            entries.map((a) => h("tr", {}, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, a.action), h("td", { class: "data" }, typeof a.detail === "string" ? a.detail : JSON.stringify(a.detail || {})))),
+            entries.map((a) => h("tr", { "data-action": a.action }, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, actionLabel(a.action)), h("td", { class: "data" }, auditDetail(a)))),
           ),
         ),
       );
@@ -597,8 +597,16 @@ export async function renderCandidate(root, ctx, attemptId) {
 }
 
 /** One short line for an event's data. */
+// The log is stored in sequence (the hash chain's order); analysis appends its findings later
+// with the time they happened, so people read it in time order.
+function byTime(events) {
+  return [...(events || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
+}
+
 function summary(e) {
   const d = e.data || {};
-  const text = d.text || d.reason || d.detail || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
+  // Codes (交卷 reason "candidate", a stream kind …) in words; free text as written.
+  const code = d.reason || (e.kind === "answer_end" ? d.method : null);
+  const text = d.text || (code ? codeLabel(code) : "") || (typeof d.detail === "string" ? d.detail : "") || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
   return text ? h("span", { class: "muted" }, String(text)) : null;
 }
