@@ -477,6 +477,7 @@ export async function renderCandidate(root, ctx, attemptId) {
         { class: "questions" },
         (data.questions || []).map((q) => h("li", {}, q.text)),
       ),
+      s.questions_released === false ? h("p", { class: "muted" }, tr("开考前不显示试题。", "Questions are not shown before the exam starts.")) : null,
       h("h4", {}, tr("回答结束标记（「该题回答完毕」）", "Answer boundaries (“该题回答完毕”)")),
       (data.answer_boundaries || []).length
         ? h(
@@ -486,8 +487,8 @@ export async function renderCandidate(root, ctx, attemptId) {
               h(
                 "li",
                 {},
-                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${tr("第 {n} 题结束", "End of answer {n}", { n: i + 1 })} · ${hms(ms(b.at))}`),
-                b.source ? h("span", { class: "muted" }, ` (${b.source})`) : null,
+                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${tr("第 {n} 题结束", "End of answer {n}", { n: (b.data || {}).question || i + 1 })} · ${hms(ms(b.at))}`),
+                h("span", { class: "muted" }, ` (${codeLabel((b.data || {}).method || b.source || "audio")})`),
               ),
             ),
           )
