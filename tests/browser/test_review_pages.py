@@ -405,6 +405,16 @@ def test_review_rule_confirm_score_publish_lookup(
     verdict.get_by_role("button", name="确认违纪").click()
     expect(verdict).to_contain_text("复核确认：rev2")
     expect(page.locator("#verdict-badge")).to_have_text("违纪（考场规则第5条）")
+    # One reviewer alone cannot overturn it: the change waits for a second reviewer.
+    verdict.get_by_text("修改最终裁定").click()
+    verdict.get_by_label("不违纪").check()
+    verdict.get_by_label("裁定理由").fill("重新看录像后认为不构成违纪")
+    verdict.get_by_role("button", name="提交最终裁定").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    pending = page.locator("#pending-verdict")
+    expect(pending).to_contain_text("待复核的更改：不违纪")
+    expect(pending).to_contain_text("更改已确认的裁定需要另一名评审员复核确认")
+    expect(page.locator("#verdict-badge")).to_have_text("违纪（考场规则第5条）")
     # The English switch re-renders the page in place; back to Chinese for the rest.
     page.get_by_role("button", name="English").click()
     expect(page.locator("#verdict")).to_contain_text("Final ruling")
