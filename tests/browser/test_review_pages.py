@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cache
@@ -41,8 +42,9 @@ NAME, TICKET = "奥巴马", "1001"
 
 
 def level(second: int) -> int:
-    """The grey level of every frame in one second of a recording."""
-    return 30 + 35 * second
+    """The grey level of every frame in one second of a recording (distinct for six seconds,
+    then repeating, so longer recordings stay within a byte)."""
+    return 30 + 35 * (second % 6)
 
 
 @cache
@@ -299,6 +301,11 @@ def test_review_rule_confirm_score_publish_lookup(
     rows.first.get_by_role("link").click()
     expect(page.locator("#events li")).not_to_have_count(0)
     page.wait_for_function("window.__review && window.__review.state().length === 3")
+    # Before play: the streams start a second apart, and the page opens where all three show
+    # their recording (never 无录像 for a stream that has one).
+    wait_positioned(page)
+    expect(page.locator(".player .gap:visible")).to_have_count(0)
+    assert all(not p["gap"] for p in players(page).values())
 
     # --- jump from the flagged event: every player to (event time − its recording's start) --------
     page.locator(f'#events li[data-seq="{flag_seq}"] button').click()
@@ -398,6 +405,16 @@ def test_review_rule_confirm_score_publish_lookup(
     verdict.get_by_role("button", name="确认违纪").click()
     expect(verdict).to_contain_text("复核确认：rev2")
     expect(page.locator("#verdict-badge")).to_have_text("违纪（考场规则第5条）")
+    # One reviewer alone cannot overturn it: the change waits for a second reviewer.
+    verdict.get_by_text("修改最终裁定").click()
+    verdict.get_by_label("不违纪").check()
+    verdict.get_by_label("裁定理由").fill("重新看录像后认为不构成违纪")
+    verdict.get_by_role("button", name="提交最终裁定").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    pending = page.locator("#pending-verdict")
+    expect(pending).to_contain_text("待复核的更改：不违纪")
+    expect(pending).to_contain_text("更改已确认的裁定需要另一名评审员复核确认")
+    expect(page.locator("#verdict-badge")).to_have_text("违纪（考场规则第5条）")
     # The English switch re-renders the page in place; back to Chinese for the rest.
     page.get_by_role("button", name="English").click()
     expect(page.locator("#verdict")).to_contain_text("Final ruling")
@@ -433,7 +450,6 @@ def test_review_rule_confirm_score_publish_lookup(
     expect(page.locator(".score-card table")).to_have_count(0)  # no one else's scores yet
     page.get_by_label("第 1 题得分").fill("8")
     page.get_by_label("第 2 题得分").fill("16")
-    shot(page, screens, "review-4-scoring")
     page.get_by_role("button", name="提交评分").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     table = page.locator(".score-card table")
@@ -504,6 +520,11 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
             http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
         live.clock.set(T - timedelta(minutes=9))
         assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+        live.clock.set(T + timedelta(minutes=2))
+        r = http.post(
+            "/api/v1/candidate/events", json={"kind": "focus_lost"}, headers=bearer(token)
+        )
+        assert r.status_code == 201, r.text
     live.clock.set(T + timedelta(minutes=30))
     sign_in(page, f"{live.url}/admin/", "adm")
     expect(page.locator("#exams tbody tr")).to_have_count(1)
@@ -512,10 +533,25 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     status = page.locator("#publish-status")
     expect(status).to_contain_text(f"{lot} 号")
+    # The focus loss nobody ruled on: how many, and publishing needs 强制发布.
+    expect(status.locator("#unruled-count")).to_contain_text("未裁定：1 名考生")
+    expect(status).to_contain_text("1 名考生的疑似违纪尚未裁定")
     status.get_by_role("button", name="强制发布").click()
     page.get_by_role("dialog").get_by_role("button", name="取消").click()
     expect(page.locator("#published")).to_have_count(0)
     status.get_by_role("button", name="强制发布").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator("#published")).to_contain_text("已发布")
+    # Rulings are frozen now; an audited re-open (with a reason) withdraws the publication.
+    page.get_by_text("重新开放审核…").click()
+    page.get_by_label("重新开放审核的理由").fill("考生申诉，复核违纪认定")
+    page.get_by_role("button", name="重新开放审核").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    expect(page.locator("#publish-status")).to_contain_text("已重新开放审核")
+    expect(page.get_by_role("button", name="发布成绩")).to_be_visible()
+    page.get_by_role("button", name="发布成绩").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    page.locator("#force-publish").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     expect(page.locator("#published")).to_contain_text("已发布")
     # An examiner can no longer score once published.
@@ -528,3 +564,232 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
     page.get_by_role("button", name="提交评分").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     expect(page.locator(".score-form [role=status]")).not_to_be_empty()
+
+
+@pytest.fixture
+def answered(live: Live) -> dict[str, Any]:
+    """A finished candidate whose webcam recording runs from T−5 s to T+20 s, with keyword
+    answer markers at T+6 s and T+12 s and a pause-fallback marker at T+9 s (ignored, since
+    the keyword ones exist)."""
+    ctx, clock = live.ctx, live.clock
+    at = lambda s: T + timedelta(seconds=s)  # noqa: E731
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        clock.set(T - timedelta(minutes=12))
+        r = http.post(
+            "/api/v1/candidate/login",
+            data={"exam_id": live.exam_id, "ticket": TICKET},
+            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        token, attempt = r.json()["token"], r.json()["attempt_id"]
+        assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
+        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
+        for a in state["attachments"]:
+            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
+        clock.set(T - timedelta(minutes=9))
+        assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+        clock.set(at(-5))
+        rec = upload(http, token, "webcam", webm(25))
+        clock.set(at(20))
+        assert http.post("/api/v1/candidate/finish", headers=bearer(token)).status_code == 200
+        run_due_jobs(ctx.job_context())
+        with transaction(ctx.db) as session:
+            recording = session.get(Recording, rec)
+            assert recording is not None and recording.media_key, rec
+            recording.created_at = at(-5)  # the plan, whatever a slow request took
+            for second, method, question in (
+                (6, "keyword", 1),
+                (9, "pause", 1),
+                (12, "keyword", 2),
+            ):
+                events.append(
+                    session,
+                    attempt,
+                    "answer_end",
+                    at=at(second),
+                    actor="analysis",
+                    data={"source": "audio", "method": method, "question": question},
+                )
+    clock.set(T + timedelta(hours=1))
+    return {"attempt": attempt, "recording": rec}
+
+
+def webcam_time(page: Page) -> float:
+    wait_positioned(page)
+    return float(players(page)["webcam"]["current_time"])
+
+
+def test_examiner_player_seeks_and_jumps(
+    page: Page, live: Live, answered: dict[str, Any], screens: Path | None
+) -> None:
+    sign_in(page, f"{live.url}/review/", "exm")
+    page.get_by_role("link", name="测试考试").click()
+    page.get_by_role("link", name=re.compile(r"^\d+ 号$")).click()
+    page.wait_for_function(
+        "document.querySelector('video') && document.querySelector('video').readyState >= 1"
+    )
+    # 开始答题: the question release, T − the recording's start (T−5 s) = 5 s in.
+    page.get_by_role("button", name="开始答题").click()
+    assert abs(webcam_time(page) - 5) <= 0.5
+    # 第1题 starts at T, 第2题 where the first keyword marker ended answer 1 (T+6 s).
+    jumps = page.locator("#jumps button")
+    expect(jumps).to_have_text(["开始答题", "第1题", "第2题"])
+    page.get_by_role("button", name="第2题").click()
+    assert abs(webcam_time(page) - 11) <= 0.5
+    page.get_by_role("button", name="第1题").click()
+    assert abs(webcam_time(page) - 5) <= 0.5
+    # Each answer's end is marked on the seek bar where it falls (T+6 s, T+12 s of 25 s).
+    ends = page.locator(".seek-marks .mark.answer-end")
+    expect(ends).to_have_count(2)
+    assert [ends.nth(i).get_attribute("title") for i in range(2)] == ["第1题结束", "第2题结束"]
+    bar = page.locator(".seek-bar")
+    box = bar.bounding_box()
+    assert box is not None
+    for i, want in enumerate((11 / 25, 17 / 25)):
+        mark = ends.nth(i).bounding_box()
+        assert mark is not None
+        where = (mark["x"] - box["x"] - 8) / (box["width"] - 16)
+        assert abs(where - want) < 0.03, (i, where, want)
+
+    # The seek bar spans the whole recording: drag it (as the input event does) and by keys.
+    seek = page.get_by_role("slider", name="进度条")
+    assert 24_900 <= int(seek.get_attribute("max") or 0) <= 25_200  # the remuxed duration
+    seek.evaluate("el => { el.value = '15000'; el.dispatchEvent(new Event('input')); }")
+    assert abs(webcam_time(page) - 15) <= 0.5
+    seek.focus()
+    page.keyboard.press("ArrowLeft")
+    assert abs(webcam_time(page) - 14) <= 0.5
+    page.get_by_role("button", name="+10 s").click()
+    assert abs(webcam_time(page) - 24) <= 0.5
+    page.get_by_role("button", name="−10 s").click()
+    assert abs(webcam_time(page) - 14) <= 0.5
+    expect(page.locator("#clock")).to_have_text("0:14 / 0:25")
+
+    # Speed 0.5–2×, applied to the recording.
+    speed = page.get_by_label("倍速")
+    assert speed.locator("option").all_inner_texts() == [
+        "0.5×",
+        "0.75×",
+        "1×",
+        "1.25×",
+        "1.5×",
+        "2×",
+    ]
+    for rate, low, high in (("0.5", 0.25, 0.8), ("2", 1.3, 2.6)):
+        speed.select_option(rate)
+        page.get_by_role("button", name="第1题").click()
+        before = webcam_time(page)
+        started = time.monotonic()
+        page.get_by_role("button", name="播放").click()
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="暂停").click()
+        elapsed = time.monotonic() - started
+        moved = webcam_time(page) - before
+        assert low < moved / elapsed < high, (rate, moved, elapsed)
+    speed.select_option("1")
+
+    # Still blind: no name, ticket, room, attempt or photo anywhere on the page.
+    text = page.inner_text("body")
+    for secret in (NAME, TICKET, "第1考场", "R01", answered["attempt"]):
+        assert secret not in text, secret
+    assert page.locator("img").count() == 0
+    page.get_by_role("button", name="第2题").click()
+    webcam_time(page)
+    page.get_by_label("第 1 题得分").fill("8")
+    page.get_by_label("第 2 题得分").fill("16")
+    shot(page, screens, "review-4-scoring")
+
+
+def test_answer_marks_prefer_keyword_then_pause_then_release_alone(page: Page, live: Live) -> None:
+    page.goto(f"{live.url}/review/")
+    result = page.evaluate(
+        """async () => {
+            const { answerMarks } = await import('/review/player.js');
+            const T = Date.parse('2030-06-01T01:00:00Z');
+            const at = (s) => new Date(T + s * 1000).toISOString();
+            const simple = (marks) => marks.map((a) => [a.number, (a.start - T) / 1000,
+                a.end == null ? null : (a.end - T) / 1000]);
+            const kw = { at: at(6), method: 'keyword' };
+            const pause = { at: at(9), method: 'pause' };
+            return {
+                keyword: simple(answerMarks([pause, kw], T, 2)),
+                pause: simple(answerMarks([pause, { at: at(15), method: 'pause' }], T, 3)),
+                none: simple(answerMarks([], T, 2)),
+                capped: simple(answerMarks([kw, { at: at(8), method: 'keyword' },
+                    { at: at(10), method: 'keyword', extra: true }], T, 2)),
+                before: simple(answerMarks([{ at: at(-3), method: 'keyword' }], T, 2)),
+            };
+        }"""
+    )
+    # Keyword markers win over pause markers; the last answer may have no end yet.
+    assert result["keyword"] == [[1, 0, 6], [2, 6, None]]
+    assert result["pause"] == [[1, 0, 9], [2, 9, 15], [3, 15, None]]
+    assert result["none"] == []  # then 开始答题 alone
+    assert result["capped"] == [[1, 0, 6], [2, 6, 8]]  # no more answers than questions
+    assert result["before"] == []  # a marker before T ends no answer
+
+
+def test_review_page_reads_in_chinese_in_time_order(
+    page: Page, live: Live, answered: dict[str, Any]
+) -> None:
+    """The system log in time order (analysis appends answer markers after 交卷), no raw codes
+    or JSON in zh-CN, every flag kind present in the type filter, and a candidate who never
+    logged in is not 上传 完整."""
+    with transaction(live.ctx.db) as session:
+        for second, kind in ((3, "camera_covered"), (8, "second_person")):
+            events.append(
+                session,
+                answered["attempt"],
+                kind,
+                at=T + timedelta(seconds=second),
+                actor="analysis",
+                data={
+                    "confidence": 0.8,
+                    "kind": "evidence" if kind == "second_person" else "webcam",
+                },
+                severity="violation",
+            )
+    sign_in(page, f"{live.url}/review/", "rev")
+    page.get_by_role("link", name="测试考试").click()
+    expect(page.locator("#f-kind option")).to_have_count(3)
+    options = page.locator("#f-kind option").all_inner_texts()
+    assert options[0] == "全部类型"
+    assert sorted(options[1:]) == sorted(["佐证画面出现他人", "摄像头被遮挡或过暗"]), options
+    never = page.locator('#triage tbody tr:has-text("1002")')
+    expect(never).to_have_count(1)
+    expect(never).not_to_contain_text("完整")
+    # Who entered has a real status: only the webcam was recorded, so 缺失.
+    expect(page.locator(f'#triage tbody tr:has-text("{TICKET}")')).to_contain_text("缺失")
+    page.get_by_label("违纪类型").select_option(label="佐证画面出现他人")
+    expect(page.locator("#triage tbody tr")).to_have_count(1)
+    page.locator("#triage tbody tr a").first.click()
+    page.wait_for_function("window.__review && window.__review.state().length === 3")
+    # Before play, the webcam (which has a recording) shows it, not 无录像.
+    page.wait_for_function(
+        "[...document.querySelectorAll('video')].some(v => !v.hidden && v.readyState >= 1)"
+    )
+    expect(page.locator('.player[data-kind="webcam"] .gap')).to_be_hidden()
+    # The reviewer has the examiner's jumps too.
+    expect(page.locator("#jumps button")).to_have_text(["开始答题", "第1题", "第2题"])
+
+    times = page.locator("#events li time").evaluate_all("els => els.map(e => e.dateTime)")
+    assert times == sorted(times) and len(times) > 8, times
+    finished = page.locator('#events li[data-kind="finished"]')
+    expect(finished).to_contain_text("考生主动交卷")
+    expect(finished).not_to_contain_text("candidate")
+    page.get_by_role("tab", name="答题").click()
+    answers = page.locator("#panel")
+    expect(answers).to_contain_text("关键词「该题回答完毕」")
+    expect(answers).to_contain_text("语音停顿推断")
+    assert "audio" not in answers.inner_text() and "keyword" not in answers.inner_text()
+    page.get_by_role("tab", name="系统日志").click()
+    log = page.locator("#panel table")
+    expect(log).to_contain_text("疑似违纪")
+    assert "{" not in log.inner_text() and "violation" not in log.inner_text()
+    page.get_by_role("tab", name="访问记录").click()
+    audit = page.locator("#panel table")
+    expect(audit.locator('tr[data-action="view"]').first).to_contain_text("查看考生材料")
+    expect(audit.locator('tr[data-action="recording_media"]').first).to_contain_text("观看录像")
+    text = audit.inner_text()
+    assert "{" not in text and "recording_media" not in text, text
+    assert re.search(r"\bview\b", text) is None, text

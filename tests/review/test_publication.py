@@ -8,6 +8,8 @@ from typing import Any
 
 from openpyxl import load_workbook
 
+from invigil.review import exports
+
 from .conftest import World
 
 ADMIN = "/api/v1/admin/exams"
@@ -54,13 +56,23 @@ def test_publish_refused_until_scored_then_candidates_see_their_score(world: Wor
     # The admin sees when the exam's recordings and face data will be purged.
     assert results["retention"]["retention_s"] == 180 * 86400
     assert results["retention"]["purge_at"] and results["retention"]["purged_at"] is None
+    # Scored, but both candidates' flags are unruled (未裁定): publishing needs a force.
+    unruled = world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {})
+    assert unruled.status_code == 409
+    err = unruled.json()["error"]
+    assert err["code"] == "flags_unruled" and len(err["unruled"]) == 2
+    assert "2 名考生的疑似违纪尚未裁定" in err["message"] and "强制发布" in err["message"]
+    for ticket in ("1001", "1002"):
+        url = f"/api/v1/review/attempts/{world.attempts[ticket]}/verdict"
+        world.post("rev", url, {"violation": False, "reason": "录像显示无异常"})
     ok = world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {})
     assert ok.status_code == 200 and ok.json()["forced"] is False
     again = world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {})
     assert again.json()["error"]["code"] == "already_published"
     mine = lookup(world, "K1001", "奥巴马")
     assert mine.status_code == 200, mine.text
-    assert mine.json()["score"] == 16.5 and mine.json()["verdict"] is None
+    assert mine.json()["score"] == 16.5
+    assert mine.json()["verdict"] == {"violation": False, "rule": None}
     absent = lookup(world, "K2001", "汉克斯").json()
     assert absent["absent"] is True and absent["score"] is None
     # Scores are frozen once published.
@@ -86,15 +98,18 @@ def test_forced_publication_and_frozen_scores(world: World) -> None:
 
 
 def test_lookup_refuses_wrong_names_and_guessing(world: World) -> None:
-    world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {"force": True})
     seq = world.post(
         "rev",
         f"/api/v1/review/attempts/{world.attempts['1001']}/verdict",
         {"violation": True, "rule": "第5条", "reason": "替考"},
     ).json()["verdict"]
+    world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {"force": True})
     # A proposed (unconfirmed) violation is not shown to the candidate.
     assert lookup(world, "K1001", "奥巴马").json()["verdict"] is None
+    reopen = {"reason": "复核违纪认定"}
+    assert world.post("adm", f"{ADMIN}/{world.exam_id}/reopen", reopen).status_code == 200
     world.post("rev2", f"/api/v1/review/verdicts/{seq['id']}/confirm", {"reason": "同意"})
+    world.post("adm", f"{ADMIN}/{world.exam_id}/publish", {"force": True})
     assert lookup(world, "K1001", "奥巴马").json()["verdict"] == {
         "violation": True,
         "rule": "第5条",
@@ -162,3 +177,43 @@ def test_exports_csv_and_xlsx(world: World) -> None:
     assert cells[0][7].data_type == "s"
     bad = world.get("adm", f"{ADMIN}/{world.exam_id}/export?what=everything&format=csv")
     assert bad.status_code == 422
+
+
+HOSTILE = ["=1+1", "+1+1", "-1+1", "@SUM(A1)", '=HYPERLINK("http://x")']
+
+
+def test_exported_cells_never_become_formulas(world: World) -> None:
+    url = f"/api/v1/review/attempts/{world.attempts['1001']}/rulings"
+    for reason in [*HOSTILE, "\x07响铃字符"]:
+        body = {"event_seq": world.flag_seqs["1001"][0], "violation": False, "reason": reason}
+        assert world.post("rev", url, body).status_code == 201
+    rows = list(csv.reader(io.StringIO(export(world, "rulings", "csv").decode("utf-8-sig"))))
+    reasons = [r[7] for r in rows[1:]]
+    # Each formula start is escaped with a leading apostrophe; the text itself is kept.
+    assert reasons[: len(HOSTILE)] == ["'" + h for h in HOSTILE]
+    assert all(r[:1] not in ("=", "+", "-", "@", "\t", "\r") for row in rows for r in row)
+
+    wb = load_workbook(io.BytesIO(export(world, "rulings", "xlsx")))
+    ws = wb.active
+    assert ws is not None
+    cells = [row[7] for row in ws.iter_rows(min_row=2)]
+    assert [c.value for c in cells[: len(HOSTILE)]] == HOSTILE
+    for c in cells[: len(HOSTILE)]:
+        assert c.data_type == "s" and c.quotePrefix, c.value
+    # A control character XML cannot hold is dropped instead of failing the export.
+    assert cells[len(HOSTILE)].value == "响铃字符"
+    # Numbers stay numbers.
+    assert isinstance(ws.cell(row=2, column=5).value, int)
+
+
+def test_tab_and_carriage_return_starts_are_escaped_too() -> None:
+    # Reasons are trimmed on the way in, so these reach an export only through other fields
+    # (a roster name, a rule): the writers themselves escape them.
+    values = ["\t=1+1", "\r=1+1", "-", "普通文本", 12]
+    rows = list(csv.reader(io.StringIO(exports.to_csv([values]).decode("utf-8-sig"))))
+    assert rows == [["'\t=1+1", "'\r=1+1", "'-", "普通文本", "12"]]
+    ws = load_workbook(io.BytesIO(exports.to_xlsx([values], "t"))).active
+    assert ws is not None
+    cells = next(iter(ws.iter_rows()))
+    assert [c.data_type for c in cells] == ["s", "s", "s", "s", "n"]
+    assert [bool(c.quotePrefix) for c in cells] == [True, True, True, False, False]

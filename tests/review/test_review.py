@@ -47,10 +47,15 @@ def test_triage_orders_by_suspicion_and_lists_absences_and_missing_uploads(world
     assert second["flag_score"] == 1.0 and second["uploads_complete"] is False
     assert {m["kind"] for m in second["missing_uploads"]} == {"screen"}
     assert absent["absent"] is True and absent["flags"] == [] and absent["stage"] == "absent"
-    assert absent["uploads_complete"] is True  # nothing was expected from an absent candidate
+    # Nothing was expected from an absent candidate: neither complete nor missing.
+    assert absent["uploads_complete"] is None and absent["entered"] is False
 
 
 def test_triage_filters(world: World) -> None:
+    # The kind filter's options: every flag kind present, whatever the filter in use.
+    for query in ("", "?kind=face_mismatch", "?room=R02"):
+        r = world.get("rev", f"{EXAM}/{world.exam_id}/triage{query}").json()
+        assert r["kinds"] == ["face_mismatch", "focus_lost"], query
     assert [r["ticket"] for r in triage(world, "?kind=face_mismatch")] == ["K1001"]
     assert [r["ticket"] for r in triage(world, "?kind=focus_lost")] == ["K1001", "K1002"]
     assert [r["ticket"] for r in triage(world, "?min_confidence=0.95")] == ["K1001", "K1002"]
@@ -196,6 +201,74 @@ def test_not_a_violation_is_final_at_once_and_a_newer_verdict_supersedes(world: 
     d = world.get("rev", f"/api/v1/review/attempts/{world.attempts['1001']}").json()
     assert d["verdict"]["violation"] is False
     assert [v["violation"] for v in d["verdicts"]] == [True, False]
+
+
+def test_one_reviewer_cannot_overturn_a_confirmed_violation(world: World) -> None:
+    a1 = world.attempts["1001"]
+    v = verdict(world, "rev", True, "第5条").json()["verdict"]
+    assert world.post("rev2", f"/api/v1/review/verdicts/{v['id']}/confirm", {"reason": "同意"})
+    world.clock.advance(timedelta(seconds=5))
+    # rev alone says "not a violation": it waits for a second reviewer; the finding stands.
+    r = verdict(world, "rev", False)
+    assert r.status_code == 201, r.text
+    pending = r.json()["verdict"]
+    assert pending["state"] == "proposed" and pending["replaces"] == v["id"]
+    d = world.get("rev", f"/api/v1/review/attempts/{a1}").json()
+    assert d["verdict"]["id"] == v["id"] and d["verdict"]["violation"] is True
+    assert d["pending_verdict"]["id"] == pending["id"]
+    rows = world.get("rev", f"{EXAM}/{world.exam_id}/triage").json()["candidates"]
+    assert next(r for r in rows if r["attempt_id"] == a1)["verdict"]["violation"] is True
+    url = f"/api/v1/review/verdicts/{pending['id']}/confirm"
+    same = world.post("rev", url, {"reason": "我确认"})
+    assert same.status_code == 409 and same.json()["error"]["code"] == "second_reviewer_required"
+    # Nor can rev2 (who confirmed the finding) be outvoted by rev re-proposing: a newer
+    # proposal replaces the pending one, never the confirmed verdict.
+    world.clock.advance(timedelta(seconds=1))
+    again = verdict(world, "rev", False).json()["verdict"]
+    gone = world.post("rev2", url, {"reason": "同意"})
+    assert gone.status_code == 409 and gone.json()["error"]["code"] == "superseded"
+    d = world.get("rev", f"/api/v1/review/attempts/{a1}").json()
+    assert d["verdict"]["id"] == v["id"] and d["pending_verdict"]["id"] == again["id"]
+    # A second reviewer's confirmation makes it final.
+    world.clock.advance(timedelta(seconds=1))
+    ok = world.post("rev2", f"/api/v1/review/verdicts/{again['id']}/confirm", {"reason": "复核"})
+    assert ok.status_code == 200, ok.text
+    d = world.get("rev", f"/api/v1/review/attempts/{a1}").json()
+    assert d["verdict"]["id"] == again["id"] and d["verdict"]["violation"] is False
+    assert d["pending_verdict"] is None
+    states = {x["id"]: x["superseded_at"] is not None for x in d["verdicts"]}
+    assert states == {v["id"]: True, pending["id"]: True, again["id"]: False}
+
+
+def test_decisions_frozen_after_publication_until_an_admin_reopens(world: World) -> None:
+    a1 = world.attempts["1001"]
+    v = verdict(world, "rev", True, "第5条").json()["verdict"]
+    assert world.post(
+        "adm", f"/api/v1/admin/exams/{world.exam_id}/publish", {"force": True}
+    ).is_success
+    for r in (
+        verdict(world, "rev", False),
+        world.post("rev2", f"/api/v1/review/verdicts/{v['id']}/confirm", {"reason": "同意"}),
+        rule(world, "rev", world.flag_seqs["1001"][0], False, "误报"),
+    ):
+        assert r.status_code == 409 and r.json()["error"]["code"] == "published", r.text
+        assert "重新开放" in r.json()["error"]["message"]
+    assert world.get("rev", f"/api/v1/review/attempts/{a1}").json()["published"] is True
+    reopen = f"/api/v1/admin/exams/{world.exam_id}/reopen"
+    # Only an admin, and only with a reason.
+    assert world.post("rev", reopen, {"reason": "复议"}).status_code == 403
+    assert world.post("adm", reopen, {"reason": "  "}).status_code == 422
+    r = world.post("adm", reopen, {"reason": "考生申诉，复议违纪认定"})
+    assert r.status_code == 200, r.text
+    assert r.json()["withdrawn"]["published_by"] == "adm"
+    assert world.post("adm", reopen, {"reason": "again"}).json()["error"]["code"] == "not_published"
+    ok = world.post("rev2", f"/api/v1/review/verdicts/{v['id']}/confirm", {"reason": "同意"})
+    assert ok.status_code == 200, ok.text
+    entries = world.get("rev", f"/api/v1/review/audit?exam_id={world.exam_id}").json()["entries"]
+    reopened = [e for e in entries if e["action"] == "reopen"]
+    assert [(e["staff"], e["detail"]["reason"]) for e in reopened] == [
+        ("adm", "考生申诉，复议违纪认定")
+    ]
 
 
 def test_rulings_for_attempt_lists_everything_oldest_first(world: World) -> None:

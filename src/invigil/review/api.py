@@ -23,6 +23,7 @@ from invigil.review.schemas import (
     ConfirmBody,
     LookupBody,
     PublishBody,
+    ReopenBody,
     RulingBody,
     ScoresBody,
     VerdictBody,
@@ -233,6 +234,14 @@ def publish(
         service.require_admin(user)
         exam = service.get_exam(session, exam_id)
         return publication.publish(session, ctx, user, exam, bool(body and body.force))
+
+
+@admin_router.post("/exams/{exam_id}/reopen")
+def reopen(request: Request, exam_id: str, body: ReopenBody, ctx: Ctx) -> dict[str, Any]:
+    with as_staff(request, ctx) as (session, user):
+        service.require_admin(user)
+        exam = service.get_exam(session, exam_id)
+        return publication.reopen(session, ctx, user, exam, body.reason)
 
 
 @admin_router.get("/exams/{exam_id}/export")

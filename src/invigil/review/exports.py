@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from openpyxl import Workbook
@@ -22,7 +23,11 @@ FORMATS = ("csv", "xlsx")
 TITLES = {"scores": "成绩", "absences": "缺考", "uploads": "上传完整性", "rulings": "违纪认定"}
 STREAMS = {"webcam": "摄像头", "screen": "屏幕", "evidence": "佐证手机"}
 PROBLEMS = {"no_recording": "无录像", "not_finalized": "未完成上传"}
-FORMULA_START = ("=", "+", "@", "\t", "\r")
+# What a spreadsheet may read as the start of a formula (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Characters XML 1.0 cannot hold: openpyxl refuses them, so a pasted control character in a
+# reason would otherwise fail the whole export.
+XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _verdict_text(v: dict[str, Any] | None) -> str:
@@ -197,9 +202,15 @@ def to_xlsx(rows: list[list[Any]], title: str) -> bytes:
     for r, row in enumerate(rows, 1):
         for c, value in enumerate(row, 1):
             cell = ws.cell(row=r, column=c)
-            cell.value = value
-            if isinstance(value, str) and value.startswith("="):
-                cell.data_type = "s"  # text, never a formula
+            if isinstance(value, str):
+                cell.value = XML_ILLEGAL.sub("", value)
+                # Every string is text, never a formula; the quote prefix keeps Excel from
+                # turning it into one when someone edits the cell.
+                cell.data_type = "s"
+                if value[:1] in FORMULA_START:
+                    cell.quotePrefix = True
+            else:
+                cell.value = value
     if rows:
         ws.freeze_panes = "A2"
     buf = io.BytesIO()

@@ -56,7 +56,9 @@ class Ruling(Base):
 
 class Verdict(Base):
     """A candidate's overall ruling. "Violation" needs a second, different reviewer's
-    confirmation; a newer verdict replaces the current one (the old rows stay)."""
+    confirmation; a newer verdict replaces the current one (the old rows stay). A confirmed
+    verdict is replaced only once a second reviewer confirms the new one: until then the new
+    one is pending (``replaces_id`` set, state proposed) and the confirmed one stays current."""
 
     __tablename__ = "review_verdicts"
     __table_args__ = (Index("ix_review_verdicts_attempt", "attempt_id", "proposed_at"),)
@@ -78,6 +80,8 @@ class Verdict(Base):
     confirm_reason: Mapped[str | None] = mapped_column(Text)
     # Set when a newer verdict for the same attempt replaces this one.
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The confirmed verdict this one would replace once confirmed (None: it replaced at once).
+    replaces_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class AuditEntry(Base):

@@ -117,18 +117,24 @@ def publish(
         for a, _, r in _rows(session, exam)
         if a.entered_at is not None and len(totals.get(a.id, [])) < need
     ]
-    if short and not force:
+    unruled = unruled_flags(session, exam)
+    if (short or unruled) and not force:
+        problems = []
+        if short:
+            problems.append(f"有 {len(short)} 名考生的评分不足 {need} 位考官")
+        if unruled:
+            problems.append(f"有 {len(unruled)} 名考生的疑似违纪尚未裁定（未裁定）")
         raise APIError(
             409,
-            "scores_incomplete",
-            f"有 {len(short)} 名考生的评分不足 {need} 位考官，确认仍要发布请选择强制发布。",
+            "scores_incomplete" if short else "flags_unruled",
+            "；".join(problems) + "。确认仍要发布请选择强制发布。",
             lots=short,
             required=need,
+            unruled=unruled,
         )
+    forced = bool(short or unruled)
     session.add(
-        Publication(
-            exam_id=exam.id, published_at=now, published_by=user.username, forced=bool(short)
-        )
+        Publication(exam_id=exam.id, published_at=now, published_by=user.username, forced=forced)
     )
     audit.record(
         session,
@@ -136,9 +142,60 @@ def publish(
         user,
         "publish",
         exam_id=exam.id,
-        detail={"forced": bool(short), "incomplete": short},
+        detail={"forced": forced, "incomplete": short, "unruled": unruled},
     )
-    return {"published": True, "published_at": iso(now), "forced": bool(short)}
+    return {"published": True, "published_at": iso(now), "forced": forced}
+
+
+def unruled_flags(session: Session, exam: Exam) -> list[dict[str, Any]]:
+    """Candidates with suspected violations and no final ruling in force (none, or a finding
+    still awaiting its second reviewer): what the review page shows as 未裁定/待复核."""
+    rows = _rows(session, exam)
+    flagged = set(
+        session.scalars(
+            select(Event.attempt_id)
+            .where(Event.attempt_id.in_([a.id for a, _, _ in rows]))
+            .where(Event.severity == "violation")
+            .distinct()
+        )
+    )
+    verdicts = service.current_verdicts(session, list(flagged))
+    out = []
+    for a, _, r in rows:
+        v = verdicts.get(a.id)
+        if a.id in flagged and (v is None or v.state != "confirmed"):
+            out.append({"room": r.code, "lot": a.lot_number})
+    return out
+
+
+def reopen(
+    session: Session, ctx: AppContext, user: StaffUser, exam: Exam, reason: str
+) -> dict[str, Any]:
+    """Withdraw a publication so rulings and scores can change again; publishing again freezes
+    them anew. Only an admin, with a reason, and in the audit log with what was withdrawn."""
+    session.scalars(select(Exam).where(Exam.id == exam.id).with_for_update()).one()
+    publication = session.get(Publication, exam.id)
+    if publication is None:
+        raise APIError(409, "not_published", "成绩尚未发布，无需重新开放。")
+    reason = reason.strip()
+    if not reason:
+        raise APIError(422, "reason_required", "请填写重新开放审核的理由。")
+    withdrawn = {
+        "published_at": iso(publication.published_at),
+        "published_by": publication.published_by,
+        "forced": publication.forced,
+    }
+    session.delete(publication)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        user,
+        "reopen",
+        exam_id=exam.id,
+        detail={"reason": reason, "withdrawn": withdrawn},
+    )
+    return {"published": False, "reopened_at": iso(ctx.clock.now()), "withdrawn": withdrawn}
 
 
 def lookup(session: Session, exam_id: str, ticket: str, name: str) -> dict[str, Any]:

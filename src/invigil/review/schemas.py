@@ -30,6 +30,10 @@ class PublishBody(BaseModel):
     force: bool = False
 
 
+class ReopenBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
 class LookupBody(BaseModel):
     exam_id: str = Field(min_length=1, max_length=64)
     ticket: str = Field(min_length=1, max_length=64)

@@ -78,7 +78,11 @@ def require_examiner_of(session: Session, user: StaffUser, exam_id: str) -> Exam
 
 
 def scorable(attempt: Attempt, exam: Exam, now: Any) -> bool:
-    """Entered and done answering: there is something to score and it will not change."""
+    """Entered and done answering: there is something to score and it will not change. Never
+    before T, even for a candidate who entered early and finished before the questions were
+    out: a sheet holds the questions, and they reach no one before T."""
+    if now < exam.starts_at:
+        return False
     return attempt.entered_at is not None and (
         attempt.finished_at is not None or now >= exam.deadline
     )
@@ -192,8 +196,23 @@ def _submissions(session: Session, sheet_id: str) -> list[Score]:
     )
 
 
+def _boundary(e: Event) -> dict[str, Any]:
+    """An answer marker, allow-listed: time, how it was found, which answer it ends."""
+    data = e.data or {}
+    question = data.get("question")
+    return {
+        "at": iso(e.at),
+        "source": str(data.get("source", "audio")),
+        "method": "keyword" if data.get("method") == "keyword" else "pause",
+        "question": question if isinstance(question, int) else None,
+        "extra": bool(data.get("extra")),
+    }
+
+
 def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str) -> dict[str, Any]:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
+    if not scorable(attempt, exam, ctx.clock.now()):
+        raise not_found("评分表")  # as for a sheet that does not exist: nothing to see yet
     submissions = _submissions(session, sheet.id)
     mine = next((s for s in submissions if s.examiner_id == user.id), None)
     others = None
@@ -235,10 +254,9 @@ def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str
             }
             for i, r in enumerate(webcam_recordings(session, attempt.id))
         ],
-        "answer_boundaries": [
-            {"at": iso(e.at), "source": str((e.data or {}).get("source", "audio"))}
-            for e in boundaries
-        ],
+        # The question release and the answer markers: the player's 开始答题 and 第N题 jumps.
+        "questions_at": iso(exam.starts_at),
+        "answer_boundaries": [_boundary(e) for e in boundaries],
         "my_scores": mine.marks if mine else None,
         "my_total": mine.total if mine else None,
         "others": others,
@@ -250,6 +268,8 @@ def media_recording(
     session: Session, ctx: AppContext, user: StaffUser, sheet_id: str, index: int
 ) -> Recording:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
+    if not scorable(attempt, exam, ctx.clock.now()):
+        raise not_found("录像")
     recs = webcam_recordings(session, attempt.id)
     if not 0 <= index < len(recs):
         raise not_found("录像")
@@ -269,6 +289,8 @@ def submit(
     session: Session, ctx: AppContext, user: StaffUser, sheet_id: str, values: list[float]
 ) -> dict[str, Any]:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
+    if not scorable(attempt, exam, ctx.clock.now()):
+        raise not_found("评分表")
     # One submission per examiner and sheet, even with two tabs racing.
     session.scalars(select(ScoreSheet).where(ScoreSheet.id == sheet.id).with_for_update()).one()
     if session.get(Publication, exam.id) is not None:

@@ -84,6 +84,11 @@ def get_attempt(session: Session, attempt_id: str) -> Attempt:
     return attempt
 
 
+def questions_released(exam: Exam, now: datetime) -> bool:
+    """The question text exists for review and scoring only from T, as for the candidates."""
+    return now >= exam.starts_at
+
+
 def is_published(session: Session, exam_id: str) -> bool:
     return session.get(Publication, exam_id) is not None
 
@@ -163,7 +168,13 @@ def describe_verdict(v: Verdict) -> dict[str, Any]:
         "confirmed_at": iso(v.confirmed_at) if v.confirmed_at else None,
         "confirm_reason": v.confirm_reason,
         "superseded_at": iso(v.superseded_at) if v.superseded_at else None,
+        "replaces": v.replaces_id,
     }
+
+
+def is_pending(v: Verdict) -> bool:
+    """A proposal waiting to replace a confirmed verdict: not in force yet."""
+    return v.replaces_id is not None and v.state == "proposed" and v.superseded_at is None
 
 
 def current_verdicts(session: Session, attempt_ids: list[str]) -> dict[str, Verdict]:
@@ -172,7 +183,17 @@ def current_verdicts(session: Session, attempt_ids: list[str]) -> dict[str, Verd
     rows = session.scalars(
         select(Verdict).where(Verdict.attempt_id.in_(attempt_ids), Verdict.superseded_at.is_(None))
     )
-    return {v.attempt_id: v for v in rows}
+    return {v.attempt_id: v for v in rows if not is_pending(v)}
+
+
+def require_open(session: Session, exam_id: str) -> None:
+    """Published results are frozen: decisions change only after an admin re-opens them."""
+    if is_published(session, exam_id):
+        raise APIError(
+            409,
+            "published",
+            "成绩已发布，裁定已冻结；如需更改，请管理员在考试管理中重新开放审核。",
+        )
 
 
 def verdict_brief(v: Verdict | None) -> dict[str, Any] | None:
@@ -246,7 +267,9 @@ def triage(
                 "lot": a.lot_number,
                 "stage": _stage(session, exam, a, now),
                 "absent": absent,
-                "uploads_complete": not missing,
+                # None: never entered, so nothing was expected (neither 完整 nor 缺失).
+                "entered": a.entered_at is not None,
+                "uploads_complete": (not missing) if a.entered_at is not None else None,
                 "missing_uploads": missing,
                 "flags": flags,
                 "flag_score": score,
@@ -257,7 +280,7 @@ def triage(
     out.sort(
         key=lambda x: (
             -float(x["flag_score"]),
-            x["uploads_complete"],
+            x["uploads_complete"] is not False,
             not x["absent"],
             x["room"],
             x["lot"] if x["lot"] is not None else 1 << 30,
@@ -267,6 +290,15 @@ def triage(
     return {
         "exam": {"id": exam.id, "title": exam.title},
         "rooms": [{"id": r.code, "name": r.name} for r in exam.rooms],
+        # Every flag kind present in the exam, whatever the filters: the kind filter's options.
+        "kinds": sorted(
+            session.scalars(
+                select(Event.kind)
+                .join(Attempt, Attempt.id == Event.attempt_id)
+                .where(Attempt.exam_id == exam.id, Event.severity == "violation")
+                .distinct()
+            )
+        ),
         "candidates": out,
     }
 
@@ -422,9 +454,19 @@ def attempt_review(
             .order_by(Verdict.proposed_at, Verdict.id)
         )
     )
-    current = next((v for v in reversed(verdicts) if v.superseded_at is None), None)
-    questions = session.scalars(
-        select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
+    live = [v for v in verdicts if v.superseded_at is None]
+    current = next((v for v in reversed(live) if not is_pending(v)), None)
+    pending = next((v for v in reversed(live) if is_pending(v)), None)
+    released = questions_released(exam, now)
+    # Before T the question text reaches no staff role (only the admin's audited exam editing).
+    questions: list[Question] = (
+        list(
+            session.scalars(
+                select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
+            )
+        )
+        if released
+        else []
     )
     audit.record(session, ctx, user, "view", exam_id=exam.id, attempt_id=attempt.id)
     return {
@@ -442,6 +484,7 @@ def attempt_review(
         "schedule": {
             "starts_at": iso(exam.starts_at),
             "questions_at": iso(exam.starts_at),
+            "questions_released": released,
             "deadline": iso(exam.deadline),
             "uploads_close_at": iso(exam.uploads_close_at),
             "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
@@ -481,7 +524,9 @@ def attempt_review(
             for m in helpchat.messages(session, attempt)
         ],
         "verdict": describe_verdict(current) if current else None,
+        "pending_verdict": describe_verdict(pending) if pending else None,
         "verdicts": [describe_verdict(v) for v in verdicts],
+        "published": is_published(session, exam.id),
     }
 
 
@@ -515,6 +560,7 @@ def rule_on_flag(
         raise APIError(404, "event_not_found", "该事件不存在。")
     if event.severity != "violation":
         raise APIError(422, "not_a_flag", "该事件不是疑似违纪事件，无需认定。")
+    require_open(session, attempt.exam_id)
     rule, reason = _check_decision(violation, rule, reason)
     ruling = Ruling(
         attempt_id=attempt.id,
@@ -554,27 +600,41 @@ def propose_verdict(
     now = ctx.clock.now()
     # Serialize verdicts per attempt so exactly one stays current.
     session.scalars(select(Attempt).where(Attempt.id == attempt.id).with_for_update()).one()
-    for old in session.scalars(
-        select(Verdict).where(Verdict.attempt_id == attempt.id, Verdict.superseded_at.is_(None))
-    ):
-        old.superseded_at = now
+    require_open(session, attempt.exam_id)
+    live = list(
+        session.scalars(
+            select(Verdict).where(Verdict.attempt_id == attempt.id, Verdict.superseded_at.is_(None))
+        )
+    )
+    current = next((v for v in live if not is_pending(v)), None)
+    for old in live:
+        if is_pending(old):
+            old.superseded_at = now  # a newer proposal replaces an unconfirmed one at once
     verdict = Verdict(
         attempt_id=attempt.id,
         violation=violation,
         rule=rule,
         reason=reason,
-        # "Not a violation" clears the candidate; only a finding against them needs two people.
-        state="proposed" if violation else "confirmed",
+        state="proposed",
         proposed_by_id=user.id,
         proposed_by=user.username,
         proposed_at=now,
     )
-    if not violation:
-        verdict.confirmed_by_id, verdict.confirmed_by, verdict.confirmed_at = (
-            user.id,
-            user.username,
-            now,
-        )
+    if current is not None and current.state == "confirmed":
+        # Two people made it final; one alone cannot undo it. It stays in force until a
+        # second reviewer confirms its replacement.
+        verdict.replaces_id = current.id
+    else:
+        if current is not None:
+            current.superseded_at = now
+        if not violation:
+            # "Not a violation" clears the candidate; only a finding against them needs two.
+            verdict.state = "confirmed"
+            verdict.confirmed_by_id, verdict.confirmed_by, verdict.confirmed_at = (
+                user.id,
+                user.username,
+                now,
+            )
     session.add(verdict)
     session.flush()
     out = describe_verdict(verdict)
@@ -587,26 +647,40 @@ def propose_verdict(
 def confirm_verdict(
     session: Session, ctx: AppContext, user: StaffUser, verdict_id: str, reason: str
 ) -> dict[str, Any]:
-    verdict = session.scalar(select(Verdict).where(Verdict.id == verdict_id).with_for_update())
+    verdict = session.get(Verdict, verdict_id)
     if verdict is None:
         raise not_found("认定")
+    # The same lock as proposing: a confirmation and a newer proposal cannot cross.
+    session.scalars(select(Attempt).where(Attempt.id == verdict.attempt_id).with_for_update()).one()
+    session.refresh(verdict)
     if verdict.superseded_at is not None:
         raise APIError(409, "superseded", "该认定已被新的认定取代。")
     if verdict.state == "confirmed":
         raise APIError(409, "already_confirmed", "该认定已确认。")
+    attempt = session.get(Attempt, verdict.attempt_id)
+    if attempt is not None:
+        require_open(session, attempt.exam_id)
     if verdict.proposed_by_id == user.id:
-        raise APIError(409, "second_reviewer_required", "违纪认定须由另一名审核人员复核确认。")
+        raise APIError(
+            409,
+            "second_reviewer_required",
+            "违纪认定及对已确认裁定的更改，须由另一名审核人员复核确认。",
+        )
     reason = reason.strip()
     if not reason:
         raise APIError(422, "reason_required", "请填写复核意见。")
+    now = ctx.clock.now()
+    if verdict.replaces_id is not None:
+        replaced = session.get(Verdict, verdict.replaces_id)
+        if replaced is not None and replaced.superseded_at is None:
+            replaced.superseded_at = now
     verdict.state = "confirmed"
     verdict.confirmed_by_id = user.id
     verdict.confirmed_by = user.username
-    verdict.confirmed_at = ctx.clock.now()
+    verdict.confirmed_at = now
     verdict.confirm_reason = reason
     session.flush()
     out = describe_verdict(verdict)
-    attempt = session.get(Attempt, verdict.attempt_id)
     audit.record(
         session,
         ctx,

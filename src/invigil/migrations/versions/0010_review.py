@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -15,8 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # A verdict that would replace a confirmed one waits for a second reviewer.
+    with op.batch_alter_table("review_verdicts") as batch:
+        batch.add_column(sa.Column("replaces_id", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("review_verdicts") as batch:
+        batch.drop_column("replaces_id")

@@ -95,8 +95,8 @@ async function renderExam(root, examId) {
 
   async function publish(force) {
     const text = force
-      ? tr("部分考生的评分人数不足，仍要强制发布成绩吗？发布后评分将被冻结。", "Some candidates lack scores. Publish anyway? Scores are frozen afterwards.")
-      : tr("确定发布“{t}”的成绩？发布后考生即可查询，评分将被冻结。", "Publish the scores of “{t}”? Candidates can then look them up and scores are frozen.", { t: exam.title });
+      ? tr("仍有考生评分不足或疑似违纪未裁定，确定强制发布成绩吗？发布后评分和裁定将被冻结。", "Some candidates lack scores or rulings. Publish anyway? Scores and rulings are frozen afterwards.")
+      : tr("确定发布“{t}”的成绩？发布后考生即可查询，评分和裁定将被冻结。", "Publish the scores of “{t}”? Candidates can then look them up; scores and rulings are frozen.", { t: exam.title });
     if (!(await confirmDialog(text, { danger: force }))) return;
     clear(msg);
     try {
@@ -104,21 +104,65 @@ async function renderExam(root, examId) {
       await route();
       $("#publish-status").append(h("p", { class: "note ok" }, tr("成绩已发布。", "Scores published.")));
     } catch (err) {
-      if (err.code === "scores_incomplete") {
-        const lots = err.body.lots || [];
+      if (err.code === "scores_incomplete" || err.code === "flags_unruled") {
+        const lots = (err.body && err.body.lots) || [];
+        const unruled = (err.body && err.body.unruled) || [];
         msg.append(
           h(
             "div",
-            { class: "note warn" },
+            { class: "note warn", id: "publish-problems" },
             h("p", {}, err.message),
-            h("ul", {}, lots.map((l) => h("li", {}, tr("{room} {lot} 号：{n} 位考官已评", "{room} No. {lot}: {n} examiners", { room: l.room || "", lot: l.lot ?? "—", n: l.examiners })))),
-            h("button", { type: "button", class: "danger", onclick: () => publish(true) }, tr("强制发布", "Publish anyway")),
+            lots.length ? h("ul", { class: "short-scores" }, lots.map((l) => h("li", {}, tr("{room} {lot} 号：{n} 位考官已评", "{room} No. {lot}: {n} examiners", { room: l.room || "", lot: l.lot ?? "—", n: l.examiners })))) : null,
+            unruled.length
+              ? h(
+                  "p",
+                  { id: "unruled-count" },
+                  tr("未裁定：{n} 名考生（{list}）", "Unruled: {n} candidates ({list})", {
+                    n: unruled.length,
+                    list: unruled.map((u) => tr("{room} {lot} 号", "{room} No. {lot}", { room: u.room || "", lot: u.lot ?? "—" })).join("、"),
+                  }),
+                )
+              : null,
+            h("button", { type: "button", class: "danger", id: "force-publish", onclick: () => publish(true) }, tr("强制发布", "Publish anyway")),
           ),
         );
       } else {
         msg.append(h("p", { class: "note error" }, err.message));
       }
     }
+  }
+
+  // Re-opening withdraws the publication so reviewers can change rulings; it needs a reason
+  // and goes to the audit log.
+  function reopenForm() {
+    const reason = h("input", { id: "reopen-reason", size: 40 });
+    const err = h("p", { class: "error", role: "status" });
+    const form = h(
+      "form",
+      { class: "reopen-form", id: "reopen-form" },
+      h("label", { for: "reopen-reason" }, tr("重新开放审核的理由", "Reason for re-opening the review")),
+      reason,
+      err,
+      h("button", { type: "submit", class: "danger", id: "reopen" }, tr("重新开放审核", "Re-open review")),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.textContent = "";
+      if (!reason.value.trim()) return void (err.textContent = tr("请填写理由。", "Please give a reason."));
+      const ok = await confirmDialog(
+        tr("重新开放审核将撤回已发布的成绩，考生暂时无法查询，直至再次发布。确定继续？", "Re-opening withdraws the published scores until they are published again. Continue?"),
+        { danger: true },
+      );
+      if (!ok) return;
+      try {
+        await api.post(`/api/v1/admin/exams/${encodeURIComponent(examId)}/reopen`, { reason: reason.value.trim() });
+        await route();
+        $("#publish-status").append(h("p", { class: "note ok" }, tr("已重新开放审核，成绩已撤回。", "Review re-opened; scores withdrawn.")));
+      } catch (e2) {
+        err.textContent = e2.message;
+      }
+    });
+    return h("details", { class: "reopen" }, h("summary", {}, tr("重新开放审核…", "Re-open review…")), form);
   }
 
   const exports = h(
@@ -165,6 +209,7 @@ async function renderExam(root, examId) {
       data.published ? h("span", { class: "tag ok", id: "published" }, tr("已发布 {t}", "Published {t}", { t: dateTime(data.published_at) })) : publishBtn,
       data.published ? null : h("span", { class: "muted" }, tr("发布后考生可在成绩查询页查询成绩。", "After publishing candidates can look up their score.")),
     ),
+    data.published ? reopenForm() : null,
     msg,
     h("h3", {}, tr("导出", "Exports")),
     exports,

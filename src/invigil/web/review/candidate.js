@@ -6,10 +6,12 @@
 import { clear, h } from "../shared/dom.js";
 import { currentLang, tr } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { dateTime, hms, kindLabel, offset, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { actionLabel, auditDetail, codeLabel, dateTime, describeData, hms, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
 const STREAMS = ["webcam", "screen", "evidence"];
+// Reviewers skim long stretches: beyond the examiner's 2×.
 const SPEEDS = [0.5, 1, 1.5, 2, 4, 8];
 
 export async function renderCandidate(root, ctx, attemptId) {
@@ -75,25 +77,16 @@ export async function renderCandidate(root, ctx, attemptId) {
     ),
   );
 
-  // --- players and controls -------------------------------------------------------------------
-  const playBtn = h("button", { type: "button", class: "primary", id: "play", onclick: () => player.toggle() }, tr("播放", "Play"));
-  const speed = h(
-    "select",
-    { id: "speed", onchange: () => player.setRate(Number(speed.value)) },
-    SPEEDS.map((s) => h("option", { value: String(s), selected: s === 1 }, `${s}×`)),
+  // --- players and controls (the module the examiner's view uses too) -------------------------
+  const questionsAt = ms(sched.questions_at);
+  const answers = answerMarks(
+    (data.answer_boundaries || []).map((b) => ({ at: b.at, method: (b.data || {}).method, extra: !!(b.data || {}).extra })),
+    questionsAt,
+    (data.questions || []).length,
   );
-  const clockEl = h("output", { id: "clock", "aria-live": "off" });
-  const controls = h(
-    "div",
-    { class: "controls" },
-    h("button", { type: "button", onclick: () => player.seek(player.t - 10000), "aria-label": tr("后退 10 秒", "Back 10 s") }, "−10s"),
-    playBtn,
-    h("button", { type: "button", onclick: () => player.seek(player.t + 10000), "aria-label": tr("前进 10 秒", "Forward 10 s") }, "+10s"),
-    h("label", { for: "speed", class: "inline" }, tr("倍速", "Speed")),
-    speed,
-    clockEl,
-  );
-
+  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS });
+  const controls = controlsBox.element;
+  const clockEl = controlsBox.clock;
   const bar = timelineBar();
   const eventsBox = h("div", { class: "events-box" });
   const onlyFlags = h("input", { type: "checkbox", id: "only-flags", onchange: () => renderEvents() });
@@ -148,8 +141,8 @@ export async function renderCandidate(root, ctx, attemptId) {
   }
 
   function onTime(t) {
+    controlsBox.update(t);
     clockEl.textContent = `${hms(t)}  (+${offset(t - start)})`;
-    playBtn.textContent = player.playing ? tr("暂停", "Pause") : tr("播放", "Play");
     bar.setHead(t);
   }
 
@@ -215,7 +208,7 @@ export async function renderCandidate(root, ctx, attemptId) {
   // --- event list ------------------------------------------------------------------------------
   function renderEvents() {
     const flagged = new Map((data.flags || []).map((f) => [f.seq, f]));
-    const events = (data.events || []).filter((e) => !onlyFlags.checked || flagged.has(e.seq) || e.severity === "violation");
+    const events = byTime(data.events).filter((e) => !onlyFlags.checked || flagged.has(e.seq) || e.severity === "violation");
     clear(eventsBox).append(
       h(
         "ol",
@@ -312,12 +305,13 @@ export async function renderCandidate(root, ctx, attemptId) {
       f.ruling
         ? h("p", { class: `note ${f.ruling.violation ? "error" : "ok"}` }, verdictLabel({ ...f.ruling, state: "confirmed" }), " — ", f.ruling.reason || "", h("br"), h("small", {}, `${f.ruling.by || ""} ${dateTime(f.ruling.at)}`))
         : null,
-      h("details", { open: !f.ruling }, h("summary", {}, f.ruling ? tr("重新裁定", "Rule again") : tr("裁定此项", "Rule on this")), form),
+      data.published ? null : h("details", { open: !f.ruling }, h("summary", {}, f.ruling ? tr("重新裁定", "Rule again") : tr("裁定此项", "Rule on this")), form),
     );
   }
 
   function verdictCard() {
     const v = data.verdict;
+    const pending = data.pending_verdict;
     const card = h("section", { class: "verdict card", id: "verdict" }, h("h3", {}, tr("最终裁定", "Final ruling")));
     if (v) {
       card.append(
@@ -327,39 +321,59 @@ export async function renderCandidate(root, ctx, attemptId) {
       if (v.state === "confirmed" && v.violation) {
         card.append(h("p", { class: "muted" }, tr("复核确认：{by} {at}", "Confirmed by {by} at {at}", { by: v.confirmed_by || "", at: dateTime(v.confirmed_at) })));
       }
-      if (v.state === "proposed") {
-        const mine = (v.by || v.proposed_by) === session.me.username;
-        if (mine) {
-          card.append(h("p", { class: "note warn" }, tr("违纪认定需要另一名评审员复核确认。", "A second reviewer must confirm a violation.")));
-        } else {
-          const reason = h("textarea", { id: "confirm-reason", rows: 2 });
-          const msg = h("p", { class: "error", role: "status" });
-          const form = h(
-            "form",
-            { class: "confirm-form" },
-            h("label", { for: "confirm-reason" }, tr("复核理由", "Reason for confirming")),
-            reason,
-            msg,
-            h("button", { type: "submit", class: "danger" }, tr("确认违纪", "Confirm violation")),
-          );
-          form.addEventListener("submit", async (e) => {
-            e.preventDefault();
-            if (!reason.value.trim()) return void (msg.textContent = tr("请填写复核理由。", "Please give a reason."));
-            try {
-              await api.post(`/api/v1/review/verdicts/${encodeURIComponent(v.id)}/confirm`, { reason: reason.value.trim() });
-              await reload();
-            } catch (err) {
-              msg.textContent = err.code === "second_reviewer_required" ? tr("需由另一名评审员确认。", "Another reviewer must confirm.") : err.message;
-            }
-          });
-          card.append(form);
-        }
-      }
+      if (v.state === "proposed" && !data.published) card.append(confirmBox(v));
     }
-    if (!v || v.state === "confirmed" || !v.violation) {
+    if (pending) {
+      // A change to a confirmed ruling: in force only once a second reviewer confirms it.
+      card.append(
+        h(
+          "div",
+          { class: "pending-verdict", id: "pending-verdict" },
+          h("p", { class: "note warn" }, tr("待复核的更改：", "Change awaiting confirmation: "), verdictLabel({ ...pending, state: "confirmed" }), pending.reason ? ` — ${pending.reason}` : ""),
+          h("p", { class: "muted" }, tr("提出：{by} {at}", "Proposed by {by} at {at}", { by: pending.proposed_by || "", at: dateTime(pending.proposed_at) })),
+          data.published ? null : confirmBox(pending),
+        ),
+      );
+    }
+    if (data.published) {
+      card.append(h("p", { class: "note warn", id: "verdict-frozen" }, tr("成绩已发布，裁定已冻结。如需更改，请管理员在考试管理中重新开放审核。", "Scores are published and rulings frozen. An administrator must re-open the review to change them.")));
+    } else if (!v || v.state === "confirmed" || !v.violation) {
       card.append(verdictForm(!!v));
     }
     return card;
+  }
+
+  // Confirming a proposal: a violation, or any change to a confirmed ruling, needs a second
+  // reviewer; its proposer only sees that it is waiting.
+  function confirmBox(v) {
+    const mine = (v.by || v.proposed_by) === session.me.username;
+    if (mine) {
+      return h("p", { class: "note warn" }, v.violation && !v.replaces
+        ? tr("违纪认定需要另一名评审员复核确认。", "A second reviewer must confirm a violation.")
+        : tr("更改已确认的裁定需要另一名评审员复核确认。", "A second reviewer must confirm a change to a confirmed ruling."));
+    }
+    const reason = h("textarea", { id: `confirm-reason-${v.id}`, rows: 2 });
+    const msg = h("p", { class: "error", role: "status" });
+    const label = v.violation ? tr("确认违纪", "Confirm violation") : tr("确认更改", "Confirm change");
+    const form = h(
+      "form",
+      { class: "confirm-form" },
+      h("label", { for: `confirm-reason-${v.id}` }, tr("复核理由", "Reason for confirming")),
+      reason,
+      msg,
+      h("button", { type: "submit", class: "danger" }, label),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!reason.value.trim()) return void (msg.textContent = tr("请填写复核理由。", "Please give a reason."));
+      try {
+        await api.post(`/api/v1/review/verdicts/${encodeURIComponent(v.id)}/confirm`, { reason: reason.value.trim() });
+        await reload();
+      } catch (err) {
+        msg.textContent = err.code === "second_reviewer_required" ? tr("需由另一名评审员确认。", "Another reviewer must confirm.") : err.message;
+      }
+    });
+    return form;
   }
 
   function verdictForm(again) {
@@ -463,6 +477,7 @@ export async function renderCandidate(root, ctx, attemptId) {
         { class: "questions" },
         (data.questions || []).map((q) => h("li", {}, q.text)),
       ),
+      s.questions_released === false ? h("p", { class: "muted" }, tr("开考前不显示试题。", "Questions are not shown before the exam starts.")) : null,
       h("h4", {}, tr("回答结束标记（「该题回答完毕」）", "Answer boundaries (“该题回答完毕”)")),
       (data.answer_boundaries || []).length
         ? h(
@@ -472,8 +487,8 @@ export async function renderCandidate(root, ctx, attemptId) {
               h(
                 "li",
                 {},
-                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${tr("第 {n} 题结束", "End of answer {n}", { n: i + 1 })} · ${hms(ms(b.at))}`),
-                b.source ? h("span", { class: "muted" }, ` (${b.source})`) : null,
+                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${tr("第 {n} 题结束", "End of answer {n}", { n: (b.data || {}).question || i + 1 })} · ${hms(ms(b.at))}`),
+                h("span", { class: "muted" }, ` (${codeLabel((b.data || {}).method || b.source || "audio")})`),
               ),
             ),
           )
@@ -525,15 +540,15 @@ export async function renderCandidate(root, ctx, attemptId) {
         h(
           "tbody",
           {},
-          (data.events || []).map((e) =>
+          byTime(data.events).map((e) =>
             h(
               "tr",
               { class: `sev-${e.severity}` },
               h("td", {}, String(e.seq)),
               h("td", {}, dateTime(e.at)),
               h("td", {}, kindLabel(e.kind)),
-              h("td", {}, e.severity),
-              h("td", { class: "data" }, JSON.stringify(e.data || {})),
+              h("td", {}, severityLabel(e.severity)),
+              h("td", { class: "data" }, describeData(e.data || {})),
               h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
             ),
           ),
@@ -554,7 +569,7 @@ export async function renderCandidate(root, ctx, attemptId) {
           h(
             "tbody",
             {},
-            entries.map((a) => h("tr", {}, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, a.action), h("td", { class: "data" }, typeof a.detail === "string" ? a.detail : JSON.stringify(a.detail || {})))),
+            entries.map((a) => h("tr", { "data-action": a.action }, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, actionLabel(a.action)), h("td", { class: "data" }, auditDetail(a)))),
           ),
         ),
       );
@@ -583,8 +598,16 @@ export async function renderCandidate(root, ctx, attemptId) {
 }
 
 /** One short line for an event's data. */
+// The log is stored in sequence (the hash chain's order); analysis appends its findings later
+// with the time they happened, so people read it in time order.
+function byTime(events) {
+  return [...(events || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
+}
+
 function summary(e) {
   const d = e.data || {};
-  const text = d.text || d.reason || d.detail || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
+  // Codes (交卷 reason "candidate", a stream kind …) in words; free text as written.
+  const code = d.reason || (e.kind === "answer_end" ? d.method : null);
+  const text = d.text || (code ? codeLabel(code) : "") || (typeof d.detail === "string" ? d.detail : "") || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
   return text ? h("span", { class: "muted" }, String(text)) : null;
 }

@@ -60,3 +60,157 @@ export function dateTime(iso) {
   const d = new Date(iso);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms(d.getTime())}`;
 }
+
+// Codes that events carry in their data, so a zh-CN page never shows a raw code.
+const CODES = {
+  candidate: ["考生主动交卷", "by the candidate"],
+  deadline: ["考试时间到", "time is up"],
+  keyword: ["关键词「该题回答完毕」", "keyword"],
+  pause: ["语音停顿推断", "pause in speech"],
+  audio: ["音频分析", "audio analysis"],
+  staff: ["考务人员", "staff"],
+  webcam: ["摄像头", "webcam"],
+  screen: ["屏幕", "screen"],
+  evidence: ["手机佐证", "evidence phone"],
+  manual: ["人工", "manual"],
+  auto: ["自动", "automatic"],
+  frame_count: ["画面帧数不足", "too few frames"],
+  other_person: ["非本人", "another person"],
+  turn_not_seen: ["未完成转头动作", "head turn not seen"],
+  recording: ["录制中", "recording"],
+  online: ["在线", "online"],
+  offline: ["离线", "offline"],
+  proposed: ["待复核", "awaiting confirmation"],
+  confirmed: ["已确认", "confirmed"],
+  scores: ["成绩", "scores"],
+  absences: ["缺考", "absences"],
+  uploads: ["上传完整性", "uploads"],
+  rulings: ["违纪认定", "rulings"],
+  csv: ["CSV", "CSV"],
+  xlsx: ["XLSX", "XLSX"],
+};
+
+const KEYS = {
+  reason: ["原因", "reason"],
+  text: ["内容", "text"],
+  from: ["来自", "from"],
+  author: ["记录人", "author"],
+  by: ["操作人", "by"],
+  distance: ["距离", "distance"],
+  confidence: ["置信度", "confidence"],
+  question: ["题号", "question"],
+  method: ["方式", "method"],
+  source: ["来源", "source"],
+  offset_s: ["录像内时间（秒）", "offset (s)"],
+  seconds: ["时长（秒）", "seconds"],
+  kind: ["类型", "kind"],
+  mime: ["格式", "format"],
+  recording_id: ["录像编号", "recording"],
+  snapshot_id: ["截图编号", "snapshot"],
+  request_id: ["申请编号", "request"],
+  early: ["提前交卷", "early"],
+  extra: ["多余标记", "extra marker"],
+  code: ["代码", "code"],
+  status: ["状态", "status"],
+  frames: ["帧数", "frames"],
+  range: ["字节范围", "byte range"],
+  sheet_id: ["评分表", "score sheet"],
+  index: ["录像序号", "recording no."],
+  scores: ["各题分数", "scores"],
+  total: ["合计", "total"],
+  what: ["内容", "what"],
+  format: ["格式", "format"],
+  forced: ["强制", "forced"],
+  event_seq: ["事件序号", "event"],
+  event_kind: ["事件类型", "event kind"],
+  violation: ["违纪", "violation"],
+  rule: ["规则", "rule"],
+  state: ["状态", "state"],
+  client_at: ["客户端时间", "client time"],
+  label: ["设备", "device"],
+};
+
+export function codeLabel(value) {
+  const pair = CODES[value];
+  return pair ? (currentLang() === "en" ? pair[1] : pair[0]) : String(value);
+}
+
+function keyLabel(key) {
+  const pair = KEYS[key];
+  if (pair) return currentLang() === "en" ? pair[1] : pair[0];
+  return currentLang() === "en" ? key.replace(/_/g, " ") : kindLabel(key);
+}
+
+function valueText(key, v) {
+  if (v === null || v === undefined || v === "") return "—";
+  if (typeof v === "boolean") return v ? tr("是", "yes") : tr("否", "no");
+  if (typeof v === "number") return key === "distance" || key === "confidence" ? v.toFixed(2) : String(v);
+  if (Array.isArray(v)) return v.map((x) => valueText(key, x)).join("、");
+  if (typeof v === "object") return describeData(v);
+  if (key === "kind" || key === "event_kind") return CODES[v] ? codeLabel(v) : kindLabel(v);
+  return codeLabel(v);
+}
+
+/** An event's or audit entry's data as 「键：值」 pairs in the page's language, never JSON. */
+export function describeData(data) {
+  if (!data || typeof data !== "object") return data == null ? "" : String(data);
+  return Object.entries(data)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${keyLabel(k)}：${valueText(k, v)}`)
+    .join("；");
+}
+
+const SEVERITIES = { info: ["信息", "info"], warning: ["提示", "warning"], violation: ["疑似违纪", "suspected violation"] };
+
+export function severityLabel(s) {
+  const pair = SEVERITIES[s];
+  return pair ? (currentLang() === "en" ? pair[1] : pair[0]) : s || "";
+}
+
+const ACTIONS = {
+  view: ["查看考生材料", "viewed the file"],
+  view_photo: ["查看报名照片", "viewed the photo"],
+  ruling: ["事件裁定", "ruled on a flag"],
+  verdict: ["提出最终裁定", "proposed a verdict"],
+  confirm: ["复核确认", "confirmed a verdict"],
+  scoring_view: ["考官打开评分表", "examiner opened the sheet"],
+  scoring_media: ["考官观看录像", "examiner watched the recording"],
+  score_submit: ["提交评分", "submitted scores"],
+  publish: ["发布成绩", "published scores"],
+  reopen: ["重新开放审核", "re-opened the review"],
+  export: ["导出", "exported"],
+  recording_media: ["观看录像", "watched a recording"],
+  recording_original: ["下载原始录像", "downloaded an original recording"],
+  recording_status: ["查看录像状态", "checked a recording"],
+  evidence_export: ["导出证据包", "exported the evidence package"],
+};
+
+export function actionLabel(action) {
+  const pair = ACTIONS[action];
+  if (pair) return currentLang() === "en" ? pair[1] : pair[0];
+  return currentLang() === "en" ? action.replace(/_/g, " ") : tr("其他操作", "other");
+}
+
+// Per action, the details worth reading (ids, hashes and timestamps stay in the data).
+const DETAIL_KEYS = {
+  ruling: ["event_seq", "event_kind", "violation", "rule", "reason"],
+  verdict: ["violation", "rule", "reason", "state"],
+  confirm: ["violation", "rule", "confirm_reason"],
+  reopen: ["reason"],
+  publish: ["forced"],
+  export: ["what", "format"],
+  score_submit: ["scores", "total"],
+};
+KEYS.confirm_reason = ["复核意见", "confirmation"];
+
+/** An audit entry's detail as readable text, never JSON. */
+export function auditDetail(entry) {
+  const d = entry.detail;
+  if (!d || typeof d !== "object") return d == null ? "" : String(d);
+  const keys = DETAIL_KEYS[entry.action];
+  const picked = {};
+  for (const [k, v] of Object.entries(d)) {
+    if (keys ? keys.includes(k) : !/(^id$|_id$|_at$|hash)/.test(k) || k === "recording_id") picked[k] = v;
+  }
+  return describeData(picked);
+}

@@ -6,7 +6,15 @@ import { clear, h } from "../shared/dom.js";
 import { tr } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
 import { dateTime, hms } from "./labels.js";
+import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
+
+// Where the answer boundaries came from, in words an examiner understands.
+function a0method(answers) {
+  return answers[0].method === "keyword"
+    ? tr("回答分段依据考生所说的「该题回答完毕」。", "Answers split where the candidate said 「该题回答完毕」.")
+    : tr("回答分段依据语音停顿推断，可能有偏差。", "Answers split at pauses in speech; they may be off.");
+}
 
 export async function renderScoringExams(root, { api }) {
   const { exams } = await api.get("/api/v1/scoring/exams");
@@ -53,17 +61,19 @@ export async function renderSheet(root, ctx, sheetId) {
   const { api, session } = ctx;
   const sheet = await api.get(`/api/v1/scoring/sheets/${encodeURIComponent(sheetId)}`);
   const recs = (sheet.recordings || []).map((r, i) => ({ ...r, id: r.id || `r${i}` }));
-  const ms = (iso) => Date.parse(iso);
-  const clockEl = h("output", { id: "clock" });
+  const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+  const questionsAt = ms(sheet.questions_at);
+  const answers = answerMarks(sheet.answer_boundaries, questionsAt, (sheet.questions || []).length);
+  let controls = null;
   const player = recs.length
     ? new SyncPlayer({
         streams: [{ kind: "webcam", label: tr("考生答题录像", "Answer recording"), recordings: recs }],
-        resolveUrl: (url) => session.blobUrl(url),
-        onTime: (t) => (clockEl.textContent = hms(t)),
+        resolveUrl: (url) => (/[?&]sig=/.test(url) ? Promise.resolve(url) : session.blobUrl(url)),
+        onTime: (t) => controls && controls.update(t),
       })
     : null;
-  window.__review = player ? { state: () => player.state(), seek: (iso) => player.seek(ms(iso)) } : {};
-  const playBtn = h("button", { type: "button", class: "primary", onclick: () => (player.toggle(), (playBtn.textContent = player.playing ? tr("暂停", "Pause") : tr("播放", "Play"))) }, tr("播放", "Play"));
+  if (player) controls = playerControls(player, { questionsAt, answers });
+  window.__review = player ? { state: () => player.state(), seek: (iso) => player.seek(ms(iso)), start: () => player.start } : {};
   const back = sheet.exam && sheet.exam.id ? `#scoring/${sheet.exam.id}` : "#scoring";
 
   const scoreBox = h("section", { class: "card score-card" });
@@ -77,17 +87,25 @@ export async function renderSheet(root, ctx, sheetId) {
         "div",
         { class: "review-left" },
         player ? player.element : h("p", { class: "note warn" }, tr("没有录像。", "No recording.")),
-        player ? h("div", { class: "controls" }, playBtn, clockEl) : null,
-        h("h3", {}, tr("回答结束标记", "Answer boundaries")),
-        (sheet.answer_boundaries || []).length
+        controls ? controls.element : null,
+        answers.length
           ? h(
-              "ol",
-              { class: "boundaries" },
-              sheet.answer_boundaries.map((b, i) =>
-                h("li", {}, h("button", { type: "button", class: "link", onclick: () => player && player.seek(ms(b.at)) }, tr("第 {n} 题结束 · {t}", "End of answer {n} · {t}", { n: i + 1, t: hms(ms(b.at)) }))),
+              "ul",
+              { class: "boundaries", id: "answers" },
+              answers.map((a) =>
+                h(
+                  "li",
+                  {},
+                  tr("第{n}题：{a} – {b}", "Answer {n}: {a} – {b}", {
+                    n: a.number,
+                    a: hms(a.start),
+                    b: a.end != null ? hms(a.end) : tr("录像结束", "end of recording"),
+                  }),
+                ),
               ),
             )
-          : h("p", { class: "muted" }, tr("无", "None")),
+          : null,
+        answers.length ? h("p", { class: "hint" }, a0method(answers)) : null,
       ),
       h("div", { class: "review-right" }, scoreBox),
     ),

@@ -35,13 +35,25 @@ export class SyncPlayer {
     const all = this.streams.flatMap((s) => s.recordings);
     this.start = start ?? (all.length ? Math.min(...all.map((r) => r.start)) : Date.now());
     this.end = end ?? (all.length ? Math.max(...all.map((r) => this.endOf(r))) : this.start);
-    this.t = this.start;
+    this.t = this.initialTime();
     this.element = this.render(resolveUrl);
     this.lastTick = performance.now();
     // setInterval rather than requestAnimationFrame: it keeps running in a background tab
     // and headless, where the reviewer may leave the page playing.
     this.timer = setInterval(() => this.tick(), 100);
     this.apply(true, true);
+  }
+
+  /** Where the page opens: the first moment every stream that has a recording shows one
+   * (streams start a second or two apart), else the first recording's start — never a
+   * stretch before any recording (the timeline may begin with an earlier flag). */
+  initialTime() {
+    const firsts = this.streams.filter((s) => s.recordings.length).map((s) => s.recordings[0]);
+    if (!firsts.length) return this.start;
+    const latest = Math.max(...firsts.map((r) => r.start));
+    const all = this.streams.filter((s) => s.recordings.length).every((s) => s.recordings.some((r) => latest >= r.start && latest < this.endOf(r)));
+    const t = all ? latest : Math.min(...firsts.map((r) => r.start));
+    return Math.min(Math.max(t, this.start), this.end);
   }
 
   /** The end of a recording in server ms: its known duration, or its stated end. */
@@ -116,6 +128,11 @@ export class SyncPlayer {
       }
       s.active = r;
       s.gap.hidden = !!r;
+      if (!r) {
+        // Before the stream's first recording it has not started yet; later it is a real gap.
+        const first = s.recordings.find((x) => !x.failed);
+        s.gap.textContent = first && this.t < first.start ? tr("录像尚未开始", "Not recording yet") : tr("无录像", "No recording");
+      }
       s.cell.classList.toggle("in-gap", !r);
       s.loading.hidden = !s.recordings.some((x) => !x.failed && x.video && x.video.readyState < 1);
       if (!r) continue;

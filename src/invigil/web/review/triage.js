@@ -5,22 +5,6 @@ import { clear, h } from "../shared/dom.js";
 import { tr } from "../shared/i18n.js";
 import { kindLabel, stageLabel, verdictLabel } from "./labels.js";
 
-const KINDS = [
-  "face_mismatch",
-  "multiple_faces",
-  "no_face",
-  "focus_lost",
-  "fullscreen_exit",
-  "screenshot_key",
-  "second_screen",
-  "copy_paste",
-  "offline",
-  "evidence_gap",
-  "session_active_elsewhere",
-  "left_mid_exam",
-  "track_ended",
-];
-
 const filters = { exam: null, kind: "", room: "", min_confidence: "", only_flagged: false };
 
 export async function renderTriage(root, { api }, examId) {
@@ -32,7 +16,9 @@ export async function renderTriage(root, { api }, examId) {
   const body = h("div", {});
   let rooms = null;
 
-  const kindSel = h("select", { id: "f-kind" }, h("option", { value: "" }, tr("全部类型", "All kinds")), KINDS.map((k) => h("option", { value: k, selected: filters.kind === k }, kindLabel(k))));
+  // Options: every flag kind present in the exam (from the server), filled on first load.
+  const kindSel = h("select", { id: "f-kind" }, h("option", { value: "" }, tr("全部类型", "All kinds")));
+  let kinds = null;
   const roomSel = h("select", { id: "f-room" }, h("option", { value: "" }, tr("全部考场", "All rooms")));
   const conf = h("input", { id: "f-conf", type: "number", min: "0", max: "1", step: "0.05", value: filters.min_confidence, placeholder: "0–1" });
   const only = h("input", { id: "f-only", type: "checkbox", checked: filters.only_flagged });
@@ -62,13 +48,18 @@ export async function renderTriage(root, { api }, examId) {
     for (const [k, v] of Object.entries(filters)) if (v && k !== "exam") q.set(k, v === true ? "true" : v);
     const res = await api.get(`/api/v1/review/exams/${encodeURIComponent(examId)}/triage?${q}`);
     const candidates = res.candidates;
+    if (kinds === null) {
+      kinds = [...new Set([...(res.kinds || []), ...(filters.kind ? [filters.kind] : [])])];
+      kinds.sort((a, b) => kindLabel(a).localeCompare(kindLabel(b), "zh-CN"));
+      kindSel.append(...kinds.map((k) => h("option", { value: k, selected: filters.kind === k }, kindLabel(k))));
+    }
     if (rooms === null) {
       rooms = res.rooms || [...new Set(candidates.map((c) => c.room).filter(Boolean))].sort().map((id) => ({ id, name: id }));
       roomSel.append(...rooms.map((r) => h("option", { value: r.id, selected: filters.room === r.id }, r.name && r.name !== r.id ? `${r.name}（${r.id}）` : r.id)));
     }
     const flagged = candidates.filter((c) => c.flags.length).length;
     const absent = candidates.filter((c) => c.absent).length;
-    const missing = candidates.filter((c) => !c.absent && !c.uploads_complete).length;
+    const missing = candidates.filter((c) => c.uploads_complete === false).length;
     summary.textContent = tr("共 {n} 人：疑似违纪 {f} 人，缺考 {a} 人，上传不完整 {m} 人", "{n} candidates: {f} flagged, {a} absent, {m} with missing uploads", {
       n: candidates.length,
       f: flagged,
@@ -109,7 +100,7 @@ function table(candidates) {
           h("td", {}, c.room_name || c.room || ""),
           h("td", {}, c.lot == null ? "—" : String(c.lot)),
           h("td", {}, c.absent ? h("span", { class: "tag warn" }, tr("缺考", "Absent")) : stageLabel(c.stage)),
-          h("td", {}, c.absent ? "—" : c.uploads_complete ? h("span", { class: "tag ok" }, tr("完整", "Complete")) : h("span", { class: "tag bad" }, tr("缺失", "Missing"))),
+          h("td", {}, uploadsCell(c)),
           h(
             "td",
             { class: "flags" },
@@ -121,6 +112,13 @@ function table(candidates) {
       ),
     ),
   );
+}
+
+// Uploads only mean something once the candidate entered (recording starts there): before
+// that, or when absent, nothing was expected, so neither 完整 nor 缺失.
+function uploadsCell(c) {
+  if (c.uploads_complete == null) return h("span", { class: "muted", title: tr("未入场，无录像需要上传", "Never entered: nothing to upload") }, c.absent ? "—" : tr("未入场", "Not entered"));
+  return c.uploads_complete ? h("span", { class: "tag ok" }, tr("完整", "Complete")) : h("span", { class: "tag bad" }, tr("缺失", "Missing"));
 }
 
 function conf(v) {
