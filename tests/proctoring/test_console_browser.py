@@ -191,12 +191,25 @@ CANDIDATE_FETCH = """async ([method, path, token, body]) => {
 }"""
 
 
+# Counts the beeps: every oscillator the page starts (the console beeps with one per alert).
+COUNT_BEEPS = """(() => {
+  window.__beeps = 0;
+  const make = AudioContext.prototype.createOscillator;
+  AudioContext.prototype.createOscillator = function () {
+    window.__beeps += 1;
+    return make.call(this);
+  };
+})();"""
+
+
 def _console(browser: Any, url: str, user: str = "p1", password: str = "pw-p1") -> Any:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    context.add_init_script(COUNT_BEEPS)
     page = context.new_page()
     page.set_default_timeout(20000)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: d.accept())
     page.js_errors = errors
     page.goto(f"{url}/proctor/")
     page.get_by_label("用户名").fill(user)
@@ -276,6 +289,102 @@ def test_focus_loss_and_help_reach_the_console_within_2s(servers: Servers, brows
     expect(page.locator(".timeline li.focus")).to_contain_text("退出全屏")
     assert page.js_errors == []
     print(f"alert {alert_s:.2f}s, help in {help_in_s:.2f}s, reply {reply_s:.2f}s ({servers.desk})")
+    cand_context.close()
+    page.context.close()
+
+
+def _staff_events(base: str, user: str, password: str, attempt_id: str) -> list[dict[str, Any]]:
+    token = httpx.post(
+        f"{base}/api/v1/staff/login", json={"username": user, "password": password}
+    ).json()["token"]
+    r = httpx.get(
+        f"{base}/api/v1/staff/attempts/{attempt_id}/events",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    events: list[dict[str, Any]] = r.json()["events"]
+    return events
+
+
+def test_a_help_request_follows_the_proctor_until_answered(
+    servers: Servers, browser: Any
+) -> None:
+    """Issue 12 §2: the 求助 message is an alert on the grid within 2 s, stays on every view,
+    and goes away once answered through 回复/发送 or dismissed (logged)."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    cand_context = browser.new_context(locale="zh-CN")
+    cand = cand_context.new_page()
+    cand.goto(f"{servers.desk}/api/v1/health")
+
+    page = _console(browser, servers.console)
+    expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+    page.wait_for_timeout(300)
+    expect(page.locator("#tab-grid")).to_be_visible()
+    beeps_before = page.evaluate("window.__beeps")
+
+    t0 = time.monotonic()
+    r = cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "耳机没有声音"}]
+    )
+    assert r["status"] == 201
+    alert = page.get_by_role("alert").filter(has_text="奥巴马").filter(has_text="耳机没有声音")
+    expect(alert).to_be_visible(timeout=2000)
+    shown_s = time.monotonic() - t0
+    assert shown_s <= 2.0, f"the help alert took {shown_s:.2f} s"
+    expect(page.locator("#tab-grid")).to_be_visible()  # the proctor stayed on the grid
+    expect(alert).to_contain_text("1001")
+    assert page.evaluate("window.__beeps") > beeps_before, "no beep for the help request"
+
+    # Every other view keeps it: the help tab, back to the grid, a candidate's detail.
+    page.get_by_role("button", name=re.compile("^求助")).click()
+    expect(page.locator("#tab-help")).to_be_visible()
+    expect(alert).to_be_visible()
+    page.get_by_role("button", name="考场总览").click()
+    expect(alert).to_be_visible()
+    page.locator(".tile", has_text="奥巴马").click()
+    expect(page.locator("#detail")).to_be_visible()
+    expect(alert).to_be_visible()
+    page.wait_for_timeout(1500)  # still there later: only an answer removes it
+    expect(alert).to_be_visible()
+
+    # A click opens the chat (closing the detail), ready to answer with 回复 / 发送.
+    alert.locator(".help-alert-body").click()
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator("#tab-help")).to_be_visible()
+    expect(page.locator(".messages")).to_contain_text("耳机没有声音")
+    expect(page.get_by_label("回复")).to_be_focused()
+    page.get_by_label("回复").fill("请检查耳机是否插好，并在系统设置中选择它")
+    page.get_by_role("button", name="发送", exact=True).click()
+    expect(alert).to_have_count(0, timeout=3000)
+    r = cand.evaluate(CANDIDATE_FETCH, ["GET", "/api/v1/candidate/help", token, None])
+    assert [(m["from"], m["text"]) for m in r["body"]["messages"]] == [
+        ("candidate", "耳机没有声音"),
+        ("staff", "请检查耳机是否插好，并在系统设置中选择它"),
+    ]
+
+    # A second request, closed without a reply: 忽略 (confirmed) is logged with who did it.
+    page.get_by_role("button", name="考场总览").click()
+    cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "已经好了"}]
+    )
+    second = page.get_by_role("alert").filter(has_text="已经好了")
+    expect(second).to_be_visible(timeout=2000)
+    second.get_by_role("button", name="忽略").click()
+    expect(second).to_have_count(0, timeout=3000)
+    page.reload()
+    expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+    page.wait_for_timeout(800)
+    expect(page.get_by_role("alert")).to_have_count(0)  # answered ones stay closed
+    attempt_id = page.locator(".tile", has_text="奥巴马").get_attribute("data-attempt")
+    assert attempt_id
+    log = _staff_events(servers.desk, "p1", "pw-p1", attempt_id)
+    dismissed = [e for e in log if e["kind"] == "help_dismissed"]
+    assert len(dismissed) == 1 and dismissed[0]["actor"] == "staff:p1"
+    asked = next(e for e in log if e["kind"] == "help_message" and e["data"]["text"] == "已经好了")
+    assert dismissed[0]["data"]["seq"] == asked["seq"]
+    assert page.js_errors == []
+    print(f"help alert on the grid after {shown_s:.2f} s ({servers.desk})")
     cand_context.close()
     page.context.close()
 

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from invigil.core.context import Ctx, unit_of_work
 from invigil.core.errors import APIError
 from invigil.proctoring import login_help, service, ws
-from invigil.proctoring.schemas import AckBody, DecisionBody, TextBody
+from invigil.proctoring.schemas import AckBody, DecisionBody, DismissBody, TextBody
 from invigil.staff import service as staff_service
 from invigil.staff.api import as_staff
 
@@ -65,6 +65,14 @@ def notes(request: Request, attempt_id: str, ctx: Ctx) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
         attempt = staff_service.attempt_for(session, user, attempt_id)
         return {"notes": service.notes(session, attempt)}
+
+
+@router.post("/staff/attempts/{attempt_id}/help/dismiss")
+def dismiss_help(request: Request, attempt_id: str, body: DismissBody, ctx: Ctx) -> dict[str, Any]:
+    """Close a candidate's help message without replying; event ``help_dismissed``."""
+    with as_staff(request, ctx) as (session, user):
+        attempt = staff_service.attempt_for(session, user, attempt_id)
+        return service.dismiss_help(session, ctx, user, attempt, body.seq)
 
 
 @router.post("/staff/alerts/ack")

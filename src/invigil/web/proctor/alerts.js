@@ -14,7 +14,8 @@ let nodes = new Map(); // "attempt:seq:name" -> element, so a re-render does not
 export function unlockAudio() {
   try {
     audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-    if (audio.state === "suspended") audio.resume();
+    // Refused without a user gesture (autoplay policy): the alerts still show, silently.
+    if (audio.state === "suspended") audio.resume().catch(() => {});
   } catch {
     audio = null;
   }
@@ -23,6 +24,8 @@ export function unlockAudio() {
 let lastBeep = 0;
 
 export function beep() {
+  // A console restored from a stored token had no login click: try anyway (it may be allowed).
+  if (!audio) unlockAudio();
   if (!audio || performance.now() - lastBeep < 400) return;
   lastBeep = performance.now();
   try {

@@ -4,11 +4,12 @@
 import { createApi } from "../shared/api.js";
 import { $ } from "../shared/dom.js";
 import { renderAlerts, unlockAudio, beep } from "./alerts.js";
-import { openDetail, refreshDetail, detailAttempt } from "./detail.js";
+import { openDetail, refreshDetail, detailAttempt, closeDetail } from "./detail.js";
 import { renderGrid, resetGrid } from "./grid.js";
-import { renderHelp, openHelpCount } from "./help.js";
+import { renderHelp, openHelpCount, selectHelp } from "./help.js";
+import { renderHelpAlerts, resetHelpAlerts } from "./helpalerts.js";
 import { LiveConnection } from "./live.js";
-import { loadRequests, renderTech, pendingCount, requestIds } from "./tech.js";
+import { loadRequests, renderTech, pendingCount, pendingRequests, requestIds, resetTech } from "./tech.js";
 import { store, on, emit, cursor, addEvent, isAlert, resetRoom } from "./store.js";
 
 const TOKEN_KEY = "invigil.staff.token";
@@ -51,6 +52,9 @@ $("#logout").addEventListener("click", async () => {
 });
 
 function logout() {
+  clearTimeout(techTimer);
+  resetTech();
+  resetHelpAlerts($("#help-alerts"));
   sessionStorage.removeItem(TOKEN_KEY);
   store.token = null;
   if (live) live.close();
@@ -73,7 +77,7 @@ async function start() {
   show($("#console-view"), true);
   show($("#logout"), true);
   show($("#tabs"), true);
-  const tech = store.me.roles.some((r) => r === "tech" || r === "admin");
+  const tech = isTech();
   show($("#tech-tab"), tech);
   const select = $("#room-select");
   select.replaceChildren(
@@ -147,7 +151,8 @@ function onMessage(msg) {
       // Alerts beep when new, and when they were missed while the connection was down.
       if (isAlert(ev) && store.live && !store.acked.has(`${msg.attempt_id}:${ev.seq}`)) beep();
       if (!msg.replay) {
-        if (ev.kind.startsWith("login_help") || ev.kind === "login_approved_manually") refreshTech();
+        const techEvent = ev.kind.startsWith("login_help") || ev.kind === "login_approved_manually";
+        if (techEvent && isTech()) refreshTech();
         scheduleRender();
       }
       break;
@@ -181,6 +186,29 @@ function openAt(aid, seq) {
   openDetail($("#detail"), aid, seq);
 }
 
+/** From a pinned help alert: the candidate's chat with the 回复 field ready. */
+function openChat(aid) {
+  closeDetail();
+  selectHelp(aid);
+  showTab("help");
+  $("#reply-text")?.focus();
+}
+
+/** From a pinned face-login alert: the request's card on the tech tab. */
+function openTech(requestId) {
+  closeDetail();
+  showTab("tech");
+  const card = document.querySelector(`.request[data-request="${CSS.escape(requestId)}"]`);
+  if (card) {
+    card.scrollIntoView({ block: "center" });
+    card.querySelector("input")?.focus();
+  }
+}
+
+function renderPinned() {
+  renderHelpAlerts($("#help-alerts"), { requests: isTech() ? pendingRequests() : [], onOpenChat: openChat, onOpenTech: openTech });
+}
+
 function renderAlertPanel() {
   renderAlerts({
     list: $("#alerts"),
@@ -200,6 +228,7 @@ function renderAll() {
   show($("#help-count"), helpN > 0);
   if (tab === "help") renderHelp($("#help-queue"), $("#help-chat"));
   if (detailAttempt()) refreshDetail();
+  renderPinned();
 }
 
 on("status", () => {
@@ -212,19 +241,30 @@ on("alerts", () => {
 });
 $("#alert-filter").addEventListener("change", renderAlertPanel);
 
+function showTab(name) {
+  tab = name;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+  for (const t of ["grid", "help", "tech"]) show($(`#tab-${t}`), t === name);
+  if (name === "help") renderHelp($("#help-queue"), $("#help-chat"));
+  if (name === "tech") renderTech($("#tech-list"), () => refreshTech(true));
+}
+
 for (const btn of document.querySelectorAll("#tabs button")) {
   btn.addEventListener("click", () => {
-    tab = btn.dataset.tab;
-    for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === btn);
-    for (const name of ["grid", "help", "tech"]) show($(`#tab-${name}`), name === tab);
-    if (tab === "help") renderHelp($("#help-queue"), $("#help-chat"));
+    showTab(btn.dataset.tab);
     if (tab === "tech") refreshTech(true);
   });
+}
+
+// Only tech support (and admins) decide face logins: nobody else asks for the list.
+function isTech() {
+  return !!store.me && store.me.roles.some((r) => r === "tech" || r === "admin");
 }
 
 let techTimer = null;
 async function refreshTech(force = false) {
   clearTimeout(techTimer);
+  if (!store.token || !isTech()) return;
   try {
     await loadRequests();
   } catch {
@@ -238,6 +278,7 @@ async function refreshTech(force = false) {
     techIds = ids;
     renderTech($("#tech-list"), () => refreshTech(true));
   }
+  renderPinned();
   techTimer = setTimeout(() => refreshTech(), 5000);
 }
 

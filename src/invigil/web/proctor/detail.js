@@ -147,6 +147,11 @@ export function refreshDetail(scroll = false) {
   }
 }
 
+/** Close the detail dialog if it is open (a pinned help alert takes the proctor elsewhere). */
+export function closeDetail() {
+  if (current) close(current.root);
+}
+
 export function detailAttempt() {
   return current ? current.aid : null;
 }

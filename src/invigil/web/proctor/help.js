@@ -16,14 +16,21 @@ function conversations() {
     const msgs = evs.filter((e) => e.kind === "help_message");
     if (!msgs.length) continue;
     const last = msgs[msgs.length - 1];
-    out.push({ aid, msgs, last, open: (last.data || {}).from === "candidate" });
+    // Answered by a reply, or closed by a logged dismissal of this very message.
+    const dismissed = evs.some((e) => e.kind === "help_dismissed" && (e.data || {}).seq === last.seq);
+    out.push({ aid, msgs, last, open: (last.data || {}).from === "candidate" && !dismissed });
   }
   out.sort((a, b) => Number(b.open) - Number(a.open) || Date.parse(b.last.at) - Date.parse(a.last.at));
   return out;
 }
 
+/** Unanswered conversations, newest message first: [{aid, msgs, last}]. */
+export function openHelp() {
+  return conversations().filter((c) => c.open);
+}
+
 export function openHelpCount() {
-  return conversations().filter((c) => c.open).length;
+  return openHelp().length;
 }
 
 export function selectHelp(aid) {

@@ -30,6 +30,7 @@ export const KINDS = {
   client_error: "客户端错误",
   help_requested: "点击求助",
   help_message: "求助消息",
+  help_dismissed: "求助已关闭（未回复）",
   no_face: "未检测到人脸",
   multiple_faces: "多人脸",
   face_mismatch: "人脸不符",
@@ -117,6 +118,7 @@ export function ago(iso, nowMs) {
 export function describe(ev) {
   const d = ev.data || {};
   if (ev.kind === "help_message") return `${d.from === "staff" ? "工作人员" : "考生"}：${d.text || ""}`;
+  if (ev.kind === "help_dismissed") return `求助已由 ${d.by || ""} 关闭（未回复）`;
   if (ev.kind === "warning") return `警告：${d.text || ""}`;
   if (ev.kind === "proctor_note") return `记录（${d.author || ""}）：${d.text || ""}`;
   if (ev.kind === "phone_state") return `手机：${PHONE[d.state] || d.state}`;

@@ -69,6 +69,14 @@ export function renderTech(root, onChange) {
   );
 }
 
+export function pendingRequests() {
+  return requests;
+}
+
+export function resetTech() {
+  requests = [];
+}
+
 export function pendingCount() {
   return requests.length;
 }
