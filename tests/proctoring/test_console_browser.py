@@ -305,9 +305,7 @@ def _staff_events(base: str, user: str, password: str, attempt_id: str) -> list[
     return events
 
 
-def test_a_help_request_follows_the_proctor_until_answered(
-    servers: Servers, browser: Any
-) -> None:
+def test_a_help_request_follows_the_proctor_until_answered(servers: Servers, browser: Any) -> None:
     """Issue 12 §2: the 求助 message is an alert on the grid within 2 s, stays on every view,
     and goes away once answered through 回复/发送 or dismissed (logged)."""
     expect = sync_api.expect
@@ -365,9 +363,7 @@ def test_a_help_request_follows_the_proctor_until_answered(
 
     # A second request, closed without a reply: 忽略 (confirmed) is logged with who did it.
     page.get_by_role("button", name="考场总览").click()
-    cand.evaluate(
-        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "已经好了"}]
-    )
+    cand.evaluate(CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "已经好了"}])
     second = page.get_by_role("alert").filter(has_text="已经好了")
     expect(second).to_be_visible(timeout=2000)
     second.get_by_role("button", name="忽略").click()
@@ -387,6 +383,75 @@ def test_a_help_request_follows_the_proctor_until_answered(
     print(f"help alert on the grid after {shown_s:.2f} s ({servers.desk})")
     cand_context.close()
     page.context.close()
+
+
+def _count_requests(page: Any, fragment: str) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda req: seen.append(req.url) if fragment in req.url else None)
+    return seen
+
+
+@pytest.mark.parametrize("servers", ["embedded"], indirect=True)
+def test_tech_support_sees_face_login_requests_on_every_view(
+    servers: Servers, browser: Any
+) -> None:
+    """Issue 12 §2/§4/§5: a face-login help request is an alert naming the candidate on any
+    view of a tech user; its card warns that the candidate is logged in on another device and
+    says what approving does; a proctor's console never asks for the tech list."""
+    expect = sync_api.expect
+    proctor = _console(browser, servers.console)
+    proctor_polls = _count_requests(proctor, "/api/v1/staff/login-help")
+    tech = _console(browser, servers.console, "t1", "pw-t1")
+    tech_polls = _count_requests(tech, "/api/v1/staff/login-help")
+    for page in (proctor, tech):
+        expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+        expect(page.locator("#conn")).to_have_text("实时连接")
+    tech.locator(".tile", has_text="拜登").click()  # the tech user looks at a detail
+    expect(tech.locator("#detail")).to_be_visible()
+
+    _candidate_login(servers.desk, servers.exam_id)  # the real desk, live
+    for _ in range(3):  # someone on another computer fails the face check
+        r = httpx.post(
+            f"{servers.desk}/api/v1/candidate/login",
+            data={"exam_id": servers.exam_id, "ticket": "1001"},
+            files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+            timeout=60,
+        )
+        assert r.json()["error"]["code"] == "face_mismatch"
+    t0 = time.monotonic()
+    r = httpx.post(
+        f"{servers.desk}/api/v1/candidate/login-help",
+        data={"exam_id": servers.exam_id, "ticket": "1001", "text": "换了一台电脑"},
+        files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+    )
+    assert r.status_code == 201, r.text
+    alert = tech.get_by_role("alert").filter(has_text="奥巴马").filter(has_text="换了一台电脑")
+    expect(alert).to_be_visible(timeout=3000)
+    print(f"face-login alert after {time.monotonic() - t0:.2f} s")
+    expect(tech.locator("#detail")).to_be_visible()  # shown over the detail, not instead
+    assert tech.evaluate("window.__beeps") >= 1
+
+    alert.locator(".help-alert-body").click()
+    expect(tech.locator("#tab-tech")).to_be_visible()
+    card = tech.locator(".request", has_text="奥巴马")
+    warning = card.locator(".elsewhere")
+    expect(warning).to_contain_text("该考生已在另一台设备上登录")
+    expect(warning).to_contain_text("通过后，本申请的设备不会立即登录")
+    expect(card.get_by_role("img", name="奥巴马 报名照片")).to_be_visible()
+
+    # The proctor got the same events live, and never asked for the tech list.
+    proctor.wait_for_timeout(6000)  # longer than the tech list's 5 s refresh
+    assert proctor_polls == [], proctor_polls
+    assert len(tech_polls) >= 2
+    expect(proctor.get_by_role("alert")).to_have_count(0)
+    expect(proctor.locator("#tech-tab")).to_be_hidden()
+
+    card.get_by_label("理由").fill("电话核对身份，考生确认更换电脑")
+    card.get_by_role("button", name="通过").click()
+    expect(alert).to_have_count(0, timeout=3000)
+    assert proctor.js_errors == [] and tech.js_errors == []
+    proctor.context.close()
+    tech.context.close()
 
 
 def _jpeg(label: str, color: tuple[int, int, int], face: str | None = None) -> bytes:

@@ -320,3 +320,74 @@ def test_one_address_is_limited_over_all_tickets(
     assert int(r.headers["Retry-After"]) == 600
     # Other addresses are not affected.
     assert ask(client, exam, "1001").status_code == 201
+
+
+def test_a_practice_reference_face_and_a_live_session_show_to_tech_support(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    """Issue 12 §4: a practice exam's reference face (its first login's) is served where the
+    enrolment photo would be, to tech support and reviewers; before approving, tech support
+    learns that the candidate is logged in on another device."""
+    doc = exam_doc()
+    doc["exam"]["practice"] = True
+    for c in doc["candidates"]:
+        del c["photo"]
+    doc["staff"].append(
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]}
+    )
+    exam = import_exam(app_ctx, tmp_path / "e", doc)
+    clock.set(T - timedelta(minutes=20))
+    t1 = staff_token(client, "t1", "pw-t1")
+    rev = staff_token(client, "rev", "pw-rev")
+
+    # Before any login there is no reference: no photo URL, and the listing says practice.
+    for _ in range(3):  # no face found: no reference is taken
+        assert login(client, exam, "1002", "empty.jpg").json()["error"]["code"] == "no_face"
+    before = ask(client, exam, "1002").json()
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert [(x["request_id"], x["photo_url"], x["practice"]) for x in listed] == [
+        (before["request_id"], None, True)
+    ]
+    r = client.get(f"/api/v1/staff/login-help/{before['request_id']}/photo", headers=bearer(t1))
+    assert r.status_code == 404
+
+    # The first login's face becomes the reference, and is the photo everywhere.
+    first = login(client, exam, "1001", "obama2.jpg")
+    assert first.status_code == 200, first.text
+    desk = first.json()["token"]
+    attempt = first.json()["attempt_id"]
+    fail_logins(client, exam, "1001", 3)  # someone else, on another device
+    req = ask(client, exam, "1001", text="换了电脑").json()
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    mine = next(x for x in listed if x["request_id"] == req["request_id"])
+    photo = client.get(mine["photo_url"], headers=bearer(t1))
+    assert photo.status_code == 200 and photo.content == face("obama2.jpg")
+    assert photo.headers["content-type"] == "image/jpeg"
+    review = client.get(f"/api/v1/review/attempts/{attempt}", headers=bearer(rev)).json()
+    assert review["candidate"]["photo_url"] == f"/api/v1/review/attempts/{attempt}/photo"
+    served = client.get(review["candidate"]["photo_url"], headers=bearer(rev))
+    assert served.status_code == 200 and served.content == face("obama2.jpg")
+
+    # The desk logged in seconds ago is a live session: the listing says so, with its client.
+    live = mine["active_session"]
+    assert live is not None and live["last_seen_at"] == "2030-06-01T00:40:00Z"
+    assert live["ip"] == "testclient" and live["alive_seconds"] == 20
+    # Quiet for longer than the liveness window: no warning any more.
+    clock.advance(timedelta(seconds=25))
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert next(x for x in listed if x["request_id"] == req["request_id"])["active_session"] is None
+    client.post("/api/v1/candidate/heartbeat", headers=bearer(desk))  # back again
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert next(x for x in listed if x["request_id"] == req["request_id"])["active_session"]
+
+    # Approved anyway: the waiting device polls and is refused while the other one lives, but
+    # the 异地登录 flag is logged once, not once per poll.
+    client.post(
+        f"/api/v1/staff/login-help/{req['request_id']}/approve",
+        headers=bearer(t1),
+        json={"reason": "ok"},
+    )
+    for _ in range(3):
+        r = poll(client, req["request_id"], req["poll_token"])
+        assert r.status_code == 409 and r.json()["error"]["code"] == "session_active_elsewhere"
+    assert kinds(client, t1, attempt).count("session_active_elsewhere") == 1

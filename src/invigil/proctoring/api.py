@@ -168,7 +168,7 @@ def login_help_list(
     ),
 ) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
-        return {"requests": login_help.listing(session, user, status)}
+        return {"requests": login_help.listing(session, ctx, user, status)}
 
 
 def _image(request: Request, ctx: Any, request_id: str, which: str) -> Response:

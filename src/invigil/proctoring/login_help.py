@@ -188,14 +188,27 @@ def poll(
     check_login_window(attempt.exam, attempt, now)
     alive = timedelta(seconds=ctx.settings.session_alive_seconds)
     if sessions.live_sessions(session, attempt.id, "candidate", now, alive):
-        events.append(
-            session,
-            attempt.id,
-            "session_active_elsewhere",
-            at=now,
-            actor="candidate",
-            data={"code": "session_active_elsewhere", "client": client_info, "manual": True},
+        # Logged once per request: the waiting desk polls every few seconds, and one flag says
+        # it all (tech support was warned before approving).
+        logged = session.scalars(
+            select(Event.data).where(
+                Event.attempt_id == attempt.id, Event.kind == "session_active_elsewhere"
+            )
         )
+        if not any(d.get("request_id") == req.id for d in logged):
+            events.append(
+                session,
+                attempt.id,
+                "session_active_elsewhere",
+                at=now,
+                actor="candidate",
+                data={
+                    "code": "session_active_elsewhere",
+                    "client": client_info,
+                    "manual": True,
+                    "request_id": req.id,
+                },
+            )
         raise APIError(
             409,
             "session_active_elsewhere",
@@ -243,8 +256,30 @@ def request_for(session: Session, user: StaffUser, request_id: str) -> LoginHelp
     return req
 
 
-def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, Any]]:
+def _active_session(
+    session: Session, ctx: AppContext, attempt_id: str, now: datetime
+) -> dict[str, Any] | None:
+    """The candidate's desk session seen within the liveness window, if any: approving then
+    does not log the candidate in until that device goes quiet (one live session)."""
+    alive = timedelta(seconds=ctx.settings.session_alive_seconds)
+    live = sessions.live_sessions(session, attempt_id, "candidate", now, alive)
+    if not live:
+        return None
+    newest = max(live, key=lambda s: ensure_utc(s.last_seen_at))
+    info = newest.client_info or {}
+    return {
+        "last_seen_at": iso(ensure_utc(newest.last_seen_at)),
+        "ip": info.get("ip"),
+        "user_agent": info.get("user_agent"),
+        "alive_seconds": ctx.settings.session_alive_seconds,
+    }
+
+
+def listing(
+    session: Session, ctx: AppContext, user: StaffUser, status: str
+) -> list[dict[str, Any]]:
     _require_decider(user)
+    now = ctx.clock.now()
     query = (
         select(LoginHelpRequest, Attempt, Candidate)
         .join(Attempt, Attempt.id == LoginHelpRequest.attempt_id)
@@ -287,7 +322,14 @@ def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, An
                 "room": {"id": cand.room.code, "name": cand.room.name},
                 "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
                 "face_url": f"/api/v1/staff/login-help/{req.id}/face" if req.face_key else None,
+                # The enrolment photo, or a practice exam's reference face (its first login's).
                 "photo_url": f"/api/v1/staff/login-help/{req.id}/photo" if cand.photo_key else None,
+                "practice": attempt.exam.practice,
+                "active_session": (
+                    _active_session(session, ctx, attempt.id, now)
+                    if req.status == PENDING
+                    else None
+                ),
                 "recent_failures": [
                     {
                         "at": iso(e.at),
