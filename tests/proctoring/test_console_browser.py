@@ -454,6 +454,66 @@ def test_tech_support_sees_face_login_requests_on_every_view(
     tech.context.close()
 
 
+@pytest.mark.parametrize("servers", ["embedded"], indirect=True)
+def test_english_switch_and_no_phone_without_an_evidence_camera(
+    servers: Servers, browser: Any
+) -> None:
+    """Issue 12 §5: the console has the 中文/English switch of the other pages (remembered),
+    and an exam with `evidence_camera: off` shows no phone pictures and no 手机 未绑定."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    page = _console(browser, servers.console)
+    tile = page.locator(".tile", has_text="奥巴马")
+    expect(tile).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+
+    # No evidence camera in this exam: two pictures per tile, no phone anywhere.
+    expect(tile.locator("figure.cam")).to_have_count(2)
+    expect(tile.locator("figcaption")).to_have_text(["摄像头", "屏幕"])
+    for text in ("手机", "未绑定"):
+        expect(page.locator("#grid")).not_to_contain_text(text)
+    tile.click()
+    expect(page.locator("#detail .big-cams figure")).to_have_count(2)
+    expect(page.locator("#detail")).not_to_contain_text("佐证手机")
+    page.get_by_role("button", name="关闭").click()
+
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("button", name="Room overview")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("Live")
+    expect(tile.locator("figcaption")).to_have_text(["Webcam", "Screen"])
+    expect(tile.locator(".stage")).to_have_text("Drawing lot")
+    expect(tile.locator(".facts")).to_contain_text("verified")
+    expect(page.locator("#room-summary")).to_contain_text("candidates")
+    r = httpx.post(
+        f"{servers.desk}/api/v1/candidate/help",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"text": "help me"},
+    )
+    assert r.status_code == 201
+    alert = page.get_by_role("alert").filter(has_text="help me")
+    expect(alert).to_contain_text("Help")
+    expect(alert.get_by_role("button", name="Dismiss")).to_be_visible()
+    # No Chinese left in the console's own words (names and room titles are data).
+    chrome = " ".join(
+        page.locator(
+            "header h1, #tabs, #conn, #logout, .alerts-head, .tile .facts, .tile .stage, "
+            ".tile .lot, .tile figcaption, .tile .badges"
+        ).all_inner_texts()
+    )
+    assert not re.search(r"[\u4e00-\u9fff]", chrome), chrome
+
+    page.reload()  # remembered
+    expect(page.locator("#conn")).to_have_text("Live")
+    expect(page.get_by_role("button", name="Room overview")).to_be_visible()
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("button", name="考场总览")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+    expect(page.get_by_role("alert").filter(has_text="help me")).to_contain_text("求助")
+    assert page.js_errors == []
+    page.context.close()
+
+
 def _jpeg(label: str, color: tuple[int, int, int], face: str | None = None) -> bytes:
     img = Image.new("RGB", (640, 480), color)
     if face:

@@ -267,7 +267,7 @@ def room_status(session: Session, ctx: AppContext, room: Room) -> dict[str, Any]
         "entry_closes_at": iso(exam.entry_closes_at),
         "deadline": iso(exam.deadline),
     }
-    view["exam"] = {"id": exam.id, "title": exam.title}
+    view["exam"] = {"id": exam.id, "title": exam.title, "evidence_camera": exam.evidence_camera}
     return view
 
 

@@ -4,7 +4,7 @@
 import { h, clear } from "../shared/dom.js";
 import { tr } from "../shared/i18n.js";
 import { setImage } from "./images.js";
-import { hms, kindName } from "./labels.js";
+import { hms, loginCodeName } from "./labels.js";
 import { store } from "./store.js";
 
 let requests = [];
@@ -17,7 +17,7 @@ export async function loadRequests() {
 
 export function renderTech(root, onChange) {
   if (!requests.length) {
-    clear(root).append(h("p", { class: "muted" }, "暂无待审核的申请。"));
+    clear(root).append(h("p", { class: "muted" }, tr("暂无待审核的申请。", "No requests waiting.")));
     return;
   }
   clear(root).append(
@@ -34,12 +34,12 @@ export function renderTech(root, onChange) {
           : tr("没有报名照片，请视频核对身份证。", "No enrolment photo: check the ID card by video."),
       );
       const reasonId = `reason-${r.request_id}`;
-      const reason = h("input", { id: reasonId, type: "text", maxlength: 1000, placeholder: "例如：已视频核对身份证" });
+      const reason = h("input", { id: reasonId, type: "text", maxlength: 1000, placeholder: tr("例如：已视频核对身份证", "e.g. ID card checked by video") });
       const decide = async (action) => {
         const text = reason.value.trim();
         if (!text) {
           reason.focus();
-          reason.setCustomValidity("请填写理由");
+          reason.setCustomValidity(tr("请填写理由", "Please give a reason"));
           reason.reportValidity();
           return;
         }
@@ -48,7 +48,7 @@ export function renderTech(root, onChange) {
           await store.api.post(`/api/v1/staff/login-help/${r.request_id}/${action}`, { reason: text });
           await loadRequests();
         } catch (err) {
-          window.alert(`操作失败：${err.message}`);
+          window.alert(tr("操作失败：{m}", "Failed: {m}", { m: err.message }));
         }
         onChange();
       };
@@ -56,18 +56,26 @@ export function renderTech(root, onChange) {
         "article",
         { class: "card request", "data-request": r.request_id },
         h("h3", null, `${r.name}（${r.ticket}）· ${r.room.name}`),
-        h("p", { class: "muted" }, `${hms(r.created_at)} 申请；最近失败：${r.recent_failures.map((f) => kindName(f.code)).join("、") || "—"}`),
-        r.text ? h("p", null, `考生说明：${r.text}`) : null,
+        h(
+          "p",
+          { class: "muted" },
+          tr("{t} 申请（{ip}）；最近失败：{f}", "Asked at {t} ({ip}); recent failures: {f}", {
+            t: hms(r.created_at),
+            ip: r.client_ip || "—",
+            f: r.recent_failures.map((f) => loginCodeName(f.code)).join(tr("、", ", ")) || "—",
+          }),
+        ),
+        r.text ? h("p", null, tr("考生说明：{t}", "Candidate says: {t}", { t: r.text })) : null,
         elsewhere(r),
         siblings(r),
         h("div", { class: "compare" }, face, photo),
-        h("label", { for: reasonId }, "理由"),
+        h("label", { for: reasonId }, tr("理由", "理由 Reason")),
         reason,
         h(
           "div",
           { class: "actions" },
-          h("button", { type: "button", class: "primary", onclick: () => decide("approve") }, "通过"),
-          h("button", { type: "button", class: "danger", onclick: () => decide("reject") }, "驳回"),
+          h("button", { type: "button", class: "primary", onclick: () => decide("approve") }, tr("通过", "Approve")),
+          h("button", { type: "button", class: "danger", onclick: () => decide("reject") }, tr("驳回", "Reject")),
         ),
       );
     }),
