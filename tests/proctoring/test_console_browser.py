@@ -470,8 +470,8 @@ def test_english_switch_and_no_phone_without_an_evidence_camera(
     # No evidence camera in this exam: two pictures per tile, no phone anywhere.
     expect(tile.locator("figure.cam")).to_have_count(2)
     expect(tile.locator("figcaption")).to_have_text(["摄像头", "屏幕"])
-    for text in ("手机", "未绑定"):
-        expect(page.locator("#grid")).not_to_contain_text(text)
+    for word in ("手机", "未绑定"):
+        expect(page.locator("#grid")).not_to_contain_text(word)
     tile.click()
     expect(page.locator("#detail .big-cams figure")).to_have_count(2)
     expect(page.locator("#detail")).not_to_contain_text("佐证手机")
