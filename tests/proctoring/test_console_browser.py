@@ -514,13 +514,79 @@ def test_english_switch_and_no_phone_without_an_evidence_camera(
     page.context.close()
 
 
+# The mean luma (0–255) of an <img> as the page has decoded it, drawn to a canvas.
+IMAGE_LUMA = """(img) => {
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let sum = 0;
+  for (let i = 0; i < d.length; i += 4) sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+  return {width: img.naturalWidth, height: img.naturalHeight, luma: sum / (d.length / 4)};
+}"""
+
+
+@pytest.mark.parametrize("servers", ["embedded"], indirect=True)
+def test_grid_tiles_show_the_real_snapshots(servers: Servers, browser: Any) -> None:
+    """Issue 12 §1, the proctor's side: a real face snapshot and a screen snapshot posted by
+    the candidate appear in the tile as decoded, lit pictures (not black, not empty)."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    face_jpeg = (FACES / "obama2.jpg").read_bytes()
+    screen_jpeg = _jpeg("screen", (235, 238, 245))
+    for kind, data in (("webcam", face_jpeg), ("screen", screen_jpeg)):
+        r = httpx.post(
+            f"{servers.desk}/api/v1/snapshots",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"kind": kind},
+            files={"image": ("s.jpg", data, "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+    expected = {
+        "webcam": Image.open(io.BytesIO(face_jpeg)).convert("L"),
+        "screen": Image.open(io.BytesIO(screen_jpeg)).convert("L"),
+    }
+
+    page = _console(browser, servers.console)
+    tile = page.locator(".tile", has_text="奥巴马")
+    expect(tile).to_be_visible()
+    for kind, source in expected.items():
+        img = tile.locator(f"figure.cam-{kind} img")
+        expect(img).to_have_attribute("src", re.compile("^blob:"), timeout=10000)
+        page.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+        )
+        seen = img.evaluate(IMAGE_LUMA)
+        want = sum(source.getdata()) / (source.width * source.height)
+        print(f"{kind}: {seen['width']}x{seen['height']} luma {seen['luma']:.1f} (file {want:.1f})")
+        assert (seen["width"], seen["height"]) == source.size
+        assert seen["luma"] > 40, f"the {kind} tile is black"
+        assert abs(seen["luma"] - want) < 3  # the snapshot itself, not a placeholder
+        assert img.is_visible() and img.bounding_box()["width"] > 100  # type: ignore[index]
+    # The candidate without snapshots shows empty frames, not a broken image.
+    other = page.locator(".tile", has_text="拜登").locator("figure.cam-webcam img")
+    expect(other).to_have_class(re.compile("empty"))
+    assert other.get_attribute("src") is None
+    assert page.js_errors == []
+    page.context.close()
+
+
 def _jpeg(label: str, color: tuple[int, int, int], face: str | None = None) -> bytes:
     img = Image.new("RGB", (640, 480), color)
     if face:
         photo = Image.open(FACES / face).convert("RGB")
         photo.thumbnail((420, 420))
         img.paste(photo, ((640 - photo.width) // 2, (480 - photo.height) // 2))
-    ImageDraw.Draw(img).text((12, 12), label, fill=(255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    if not face:  # a screen: the exam page's bar, a question card and lines of text
+        draw.rectangle((0, 0, 640, 44), fill=(23, 35, 58))
+        draw.rectangle((40, 80, 600, 420), fill=(255, 255, 255), outline=(200, 205, 215))
+        for row in range(8):
+            draw.rectangle(
+                (70, 110 + row * 36, 560 - (row % 3) * 90, 124 + row * 36), fill=(90, 98, 112)
+            )
+    draw.text((12, 12), label, fill=(255, 255, 255))
     out = io.BytesIO()
     img.save(out, "JPEG", quality=70)
     return out.getvalue()
@@ -545,6 +611,7 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
             h = {"Authorization": f"Bearer {token}"}
             if i % 3 != 2:
                 httpx.post(f"{url}/api/v1/candidate/lot", headers=h)
+            webcam_face = ("obama2.jpg", "obama3.jpg", "obama.jpg")[i % 3]
             for kind, color in (("webcam", (60, 70, 90)), ("screen", (235, 238, 245))):
                 httpx.post(
                     f"{url}/api/v1/snapshots",
@@ -556,7 +623,7 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
                             _jpeg(
                                 f"{ticket} {kind}",
                                 color,
-                                "obama2.jpg" if kind == "webcam" else None,
+                                webcam_face if kind == "webcam" else None,
                             ),
                             "image/jpeg",
                         )
@@ -564,20 +631,18 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
                 )
         h1 = {"Authorization": f"Bearer {tokens['1001']}"}
         httpx.post(f"{url}/api/v1/candidate/events", headers=h1, json={"kind": "second_screen"})
-        httpx.post(
-            f"{url}/api/v1/candidate/help", headers=h1, json={"text": "麦克风音量条不动，怎么办？"}
-        )
-        # A face-login help request for tech support (1002 fails three times).
+        # A face-login help request for tech support: someone on another computer fails as
+        # 1001 three times while 1001's desk is live.
         for _ in range(3):
             httpx.post(
                 f"{url}/api/v1/candidate/login",
-                data={"exam_id": exam_id, "ticket": "1002"},
-                files={"face": ("f.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+                data={"exam_id": exam_id, "ticket": "1001"},
+                files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
                 timeout=60,
             )
         httpx.post(
             f"{url}/api/v1/candidate/login-help",
-            data={"exam_id": exam_id, "ticket": "1002", "text": "戴眼镜识别不了"},
+            data={"exam_id": exam_id, "ticket": "1001", "text": "换了一台电脑，刷脸不通过"},
             files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
         )
 
@@ -588,15 +653,24 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
         for ticket in ("1010", "1013"):
             h = {"Authorization": f"Bearer {tokens[ticket]}"}
             httpx.post(f"{url}/api/v1/candidate/events", headers=h, json={"kind": "focus_lost"})
-        sync_api.expect(page.get_by_role("alert")).to_have_count(3)
+        sync_api.expect(page.locator(".alerts .alert")).to_have_count(3)
+        page.wait_for_function(
+            "[...document.querySelectorAll('.tile .cam-webcam img')].filter("
+            "(i) => i.complete && i.naturalWidth > 0).length >= 7"
+        )
         page.wait_for_timeout(800)
         page.screenshot(path=str(SCREENS / "proctor-grid.png"))
-        page.get_by_role("alert").first.locator(".alert-body").click()
+        httpx.post(
+            f"{url}/api/v1/candidate/help", headers=h1, json={"text": "麦克风音量条不动，怎么办？"}
+        )
+        sync_api.expect(page.locator(".help-alert")).to_have_count(1)
+        page.wait_for_timeout(4000)  # the pulse has settled
+        page.screenshot(path=str(SCREENS / "proctor-help-alert-grid.png"))
+        page.locator(".alerts .alert").first.locator(".alert-body").click()
         page.wait_for_timeout(800)
         page.screenshot(path=str(SCREENS / "proctor-detail.png"))
         page.get_by_role("button", name="关闭").click()
-        page.get_by_role("button", name=re.compile("^求助")).click()
-        page.locator("#help-queue li button").first.click()
+        page.locator(".help-alert .help-alert-body").click()
         page.get_by_label("回复").fill("请检查系统设置中的输入设备")
         page.screenshot(path=str(SCREENS / "proctor-help.png"))
         page.context.close()
@@ -604,7 +678,8 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
         tech = _console(browser, url, "t1", "pw-t1")
         tech.get_by_role("button", name=re.compile("^人脸审核")).click()
         sync_api.expect(tech.locator(".request")).to_have_count(1)
-        tech.wait_for_timeout(800)
+        sync_api.expect(tech.locator(".request .elsewhere")).to_be_visible()
+        tech.wait_for_timeout(4000)
         tech.screenshot(path=str(SCREENS / "proctor-tech.png"))
         tech.context.close()
     finally:

@@ -78,6 +78,8 @@ export function renderHelpAlerts(root, { requests, onOpenChat, onOpenTech }) {
     root.replaceChildren(...items);
   }
   root.hidden = items.length === 0;
+  // The work area moves down by the pinned alerts' height, so they cover none of it.
+  document.documentElement.style.setProperty("--pinned-h", `${root.hidden ? 0 : root.offsetHeight}px`);
   if (fresh) beep();
 }
 
@@ -85,4 +87,5 @@ export function resetHelpAlerts(root) {
   nodes = new Map();
   root.replaceChildren();
   root.hidden = true;
+  document.documentElement.style.setProperty("--pinned-h", "0px");
 }
