@@ -510,6 +510,15 @@ def test_english_switch_and_no_phone_without_an_evidence_camera(
     expect(page.get_by_role("button", name="考场总览")).to_be_visible()
     expect(page.locator("#conn")).to_have_text("实时连接")
     expect(page.get_by_role("alert").filter(has_text="help me")).to_contain_text("求助")
+
+    # 退出 asks the server to revoke the token and signs out here whatever it answers (a
+    # server without the logout endpoint says 404).
+    logouts = _count_requests(page, "/api/v1/staff/logout")
+    page.get_by_role("button", name="退出").click()
+    expect(page.get_by_label("用户名")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert len(logouts) == 1
+    assert page.evaluate("sessionStorage.getItem('invigil.staff.token')") is None
     assert page.js_errors == []
     page.context.close()
 
