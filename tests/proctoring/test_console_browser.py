@@ -29,7 +29,7 @@ import httpx
 import pytest
 import redis
 from conftest import FACES, PG_URL, exam_doc, write_exam
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageStat
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -567,7 +567,7 @@ def test_grid_tiles_show_the_real_snapshots(servers: Servers, browser: Any) -> N
             "(img) => img.complete && img.naturalWidth > 0", arg=img.element_handle()
         )
         seen = img.evaluate(IMAGE_LUMA)
-        want = sum(source.getdata()) / (source.width * source.height)
+        want = ImageStat.Stat(source).mean[0]
         print(f"{kind}: {seen['width']}x{seen['height']} luma {seen['luma']:.1f} (file {want:.1f})")
         assert (seen["width"], seen["height"]) == source.size
         assert seen["luma"] > 40, f"the {kind} tile is black"
@@ -579,6 +579,74 @@ def test_grid_tiles_show_the_real_snapshots(servers: Servers, browser: Any) -> N
     assert other.get_attribute("src") is None
     assert page.js_errors == []
     page.context.close()
+
+
+def test_a_practice_reference_face_shows_to_tech_support(browser: Any, tmp_path: Path) -> None:
+    """Issue 12 §4: a practice exam has no enrolment photos; the tech view shows the reference
+    face taken at the candidate's first login, and says plainly when there is none yet."""
+    expect = sync_api.expect
+    doc = exam_doc()
+    doc["exam"]["practice"] = True
+    doc["exam"]["starts_at"] = (
+        datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15)
+    ).isoformat()
+    for c in doc["candidates"]:
+        del c["photo"]
+    doc["staff"].append(
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]}
+    )
+    env = _env(tmp_path / "data", f"sqlite:///{tmp_path / 'invigil.sqlite3'}", None)
+    out = subprocess.run(
+        [INVIGIL, "exam", "import", str(write_exam(tmp_path / "exam", doc))],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    exam_id = re.search(rb'"exam_id": "(\w+)"', out.stdout).group(1).decode()  # type: ignore[union-attr]
+    proc, url = _serve(env, tmp_path / "server.log")
+    try:
+        _candidate_login(url, exam_id, "1001")  # the first login: obama2.jpg is the reference
+
+        def fail_and_ask(ticket: str, photo: str, text: str) -> None:
+            for _ in range(3):
+                httpx.post(
+                    f"{url}/api/v1/candidate/login",
+                    data={"exam_id": exam_id, "ticket": ticket},
+                    files={"face": ("f.jpg", (FACES / photo).read_bytes(), "image/jpeg")},
+                    timeout=60,
+                )
+            r = httpx.post(
+                f"{url}/api/v1/candidate/login-help",
+                data={"exam_id": exam_id, "ticket": ticket, "text": text},
+                files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+            )
+            assert r.status_code == 201, r.text
+
+        fail_and_ask("1001", "biden.jpg", "不是我本人在登录吗")
+        fail_and_ask("1002", "empty.jpg", "摄像头拍不到脸")  # no face: no reference yet
+
+        tech = _console(browser, url, "t1", "pw-t1")
+        tech.get_by_role("button", name=re.compile("^人脸审核")).click()
+        expect(tech.locator(".request")).to_have_count(2)
+        card = tech.locator(".request", has_text="奥巴马")
+        reference = card.get_by_role("img", name="奥巴马 参考照片（首次登录）")
+        expect(reference).to_have_attribute("src", re.compile("^blob:"))
+        tech.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=reference.element_handle()
+        )
+        seen = reference.evaluate(IMAGE_LUMA)
+        source = Image.open(FACES / "obama2.jpg").convert("L")
+        assert (seen["width"], seen["height"]) == source.size
+        assert abs(seen["luma"] - ImageStat.Stat(source).mean[0]) < 3
+        expect(card.locator("figcaption").nth(1)).to_have_text("参考照片（首次登录）")
+        none_yet = tech.locator(".request", has_text="拜登")
+        expect(none_yet.locator("figure.missing")).to_contain_text("还没有参考照片")
+        expect(none_yet.locator("figure.missing img")).to_have_count(0)  # no broken image
+        assert tech.js_errors == []
+        tech.context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _jpeg(label: str, color: tuple[int, int, int], face: str | None = None) -> bytes:
