@@ -101,13 +101,6 @@ def alerts(
 # --- face-login help ---------------------------------------------------------------------------
 
 
-def _client_info(request: Request) -> dict[str, str]:
-    return {
-        "ip": _client_ip(request),
-        "user_agent": request.headers.get("user-agent", "")[:300],
-    }
-
-
 # Face-login help requests one client address may make over all tickets (unknown ones too, so
 # the limit also slows down probing for a roster). Generous: a venue behind one NAT address
 # asks for several candidates.
@@ -118,6 +111,13 @@ PER_ADDRESS_SECONDS = 600
 def _client_ip(request: Request) -> str:
     # The same address the other per-address limits use (phone binding, speed test).
     return request.client.host if request.client else ""
+
+
+def _client_info(request: Request) -> dict[str, str]:
+    return {
+        "ip": _client_ip(request),
+        "user_agent": request.headers.get("user-agent", "")[:300],
+    }
 
 
 @router.post("/candidate/login-help", status_code=201)

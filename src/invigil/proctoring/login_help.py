@@ -6,6 +6,11 @@ enrolment photo and approve or reject with a reason; both are audited in the can
 log. An approval counts as face verification; the first poll after it issues the candidate's
 session, once, under the same rules as a face login (login window, exam over, one live
 session).
+
+Anyone who knows a ticket number can ask, so requests are limited in sliding windows (per
+address, per attempt and address, per attempt) and a request never cancels another address's
+pending one: tech support sees every client's capture and approves the candidate's, which
+cancels the rest. Before approving they see whether the candidate is logged in elsewhere.
 """
 
 from __future__ import annotations
