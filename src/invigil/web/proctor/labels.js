@@ -14,7 +14,7 @@ export const STAGES = {
   absent: ["缺考", "Absent"],
 };
 
-export const KINDS = {
+const KIND_NAMES = {
   focus_lost: ["切出考试页面", "Left the exam page"],
   focus_back: ["回到考试页面", "Back on the exam page"],
   fullscreen_exit: ["退出全屏", "Left full screen"],
@@ -66,6 +66,9 @@ export const KINDS = {
   recording_finalized: ["录像上传完成", "Recording uploaded"],
 };
 
+// The Chinese names alone, as the review page reads them.
+export const KINDS = Object.fromEntries(Object.entries(KIND_NAMES).map(([k, [zh]]) => [k, zh]));
+
 // Why a face login was refused (the code in login_failed events).
 export const LOGIN_CODES = {
   face_mismatch: ["人脸不符", "Face mismatch"],
@@ -97,7 +100,7 @@ export const CAMS = { webcam: ["摄像头", "Webcam"], screen: ["屏幕", "Scree
 
 const pick = (pair, fallback) => (pair ? tr(pair[0], pair[1]) : fallback);
 
-export const kindName = (kind) => pick(KINDS[kind], kind);
+export const kindName = (kind) => pick(KIND_NAMES[kind], kind);
 export const stageName = (stage) => pick(STAGES[stage], stage || "—");
 export const phoneName = (state) => pick(PHONE[state], "—");
 export const camName = (cam) => pick(CAMS[cam], cam);
