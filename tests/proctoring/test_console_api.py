@@ -351,3 +351,45 @@ def test_a_history_larger_than_the_outbox_replays_in_full(
         ws.receive_json()
         _, replayed = subscribe(ws, [room_id_of(client, p1, "R01")])
         assert [m["event"]["seq"] for m in replayed][-40:] == seqs
+
+
+def test_help_stays_open_until_a_reply_or_a_logged_dismissal(
+    client: TestClient, clock: FrozenClock, exam_id: str
+) -> None:
+    clock.set(T - timedelta(minutes=5))
+    obama, attempt = candidate(client, exam_id, "1001", "obama2.jpg")
+    p1 = staff_token(client, "p1", "pw-p1")
+    p2 = staff_token(client, "p2", "pw-p2")  # another room's proctor
+    rev = staff_token(client, "rev", "pw-rev")  # reviewers watch but do not act
+
+    def open_help() -> Any:
+        live = client.get("/api/v1/staff/rooms/R01/live", headers=bearer(p1)).json()
+        return next(c for c in live["candidates"] if c["attempt_id"] == attempt)["help_open"]
+
+    asked = client.post("/api/v1/candidate/help", headers=bearer(obama), json={"text": "黑屏了"})
+    assert open_help() == {"seq": asked.json()["seq"], "text": "黑屏了", "at": asked.json()["at"]}
+    client.post(f"/api/v1/staff/attempts/{attempt}/help", headers=bearer(p1), json={"text": "好"})
+    assert open_help() is None
+
+    again = client.post("/api/v1/candidate/help", headers=bearer(obama), json={"text": "又黑了"})
+    seq = again.json()["seq"]
+    path = f"/api/v1/staff/attempts/{attempt}/help/dismiss"
+    assert client.post(path, headers=bearer(p2), json={"seq": seq}).status_code == 403
+    assert client.post(path, headers=bearer(rev), json={"seq": seq}).status_code == 403
+    r = client.post(path, headers=bearer(p1), json={"seq": seq - 1})  # the staff reply
+    assert r.status_code == 422 and r.json()["error"]["code"] == "not_a_help_request"
+    assert client.post(path, headers=bearer(p1), json={"seq": 2**40}).status_code == 422
+    assert open_help()["text"] == "又黑了"
+    r = client.post(path, headers=bearer(p1), json={"seq": seq})
+    assert r.status_code == 200 and r.json()["dismissed"] == seq
+    assert open_help() is None
+    events = client.get(f"/api/v1/staff/attempts/{attempt}/events", headers=bearer(p1)).json()
+    last = events["events"][-1]
+    assert (last["kind"], last["actor"], last["data"]) == (
+        "help_dismissed",
+        "staff:p1",
+        {"seq": seq, "by": "p1"},
+    )
+    # A new message opens it again.
+    client.post("/api/v1/candidate/help", headers=bearer(obama), json={"text": "第三次"})
+    assert open_help()["text"] == "第三次"

@@ -29,7 +29,7 @@ import httpx
 import pytest
 import redis
 from conftest import FACES, PG_URL, exam_doc, write_exam
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageStat
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -191,12 +191,25 @@ CANDIDATE_FETCH = """async ([method, path, token, body]) => {
 }"""
 
 
+# Counts the beeps: every oscillator the page starts (the console beeps with one per alert).
+COUNT_BEEPS = """(() => {
+  window.__beeps = 0;
+  const make = AudioContext.prototype.createOscillator;
+  AudioContext.prototype.createOscillator = function () {
+    window.__beeps += 1;
+    return make.call(this);
+  };
+})();"""
+
+
 def _console(browser: Any, url: str, user: str = "p1", password: str = "pw-p1") -> Any:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    context.add_init_script(COUNT_BEEPS)
     page = context.new_page()
     page.set_default_timeout(20000)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: d.accept())
     page.js_errors = errors
     page.goto(f"{url}/proctor/")
     page.get_by_label("用户名").fill(user)
@@ -280,13 +293,377 @@ def test_focus_loss_and_help_reach_the_console_within_2s(servers: Servers, brows
     page.context.close()
 
 
+def _staff_events(base: str, user: str, password: str, attempt_id: str) -> list[dict[str, Any]]:
+    token = httpx.post(
+        f"{base}/api/v1/staff/login", json={"username": user, "password": password}
+    ).json()["token"]
+    r = httpx.get(
+        f"{base}/api/v1/staff/attempts/{attempt_id}/events",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    events: list[dict[str, Any]] = r.json()["events"]
+    return events
+
+
+def test_a_help_request_follows_the_proctor_until_answered(servers: Servers, browser: Any) -> None:
+    """Issue 12 §2: the 求助 message is an alert on the grid within 2 s, stays on every view,
+    and goes away once answered through 回复/发送 or dismissed (logged)."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    cand_context = browser.new_context(locale="zh-CN")
+    cand = cand_context.new_page()
+    cand.goto(f"{servers.desk}/api/v1/health")
+
+    page = _console(browser, servers.console)
+    expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+    page.wait_for_timeout(300)
+    expect(page.locator("#tab-grid")).to_be_visible()
+    beeps_before = page.evaluate("window.__beeps")
+
+    t0 = time.monotonic()
+    r = cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "耳机没有声音"}]
+    )
+    assert r["status"] == 201
+    alert = page.get_by_role("alert").filter(has_text="奥巴马").filter(has_text="耳机没有声音")
+    expect(alert).to_be_visible(timeout=2000)
+    shown_s = time.monotonic() - t0
+    assert shown_s <= 2.0, f"the help alert took {shown_s:.2f} s"
+    expect(page.locator("#tab-grid")).to_be_visible()  # the proctor stayed on the grid
+    expect(alert).to_contain_text("1001")
+    assert page.evaluate("window.__beeps") > beeps_before, "no beep for the help request"
+
+    # Every other view keeps it: the help tab, back to the grid, a candidate's detail.
+    page.get_by_role("button", name=re.compile("^求助")).click()
+    expect(page.locator("#tab-help")).to_be_visible()
+    expect(alert).to_be_visible()
+    page.get_by_role("button", name="考场总览").click()
+    expect(alert).to_be_visible()
+    page.locator(".tile", has_text="奥巴马").click()
+    expect(page.locator("#detail")).to_be_visible()
+    expect(alert).to_be_visible()
+    page.wait_for_timeout(1500)  # still there later: only an answer removes it
+    expect(alert).to_be_visible()
+
+    # A click opens the chat (closing the detail), ready to answer with 回复 / 发送.
+    alert.locator(".help-alert-body").click()
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator("#tab-help")).to_be_visible()
+    expect(page.locator(".messages")).to_contain_text("耳机没有声音")
+    expect(page.get_by_label("回复")).to_be_focused()
+    page.get_by_label("回复").fill("请检查耳机是否插好，并在系统设置中选择它")
+    page.get_by_role("button", name="发送", exact=True).click()
+    expect(alert).to_have_count(0, timeout=3000)
+    r = cand.evaluate(CANDIDATE_FETCH, ["GET", "/api/v1/candidate/help", token, None])
+    assert [(m["from"], m["text"]) for m in r["body"]["messages"]] == [
+        ("candidate", "耳机没有声音"),
+        ("staff", "请检查耳机是否插好，并在系统设置中选择它"),
+    ]
+
+    # A second request, closed without a reply: 忽略 (confirmed) is logged with who did it.
+    page.get_by_role("button", name="考场总览").click()
+    cand.evaluate(CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "已经好了"}])
+    second = page.get_by_role("alert").filter(has_text="已经好了")
+    expect(second).to_be_visible(timeout=2000)
+    second.get_by_role("button", name="忽略").click()
+    expect(second).to_have_count(0, timeout=3000)
+    page.reload()
+    expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+    page.wait_for_timeout(800)
+    expect(page.get_by_role("alert")).to_have_count(0)  # answered ones stay closed
+    attempt_id = page.locator(".tile", has_text="奥巴马").get_attribute("data-attempt")
+    assert attempt_id
+    log = _staff_events(servers.desk, "p1", "pw-p1", attempt_id)
+    dismissed = [e for e in log if e["kind"] == "help_dismissed"]
+    assert len(dismissed) == 1 and dismissed[0]["actor"] == "staff:p1"
+    asked = next(e for e in log if e["kind"] == "help_message" and e["data"]["text"] == "已经好了")
+    assert dismissed[0]["data"]["seq"] == asked["seq"]
+    assert page.js_errors == []
+    print(f"help alert on the grid after {shown_s:.2f} s ({servers.desk})")
+    cand_context.close()
+    page.context.close()
+
+
+def _count_requests(page: Any, fragment: str) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda req: seen.append(req.url) if fragment in req.url else None)
+    return seen
+
+
+@pytest.mark.parametrize("servers", ["embedded"], indirect=True)
+def test_tech_support_sees_face_login_requests_on_every_view(
+    servers: Servers, browser: Any
+) -> None:
+    """Issue 12 §2/§4/§5: a face-login help request is an alert naming the candidate on any
+    view of a tech user; its card warns that the candidate is logged in on another device and
+    says what approving does; a proctor's console never asks for the tech list."""
+    expect = sync_api.expect
+    proctor = _console(browser, servers.console)
+    proctor_polls = _count_requests(proctor, "/api/v1/staff/login-help")
+    tech = _console(browser, servers.console, "t1", "pw-t1")
+    tech_polls = _count_requests(tech, "/api/v1/staff/login-help")
+    for page in (proctor, tech):
+        expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
+        expect(page.locator("#conn")).to_have_text("实时连接")
+    tech.locator(".tile", has_text="拜登").click()  # the tech user looks at a detail
+    expect(tech.locator("#detail")).to_be_visible()
+
+    _candidate_login(servers.desk, servers.exam_id)  # the real desk, live
+    for _ in range(3):  # someone on another computer fails the face check
+        r = httpx.post(
+            f"{servers.desk}/api/v1/candidate/login",
+            data={"exam_id": servers.exam_id, "ticket": "1001"},
+            files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+            timeout=60,
+        )
+        assert r.json()["error"]["code"] == "face_mismatch"
+    t0 = time.monotonic()
+    r = httpx.post(
+        f"{servers.desk}/api/v1/candidate/login-help",
+        data={"exam_id": servers.exam_id, "ticket": "1001", "text": "换了一台电脑"},
+        files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+    )
+    assert r.status_code == 201, r.text
+    alert = tech.get_by_role("alert").filter(has_text="奥巴马").filter(has_text="换了一台电脑")
+    expect(alert).to_be_visible(timeout=3000)
+    print(f"face-login alert after {time.monotonic() - t0:.2f} s")
+    expect(tech.locator("#detail")).to_be_visible()  # shown over the detail, not instead
+    assert tech.evaluate("window.__beeps") >= 1
+
+    alert.locator(".help-alert-body").click()
+    expect(tech.locator("#tab-tech")).to_be_visible()
+    card = tech.locator(".request", has_text="奥巴马")
+    warning = card.locator(".elsewhere")
+    expect(warning).to_contain_text("该考生已在另一台设备上登录")
+    expect(warning).to_contain_text("通过后，本申请的设备不会立即登录")
+    expect(card.get_by_role("img", name="奥巴马 报名照片")).to_be_visible()
+
+    # The proctor got the same events live, and never asked for the tech list.
+    proctor.wait_for_timeout(6000)  # longer than the tech list's 5 s refresh
+    assert proctor_polls == [], proctor_polls
+    assert len(tech_polls) >= 2
+    expect(proctor.get_by_role("alert")).to_have_count(0)
+    expect(proctor.locator("#tech-tab")).to_be_hidden()
+
+    card.get_by_label("理由").fill("电话核对身份，考生确认更换电脑")
+    card.get_by_role("button", name="通过").click()
+    expect(alert).to_have_count(0, timeout=3000)
+    assert proctor.js_errors == [] and tech.js_errors == []
+    proctor.context.close()
+    tech.context.close()
+
+
+@pytest.mark.parametrize("servers", ["embedded"], indirect=True)
+def test_english_switch_and_no_phone_without_an_evidence_camera(
+    servers: Servers, browser: Any
+) -> None:
+    """Issue 12 §5: the console has the 中文/English switch of the other pages (remembered),
+    and an exam with `evidence_camera: off` shows no phone pictures and no 手机 未绑定."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    page = _console(browser, servers.console)
+    tile = page.locator(".tile", has_text="奥巴马")
+    expect(tile).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+
+    # No evidence camera in this exam: two pictures per tile, no phone anywhere.
+    expect(tile.locator("figure.cam")).to_have_count(2)
+    expect(tile.locator("figcaption")).to_have_text(["摄像头", "屏幕"])
+    for word in ("手机", "未绑定"):
+        expect(page.locator("#grid")).not_to_contain_text(word)
+    tile.click()
+    expect(page.locator("#detail .big-cams figure")).to_have_count(2)
+    expect(page.locator("#detail")).not_to_contain_text("佐证手机")
+    page.get_by_role("button", name="关闭").click()
+
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("button", name="Room overview")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("Live")
+    expect(tile.locator("figcaption")).to_have_text(["Webcam", "Screen"])
+    expect(tile.locator(".stage")).to_have_text("Drawing lot")
+    expect(tile.locator(".facts")).to_contain_text("verified")
+    expect(page.locator("#room-summary")).to_contain_text("candidates")
+    r = httpx.post(
+        f"{servers.desk}/api/v1/candidate/help",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"text": "help me"},
+    )
+    assert r.status_code == 201
+    alert = page.get_by_role("alert").filter(has_text="help me")
+    expect(alert).to_contain_text("Help")
+    expect(alert.get_by_role("button", name="Dismiss")).to_be_visible()
+    # No Chinese left in the console's own words (names and room titles are data).
+    chrome = " ".join(
+        page.locator(
+            "header h1, #tabs, #conn, #logout, .alerts-head, .tile .facts, .tile .stage, "
+            ".tile .lot, .tile figcaption, .tile .badges"
+        ).all_inner_texts()
+    )
+    assert not re.search(r"[\u4e00-\u9fff]", chrome), chrome
+
+    page.reload()  # remembered
+    expect(page.locator("#conn")).to_have_text("Live")
+    expect(page.get_by_role("button", name="Room overview")).to_be_visible()
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("button", name="考场总览")).to_be_visible()
+    expect(page.locator("#conn")).to_have_text("实时连接")
+    expect(page.get_by_role("alert").filter(has_text="help me")).to_contain_text("求助")
+
+    # 退出 asks the server to revoke the token and signs out here whatever it answers (a
+    # server without the logout endpoint says 404).
+    logouts = _count_requests(page, "/api/v1/staff/logout")
+    page.get_by_role("button", name="退出").click()
+    expect(page.get_by_label("用户名")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert len(logouts) == 1
+    assert page.evaluate("sessionStorage.getItem('invigil.staff.token')") is None
+    assert page.js_errors == []
+    page.context.close()
+
+
+# The mean luma (0–255) of an <img> as the page has decoded it, drawn to a canvas.
+IMAGE_LUMA = """(img) => {
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let sum = 0;
+  for (let i = 0; i < d.length; i += 4) sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+  return {width: img.naturalWidth, height: img.naturalHeight, luma: sum / (d.length / 4)};
+}"""
+
+
+@pytest.mark.parametrize("servers", ["embedded"], indirect=True)
+def test_grid_tiles_show_the_real_snapshots(servers: Servers, browser: Any) -> None:
+    """Issue 12 §1, the proctor's side: a real face snapshot and a screen snapshot posted by
+    the candidate appear in the tile as decoded, lit pictures (not black, not empty)."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id)
+    face_jpeg = (FACES / "obama2.jpg").read_bytes()
+    screen_jpeg = _jpeg("screen", (235, 238, 245))
+    for kind, data in (("webcam", face_jpeg), ("screen", screen_jpeg)):
+        r = httpx.post(
+            f"{servers.desk}/api/v1/snapshots",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"kind": kind},
+            files={"image": ("s.jpg", data, "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+    expected = {
+        "webcam": Image.open(io.BytesIO(face_jpeg)).convert("L"),
+        "screen": Image.open(io.BytesIO(screen_jpeg)).convert("L"),
+    }
+
+    page = _console(browser, servers.console)
+    tile = page.locator(".tile", has_text="奥巴马")
+    expect(tile).to_be_visible()
+    for kind, source in expected.items():
+        img = tile.locator(f"figure.cam-{kind} img")
+        expect(img).to_have_attribute("src", re.compile("^blob:"), timeout=10000)
+        page.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+        )
+        seen = img.evaluate(IMAGE_LUMA)
+        want = ImageStat.Stat(source).mean[0]
+        print(f"{kind}: {seen['width']}x{seen['height']} luma {seen['luma']:.1f} (file {want:.1f})")
+        assert (seen["width"], seen["height"]) == source.size
+        assert seen["luma"] > 40, f"the {kind} tile is black"
+        assert abs(seen["luma"] - want) < 3  # the snapshot itself, not a placeholder
+        assert img.is_visible() and img.bounding_box()["width"] > 100  # type: ignore[index]
+    # The candidate without snapshots shows empty frames, not a broken image.
+    other = page.locator(".tile", has_text="拜登").locator("figure.cam-webcam img")
+    expect(other).to_have_class(re.compile("empty"))
+    assert other.get_attribute("src") is None
+    assert page.js_errors == []
+    page.context.close()
+
+
+def test_a_practice_reference_face_shows_to_tech_support(browser: Any, tmp_path: Path) -> None:
+    """Issue 12 §4: a practice exam has no enrolment photos; the tech view shows the reference
+    face taken at the candidate's first login, and says plainly when there is none yet."""
+    expect = sync_api.expect
+    doc = exam_doc()
+    doc["exam"]["practice"] = True
+    doc["exam"]["starts_at"] = (
+        datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15)
+    ).isoformat()
+    for c in doc["candidates"]:
+        del c["photo"]
+    doc["staff"].append(
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]}
+    )
+    env = _env(tmp_path / "data", f"sqlite:///{tmp_path / 'invigil.sqlite3'}", None)
+    out = subprocess.run(
+        [INVIGIL, "exam", "import", str(write_exam(tmp_path / "exam", doc))],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    exam_id = re.search(rb'"exam_id": "(\w+)"', out.stdout).group(1).decode()  # type: ignore[union-attr]
+    proc, url = _serve(env, tmp_path / "server.log")
+    try:
+        _candidate_login(url, exam_id, "1001")  # the first login: obama2.jpg is the reference
+
+        def fail_and_ask(ticket: str, photo: str, text: str) -> None:
+            for _ in range(3):
+                httpx.post(
+                    f"{url}/api/v1/candidate/login",
+                    data={"exam_id": exam_id, "ticket": ticket},
+                    files={"face": ("f.jpg", (FACES / photo).read_bytes(), "image/jpeg")},
+                    timeout=60,
+                )
+            r = httpx.post(
+                f"{url}/api/v1/candidate/login-help",
+                data={"exam_id": exam_id, "ticket": ticket, "text": text},
+                files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
+            )
+            assert r.status_code == 201, r.text
+
+        fail_and_ask("1001", "biden.jpg", "不是我本人在登录吗")
+        fail_and_ask("1002", "empty.jpg", "摄像头拍不到脸")  # no face: no reference yet
+
+        tech = _console(browser, url, "t1", "pw-t1")
+        tech.get_by_role("button", name=re.compile("^人脸审核")).click()
+        expect(tech.locator(".request")).to_have_count(2)
+        card = tech.locator(".request", has_text="奥巴马")
+        reference = card.get_by_role("img", name="奥巴马 参考照片（首次登录）")
+        expect(reference).to_have_attribute("src", re.compile("^blob:"))
+        tech.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=reference.element_handle()
+        )
+        seen = reference.evaluate(IMAGE_LUMA)
+        source = Image.open(FACES / "obama2.jpg").convert("L")
+        assert (seen["width"], seen["height"]) == source.size
+        assert abs(seen["luma"] - ImageStat.Stat(source).mean[0]) < 3
+        expect(card.locator("figcaption").nth(1)).to_have_text("参考照片（首次登录）")
+        none_yet = tech.locator(".request", has_text="拜登")
+        expect(none_yet.locator("figure.missing")).to_contain_text("还没有参考照片")
+        expect(none_yet.locator("figure.missing img")).to_have_count(0)  # no broken image
+        assert tech.js_errors == []
+        tech.context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def _jpeg(label: str, color: tuple[int, int, int], face: str | None = None) -> bytes:
     img = Image.new("RGB", (640, 480), color)
     if face:
         photo = Image.open(FACES / face).convert("RGB")
         photo.thumbnail((420, 420))
         img.paste(photo, ((640 - photo.width) // 2, (480 - photo.height) // 2))
-    ImageDraw.Draw(img).text((12, 12), label, fill=(255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    if not face:  # a screen: the exam page's bar, a question card and lines of text
+        draw.rectangle((0, 0, 640, 44), fill=(23, 35, 58))
+        draw.rectangle((40, 80, 600, 420), fill=(255, 255, 255), outline=(200, 205, 215))
+        for row in range(8):
+            draw.rectangle(
+                (70, 110 + row * 36, 560 - (row % 3) * 90, 124 + row * 36), fill=(90, 98, 112)
+            )
+    draw.text((12, 12), label, fill=(255, 255, 255))
     out = io.BytesIO()
     img.save(out, "JPEG", quality=70)
     return out.getvalue()
@@ -311,6 +688,7 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
             h = {"Authorization": f"Bearer {token}"}
             if i % 3 != 2:
                 httpx.post(f"{url}/api/v1/candidate/lot", headers=h)
+            webcam_face = ("obama2.jpg", "obama3.jpg", "obama.jpg")[i % 3]
             for kind, color in (("webcam", (60, 70, 90)), ("screen", (235, 238, 245))):
                 httpx.post(
                     f"{url}/api/v1/snapshots",
@@ -322,7 +700,7 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
                             _jpeg(
                                 f"{ticket} {kind}",
                                 color,
-                                "obama2.jpg" if kind == "webcam" else None,
+                                webcam_face if kind == "webcam" else None,
                             ),
                             "image/jpeg",
                         )
@@ -330,20 +708,18 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
                 )
         h1 = {"Authorization": f"Bearer {tokens['1001']}"}
         httpx.post(f"{url}/api/v1/candidate/events", headers=h1, json={"kind": "second_screen"})
-        httpx.post(
-            f"{url}/api/v1/candidate/help", headers=h1, json={"text": "麦克风音量条不动，怎么办？"}
-        )
-        # A face-login help request for tech support (1002 fails three times).
+        # A face-login help request for tech support: someone on another computer fails as
+        # 1001 three times while 1001's desk is live.
         for _ in range(3):
             httpx.post(
                 f"{url}/api/v1/candidate/login",
-                data={"exam_id": exam_id, "ticket": "1002"},
-                files={"face": ("f.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+                data={"exam_id": exam_id, "ticket": "1001"},
+                files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
                 timeout=60,
             )
         httpx.post(
             f"{url}/api/v1/candidate/login-help",
-            data={"exam_id": exam_id, "ticket": "1002", "text": "戴眼镜识别不了"},
+            data={"exam_id": exam_id, "ticket": "1001", "text": "换了一台电脑，刷脸不通过"},
             files={"face": ("f.jpg", (FACES / "biden.jpg").read_bytes(), "image/jpeg")},
         )
 
@@ -354,15 +730,24 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
         for ticket in ("1010", "1013"):
             h = {"Authorization": f"Bearer {tokens[ticket]}"}
             httpx.post(f"{url}/api/v1/candidate/events", headers=h, json={"kind": "focus_lost"})
-        sync_api.expect(page.get_by_role("alert")).to_have_count(3)
+        sync_api.expect(page.locator(".alerts .alert")).to_have_count(3)
+        page.wait_for_function(
+            "[...document.querySelectorAll('.tile .cam-webcam img')].filter("
+            "(i) => i.complete && i.naturalWidth > 0).length >= 7"
+        )
         page.wait_for_timeout(800)
         page.screenshot(path=str(SCREENS / "proctor-grid.png"))
-        page.get_by_role("alert").first.locator(".alert-body").click()
+        httpx.post(
+            f"{url}/api/v1/candidate/help", headers=h1, json={"text": "麦克风音量条不动，怎么办？"}
+        )
+        sync_api.expect(page.locator(".help-alert")).to_have_count(1)
+        page.wait_for_timeout(4000)  # the pulse has settled
+        page.screenshot(path=str(SCREENS / "proctor-help-alert-grid.png"))
+        page.locator(".alerts .alert").first.locator(".alert-body").click()
         page.wait_for_timeout(800)
         page.screenshot(path=str(SCREENS / "proctor-detail.png"))
         page.get_by_role("button", name="关闭").click()
-        page.get_by_role("button", name=re.compile("^求助")).click()
-        page.locator("#help-queue li button").first.click()
+        page.locator(".help-alert .help-alert-body").click()
         page.get_by_label("回复").fill("请检查系统设置中的输入设备")
         page.screenshot(path=str(SCREENS / "proctor-help.png"))
         page.context.close()
@@ -370,7 +755,8 @@ def test_console_screenshots(browser: Any, tmp_path: Path) -> None:
         tech = _console(browser, url, "t1", "pw-t1")
         tech.get_by_role("button", name=re.compile("^人脸审核")).click()
         sync_api.expect(tech.locator(".request")).to_have_count(1)
-        tech.wait_for_timeout(800)
+        sync_api.expect(tech.locator(".request .elsewhere")).to_be_visible()
+        tech.wait_for_timeout(4000)
         tech.screenshot(path=str(SCREENS / "proctor-tech.png"))
         tech.context.close()
     finally:

@@ -223,3 +223,171 @@ def test_window_and_one_live_session_rules(
         files={"face": ("face.jpg", b"GIF89a", "image/jpeg")},
     )
     assert r.status_code == 422
+
+
+def test_requests_are_limited_in_a_window_per_address_and_never_cancel_another_client(
+    client: TestClient, app: Any, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    """Issue 13 #7: an attacker asking for a candidate from another address neither uses up the
+    candidate's own budget nor cancels the candidate's pending request, and every limit ends
+    after a window instead of lasting the attempt's whole life."""
+    exam = _exam(app_ctx, tmp_path / "e")
+    clock.set(T - timedelta(minutes=20))
+    fail_logins(client, exam, "1001", 3)
+    attacker = TestClient(app, client=("203.0.113.66", 40000))
+
+    # The attacker's five requests in the window replace one another; the sixth is refused.
+    theirs = [ask(attacker, exam, "1001", text=f"attacker {i}") for i in range(5)]
+    assert [r.status_code for r in theirs] == [201] * 5
+    r = ask(attacker, exam, "1001")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_requests"
+    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
+    assert r.json()["error"]["help_phone"] == "400-000-0000"
+
+    # The real candidate (another address) still asks, and the attacker's pending request is
+    # not silently cancelled: tech support sees both, with their addresses.
+    mine = ask(client, exam, "1001", text="本人，刷脸失败")
+    assert mine.status_code == 201, mine.text
+    last_attacker = theirs[-1].json()
+    assert poll(client, last_attacker["request_id"], last_attacker["poll_token"]).json()[
+        "status"
+    ] == ("pending")
+    assert poll(client, theirs[0].json()["request_id"], theirs[0].json()["poll_token"]).json()[
+        "status"
+    ] == ("cancelled")  # replaced by the same address's newer request
+    t1 = staff_token(client, "t1", "pw-t1")
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert {(x["client_ip"], x["text"], x["pending_for_candidate"]) for x in listed} == {
+        ("203.0.113.66", "attacker 4", 2),
+        ("testclient", "本人，刷脸失败", 2),
+    }
+
+    # Approving one ends the others: one candidate, one way in.
+    r = client.post(
+        f"/api/v1/staff/login-help/{mine.json()['request_id']}/approve",
+        headers=bearer(t1),
+        json={"reason": "视频核对，本人"},
+    )
+    assert r.status_code == 200
+    lost = poll(attacker, last_attacker["request_id"], last_attacker["poll_token"]).json()
+    assert lost["status"] == "cancelled" and "token" not in lost
+    got = poll(client, mine.json()["request_id"], mine.json()["poll_token"]).json()
+    assert got["token"]
+    approved = [
+        e
+        for e in client.get(
+            f"/api/v1/staff/attempts/{got['attempt_id']}/events", headers=bearer(t1)
+        ).json()["events"]
+        if e["kind"] == "login_approved_manually"
+    ]
+    assert approved[-1]["data"]["cancelled"] == [last_attacker["request_id"]]
+
+    # The window slides: 15 minutes later the attacker's address may ask again.
+    clock.advance(timedelta(minutes=15, seconds=1))
+    assert ask(attacker, exam, "1001").status_code == 201
+
+
+def test_all_addresses_together_are_bounded_per_attempt(
+    client: TestClient, app: Any, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    exam = _exam(app_ctx, tmp_path / "e")
+    clock.set(T - timedelta(minutes=20))
+    fail_logins(client, exam, "1001", 3)
+    codes = [
+        ask(TestClient(app, client=(f"198.51.100.{i}", 1000)), exam, "1001").status_code
+        for i in range(13)
+    ]
+    assert codes == [201] * 12 + [429]
+    t1 = staff_token(client, "t1", "pw-t1")
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert len(listed) == 12  # each address's request stays pending for tech support
+    clock.advance(timedelta(minutes=16))
+    assert ask(TestClient(app, client=("198.51.100.99", 1000)), exam, "1001").status_code == 201
+
+
+def test_one_address_is_limited_over_all_tickets(
+    client: TestClient, app: Any, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    exam = _exam(app_ctx, tmp_path / "e")
+    clock.set(T - timedelta(minutes=20))
+    fail_logins(client, exam, "1001", 3)
+    prober = TestClient(app, client=("192.0.2.7", 1000))
+    # Unknown tickets count too: the limit slows down guessing the roster.
+    codes = [ask(prober, exam, f"9{i:03d}").status_code for i in range(20)]
+    assert codes == [404] * 20
+    r = ask(prober, exam, "1001")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_requests"
+    assert int(r.headers["Retry-After"]) == 600
+    # Other addresses are not affected.
+    assert ask(client, exam, "1001").status_code == 201
+
+
+def test_a_practice_reference_face_and_a_live_session_show_to_tech_support(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    """Issue 12 §4: a practice exam's reference face (its first login's) is served where the
+    enrolment photo would be, to tech support and reviewers; before approving, tech support
+    learns that the candidate is logged in on another device."""
+    doc = exam_doc()
+    doc["exam"]["practice"] = True
+    for c in doc["candidates"]:
+        del c["photo"]
+    doc["staff"].append(
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]}
+    )
+    exam = import_exam(app_ctx, tmp_path / "e", doc)
+    clock.set(T - timedelta(minutes=20))
+    t1 = staff_token(client, "t1", "pw-t1")
+    rev = staff_token(client, "rev", "pw-rev")
+
+    # Before any login there is no reference: no photo URL, and the listing says practice.
+    for _ in range(3):  # no face found: no reference is taken
+        assert login(client, exam, "1002", "empty.jpg").json()["error"]["code"] == "no_face"
+    before = ask(client, exam, "1002").json()
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert [(x["request_id"], x["photo_url"], x["practice"]) for x in listed] == [
+        (before["request_id"], None, True)
+    ]
+    r = client.get(f"/api/v1/staff/login-help/{before['request_id']}/photo", headers=bearer(t1))
+    assert r.status_code == 404
+
+    # The first login's face becomes the reference, and is the photo everywhere.
+    first = login(client, exam, "1001", "obama2.jpg")
+    assert first.status_code == 200, first.text
+    desk = first.json()["token"]
+    attempt = first.json()["attempt_id"]
+    fail_logins(client, exam, "1001", 3)  # someone else, on another device
+    req = ask(client, exam, "1001", text="换了电脑").json()
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    mine = next(x for x in listed if x["request_id"] == req["request_id"])
+    photo = client.get(mine["photo_url"], headers=bearer(t1))
+    assert photo.status_code == 200 and photo.content == face("obama2.jpg")
+    assert photo.headers["content-type"] == "image/jpeg"
+    review = client.get(f"/api/v1/review/attempts/{attempt}", headers=bearer(rev)).json()
+    assert review["candidate"]["photo_url"] == f"/api/v1/review/attempts/{attempt}/photo"
+    served = client.get(review["candidate"]["photo_url"], headers=bearer(rev))
+    assert served.status_code == 200 and served.content == face("obama2.jpg")
+
+    # The desk logged in seconds ago is a live session: the listing says so, with its client.
+    live = mine["active_session"]
+    assert live is not None and live["last_seen_at"] == "2030-06-01T00:40:00Z"
+    assert live["ip"] == "testclient" and live["alive_seconds"] == 20
+    # Quiet for longer than the liveness window: no warning any more.
+    clock.advance(timedelta(seconds=25))
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert next(x for x in listed if x["request_id"] == req["request_id"])["active_session"] is None
+    client.post("/api/v1/candidate/heartbeat", headers=bearer(desk))  # back again
+    listed = client.get("/api/v1/staff/login-help", headers=bearer(t1)).json()["requests"]
+    assert next(x for x in listed if x["request_id"] == req["request_id"])["active_session"]
+
+    # Approved anyway: the waiting device polls and is refused while the other one lives, but
+    # the 异地登录 flag is logged once, not once per poll.
+    client.post(
+        f"/api/v1/staff/login-help/{req['request_id']}/approve",
+        headers=bearer(t1),
+        json={"reason": "ok"},
+    )
+    for _ in range(3):
+        r = poll(client, req["request_id"], req["poll_token"])
+        assert r.status_code == 409 and r.json()["error"]["code"] == "session_active_elsewhere"
+    assert kinds(client, t1, attempt).count("session_active_elsewhere") == 1

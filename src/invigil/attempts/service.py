@@ -174,8 +174,11 @@ def login(
             raise APIError(
                 409, "not_enrolled", "您没有报名照片，无法进行人脸比对，请联系技术服务。"
             )
-        # 模拟考试: the first successful login's face becomes the reference.
+        # 模拟考试: the first successful login's face becomes the reference. Its image is kept
+        # where an enrolment photo would be, so tech support and reviewers see what it is.
         candidate.face_embedding = faces.embedding_to_bytes(embedding)
+        candidate.photo_key = f"exams/{exam.id}/reference/{candidate.id}.jpg"
+        ctx.blobs.put(candidate.photo_key, face_jpeg)
     else:
         distance = faces.face_distance(
             faces.embedding_from_bytes(candidate.face_embedding), embedding

@@ -10,8 +10,9 @@ from fastapi.responses import Response
 
 from invigil.core.context import Ctx, unit_of_work
 from invigil.core.errors import APIError
+from invigil.core.ratelimit import window_for
 from invigil.proctoring import login_help, service, ws
-from invigil.proctoring.schemas import AckBody, DecisionBody, TextBody
+from invigil.proctoring.schemas import AckBody, DecisionBody, DismissBody, TextBody
 from invigil.staff import service as staff_service
 from invigil.staff.api import as_staff
 
@@ -67,6 +68,14 @@ def notes(request: Request, attempt_id: str, ctx: Ctx) -> dict[str, Any]:
         return {"notes": service.notes(session, attempt)}
 
 
+@router.post("/staff/attempts/{attempt_id}/help/dismiss")
+def dismiss_help(request: Request, attempt_id: str, body: DismissBody, ctx: Ctx) -> dict[str, Any]:
+    """Close a candidate's help message without replying; event ``help_dismissed``."""
+    with as_staff(request, ctx) as (session, user):
+        attempt = staff_service.attempt_for(session, user, attempt_id)
+        return service.dismiss_help(session, ctx, user, attempt, body.seq)
+
+
 @router.post("/staff/alerts/ack")
 def ack(request: Request, body: AckBody, ctx: Ctx) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
@@ -92,9 +101,21 @@ def alerts(
 # --- face-login help ---------------------------------------------------------------------------
 
 
+# Face-login help requests one client address may make over all tickets (unknown ones too, so
+# the limit also slows down probing for a roster). Generous: a venue behind one NAT address
+# asks for several candidates.
+PER_ADDRESS_LIMIT = 20
+PER_ADDRESS_SECONDS = 600
+
+
+def _client_ip(request: Request) -> str:
+    # The same address the other per-address limits use (phone binding, speed test).
+    return request.client.host if request.client else ""
+
+
 def _client_info(request: Request) -> dict[str, str]:
     return {
-        "ip": request.client.host if request.client else "",
+        "ip": _client_ip(request),
         "user_agent": request.headers.get("user-agent", "")[:300],
     }
 
@@ -108,13 +129,23 @@ def login_help_request(
     text: Annotated[str, Form(max_length=1000)] = "",
     face: Annotated[UploadFile | None, File()] = None,
 ) -> dict[str, Any]:
+    ip = _client_ip(request)
+    limiter = window_for(request, "login-help", PER_ADDRESS_LIMIT, PER_ADDRESS_SECONDS)
+    if not limiter.allow(ip):
+        raise APIError(
+            429,
+            "too_many_requests",
+            "该网络地址的人工审核申请过于频繁，请 10 分钟后再试，或拨打考务电话联系技术服务。",
+            retry_after=PER_ADDRESS_SECONDS,
+            headers={"Retry-After": str(PER_ADDRESS_SECONDS)},
+        )
     with unit_of_work(ctx) as session:
         data = None
         if face is not None:
             data = face.file.read(ctx.settings.max_photo_bytes + 1)
             if len(data) > ctx.settings.max_photo_bytes:
                 raise APIError(413, "too_large", "照片过大，请重新拍摄。")
-        return login_help.request_help(session, ctx, exam_id, ticket, data or None, text)
+        return login_help.request_help(session, ctx, exam_id, ticket, data or None, text, ip)
 
 
 @router.get("/candidate/login-help/{request_id}")
@@ -137,7 +168,7 @@ def login_help_list(
     ),
 ) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
-        return {"requests": login_help.listing(session, user, status)}
+        return {"requests": login_help.listing(session, ctx, user, status)}
 
 
 def _image(request: Request, ctx: Any, request_id: str, which: str) -> Response:

@@ -6,12 +6,18 @@ enrolment photo and approve or reject with a reason; both are audited in the can
 log. An approval counts as face verification; the first poll after it issues the candidate's
 session, once, under the same rules as a face login (login window, exam over, one live
 session).
+
+Anyone who knows a ticket number can ask, so requests are limited in sliding windows (per
+address, per attempt and address, per attempt) and a request never cancels another address's
+pending one: tech support sees every client's capture and approves the candidate's, which
+cancels the rest. Before approving they see whether the candidate is logged in elsewhere.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -20,7 +26,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts import consent, events, sessions
 from invigil.attempts.models import Attempt, Event
 from invigil.attempts.service import check_login_window, current_stage, login_target
-from invigil.core.clock import iso
+from invigil.core.clock import ensure_utc, iso
 from invigil.core.context import AppContext
 from invigil.core.db import new_id
 from invigil.core.errors import APIError, forbidden, not_found
@@ -38,9 +44,50 @@ from invigil.staff.models import StaffUser
 
 # Failed face logins before a candidate may ask (the desk offers the button from then on).
 FAILURES_BEFORE_HELP = 3
-MAX_REQUESTS_PER_ATTEMPT = 20
+# Requests are unauthenticated (the candidate has no token yet), so they are limited in a
+# sliding window of the app's clock, not for the attempt's whole life: whoever uses up a
+# budget waits WINDOW, never forever. Per attempt and asking address, so someone else
+# asking for a candidate does not use up the candidate's own budget; and per attempt over all
+# addresses, which bounds what tech support has to look at. (The API also limits each address
+# over all tickets: PER_ADDRESS_LIMIT in proctoring/api.py.)
+WINDOW = timedelta(minutes=15)
+PER_CLIENT_IN_WINDOW = 5
+PER_ATTEMPT_IN_WINDOW = 12
 DECIDING_ROLES = frozenset({"tech", "admin"})
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _too_many(exam_help_phone: str | None, oldest: datetime, now: datetime) -> APIError:
+    retry = max(1, math.ceil((ensure_utc(oldest) + WINDOW - now).total_seconds()))
+    minutes = (retry + 59) // 60
+    return APIError(
+        429,
+        "too_many_requests",
+        f"人工审核申请过于频繁，请 {minutes} 分钟后再试，或拨打考务电话联系技术服务。",
+        help_phone=exam_help_phone,
+        retry_after=retry,
+        headers={"Retry-After": str(retry)},
+    )
+
+
+def _check_window(
+    session: Session, attempt: Attempt, client_ip: str, now: datetime, help_phone: str | None
+) -> None:
+    recent = list(
+        session.execute(
+            select(LoginHelpRequest.created_at, LoginHelpRequest.client_ip)
+            .where(
+                LoginHelpRequest.attempt_id == attempt.id,
+                LoginHelpRequest.created_at > now - WINDOW,
+            )
+            .order_by(LoginHelpRequest.created_at)
+        )
+    )
+    mine = [at for at, ip in recent if ip == client_ip]
+    if len(mine) >= PER_CLIENT_IN_WINDOW:
+        raise _too_many(help_phone, mine[-PER_CLIENT_IN_WINDOW], now)
+    if len(recent) >= PER_ATTEMPT_IN_WINDOW:
+        raise _too_many(help_phone, recent[-PER_ATTEMPT_IN_WINDOW][0], now)
 
 
 def request_help(
@@ -50,6 +97,7 @@ def request_help(
     ticket: str,
     face: bytes | None,
     text: str,
+    client_ip: str = "",
 ) -> dict[str, Any]:
     now = ctx.clock.now()
     exam, candidate, attempt = login_target(session, exam_id, ticket, now)
@@ -69,21 +117,20 @@ def request_help(
             failures=failures or 0,
             required=FAILURES_BEFORE_HELP,
         )
-    asked = session.scalar(select(func.count()).where(LoginHelpRequest.attempt_id == attempt.id))
-    if (asked or 0) >= MAX_REQUESTS_PER_ATTEMPT:
-        raise APIError(
-            429,
-            "too_many_requests",
-            "申请次数过多，请拨打考务电话联系技术服务。",
-            help_phone=exam.help_phone,
-        )
+    _check_window(session, attempt, client_ip, now, exam.help_phone)
     if face is not None and not face.startswith(JPEG_MAGIC):
         raise APIError(422, "not_jpeg", "照片须为 JPEG 图片。")
 
-    # A newer request replaces a pending one: tech support sees only the latest capture.
+    # A newer request from the same address replaces its pending one (tech support sees the
+    # latest capture). A pending request from another address stays: it may be the real
+    # candidate's, and tech support, seeing both captures side by side, approves the right one.
     session.execute(
         update(LoginHelpRequest)
-        .where(LoginHelpRequest.attempt_id == attempt.id, LoginHelpRequest.status == PENDING)
+        .where(
+            LoginHelpRequest.attempt_id == attempt.id,
+            LoginHelpRequest.status == PENDING,
+            LoginHelpRequest.client_ip == client_ip,
+        )
         .values(status=CANCELLED, decided_at=now)
     )
     request_id = new_id()
@@ -102,6 +149,7 @@ def request_help(
             face_key=face_key,
             poll_digest=token_digest(ctx.settings.effective_secret(), poll_token),
             status=PENDING,
+            client_ip=client_ip,
         )
     )
     events.append(
@@ -116,6 +164,7 @@ def request_help(
             "has_face": face_key is not None,
             "failures": failures or 0,
             "face_consent_refused": declined,
+            "client_ip": client_ip,
         },
         severity="warning",
     )
@@ -149,14 +198,27 @@ def poll(
     check_login_window(attempt.exam, attempt, now)
     alive = timedelta(seconds=ctx.settings.session_alive_seconds)
     if sessions.live_sessions(session, attempt.id, "candidate", now, alive):
-        events.append(
-            session,
-            attempt.id,
-            "session_active_elsewhere",
-            at=now,
-            actor="candidate",
-            data={"code": "session_active_elsewhere", "client": client_info, "manual": True},
+        # Logged once per request: the waiting desk polls every few seconds, and one flag says
+        # it all (tech support was warned before approving).
+        logged = session.scalars(
+            select(Event.data).where(
+                Event.attempt_id == attempt.id, Event.kind == "session_active_elsewhere"
+            )
         )
+        if not any(d.get("request_id") == req.id for d in logged):
+            events.append(
+                session,
+                attempt.id,
+                "session_active_elsewhere",
+                at=now,
+                actor="candidate",
+                data={
+                    "code": "session_active_elsewhere",
+                    "client": client_info,
+                    "manual": True,
+                    "request_id": req.id,
+                },
+            )
         raise APIError(
             409,
             "session_active_elsewhere",
@@ -204,8 +266,30 @@ def request_for(session: Session, user: StaffUser, request_id: str) -> LoginHelp
     return req
 
 
-def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, Any]]:
+def _active_session(
+    session: Session, ctx: AppContext, attempt_id: str, now: datetime
+) -> dict[str, Any] | None:
+    """The candidate's desk session seen within the liveness window, if any: approving then
+    does not log the candidate in until that device goes quiet (one live session)."""
+    alive = timedelta(seconds=ctx.settings.session_alive_seconds)
+    live = sessions.live_sessions(session, attempt_id, "candidate", now, alive)
+    if not live:
+        return None
+    newest = max(live, key=lambda s: ensure_utc(s.last_seen_at))
+    info = newest.client_info or {}
+    return {
+        "last_seen_at": iso(ensure_utc(newest.last_seen_at)),
+        "ip": info.get("ip"),
+        "user_agent": info.get("user_agent"),
+        "alive_seconds": ctx.settings.session_alive_seconds,
+    }
+
+
+def listing(
+    session: Session, ctx: AppContext, user: StaffUser, status: str
+) -> list[dict[str, Any]]:
     _require_decider(user)
+    now = ctx.clock.now()
     query = (
         select(LoginHelpRequest, Attempt, Candidate)
         .join(Attempt, Attempt.id == LoginHelpRequest.attempt_id)
@@ -216,8 +300,20 @@ def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, An
         query = query.where(LoginHelpRequest.status == status)
     if not set(user.roles) & staff_service.ALL_ROOMS_ROLES:
         query = query.where(LoginHelpRequest.room_id.in_(staff_service.room_ids_of(session, user)))
+    rows = list(session.execute(query))
+    pending_per_attempt: dict[str, int] = {}
+    if rows:
+        counted = session.execute(
+            select(LoginHelpRequest.attempt_id, func.count())
+            .where(
+                LoginHelpRequest.attempt_id.in_({a.id for _, a, _ in rows}),
+                LoginHelpRequest.status == PENDING,
+            )
+            .group_by(LoginHelpRequest.attempt_id)
+        )
+        pending_per_attempt = {aid: n for aid, n in counted}
     out = []
-    for req, attempt, cand in session.execute(query):
+    for req, attempt, cand in rows:
         failures = session.scalars(
             select(Event)
             .where(Event.attempt_id == attempt.id, Event.kind == "login_failed")
@@ -237,7 +333,14 @@ def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, An
                 "room": {"id": cand.room.code, "name": cand.room.name},
                 "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
                 "face_url": f"/api/v1/staff/login-help/{req.id}/face" if req.face_key else None,
+                # The enrolment photo, or a practice exam's reference face (its first login's).
                 "photo_url": f"/api/v1/staff/login-help/{req.id}/photo" if cand.photo_key else None,
+                "practice": attempt.exam.practice,
+                "active_session": (
+                    _active_session(session, ctx, attempt.id, now)
+                    if req.status == PENDING
+                    else None
+                ),
                 "recent_failures": [
                     {
                         "at": iso(e.at),
@@ -246,6 +349,9 @@ def listing(session: Session, user: StaffUser, status: str) -> list[dict[str, An
                     }
                     for e in failures
                 ],
+                "client_ip": req.client_ip,
+                # More than one: requests from different addresses wait for this candidate.
+                "pending_for_candidate": pending_per_attempt.get(attempt.id, 0),
                 "decided_at": iso(req.decided_at) if req.decided_at else None,
                 "decided_by": req.decided_by,
                 "reason": req.reason,
@@ -277,13 +383,32 @@ def decide(
     req.decided_at = now
     req.decided_by = user.username
     req.reason = reason.strip()
+    data: dict[str, Any] = {"request_id": req.id, "reason": req.reason, "by": user.username}
+    if approve:
+        # One candidate, one way in: the other clients' pending requests end with this one.
+        others = list(
+            session.scalars(
+                select(LoginHelpRequest).where(
+                    LoginHelpRequest.attempt_id == attempt.id,
+                    LoginHelpRequest.status == PENDING,
+                    LoginHelpRequest.id != req.id,
+                )
+            )
+        )
+        for other in others:
+            other.status = CANCELLED
+            other.decided_at = now
+            other.decided_by = user.username
+            other.reason = "已通过该考生的另一申请。"
+        if others:
+            data["cancelled"] = [o.id for o in others]
     events.append(
         session,
         attempt.id,
         "login_approved_manually" if approve else "login_help_rejected",
         at=now,
         actor=f"staff:{user.username}",
-        data={"request_id": req.id, "reason": req.reason, "by": user.username},
+        data=data,
     )
     return {"request_id": req.id, "status": req.status, "reason": req.reason}
 

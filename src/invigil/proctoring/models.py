@@ -13,7 +13,9 @@ from invigil.core.db import Base, UTCDateTime, new_id
 PENDING = "pending"
 APPROVED = "approved"
 REJECTED = "rejected"
-CANCELLED = "cancelled"  # replaced by a newer request from the same candidate
+# Replaced by a newer request from the same client, or another request of the candidate was
+# approved.
+CANCELLED = "cancelled"
 
 
 class AlertAck(Base):
@@ -49,6 +51,9 @@ class LoginHelpRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     text: Mapped[str] = mapped_column(Text, default="")
     face_key: Mapped[str | None] = mapped_column(String(300))
+    # The asking client's address: limits count per address, and a request from one address
+    # never cancels another address's pending request (tech support sees both).
+    client_ip: Mapped[str | None] = mapped_column(String(64))
     poll_digest: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

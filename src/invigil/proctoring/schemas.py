@@ -14,5 +14,9 @@ class AckBody(BaseModel):
     seq: int = Field(ge=1)
 
 
+class DismissBody(BaseModel):
+    seq: int = Field(ge=1, le=2**31 - 1)  # the candidate's help message being closed
+
+
 class DecisionBody(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)

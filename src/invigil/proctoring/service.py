@@ -29,6 +29,9 @@ from invigil.staff import service as staff_service
 from invigil.staff.models import StaffUser
 
 NOTE_KIND = "proctor_note"
+# A proctor closes a help request without replying (e.g. solved at the desk by phone); logged
+# like a reply so every console drops the alert and reviewers see who closed it.
+HELP_DISMISSED_KIND = "help_dismissed"
 ACTING_ROLES = frozenset({"proctor", "tech", "admin"})
 # Events a proctor console replays at most per attempt (newest kept) on a fresh connect.
 REPLAY_LIMIT = 5000
@@ -83,6 +86,29 @@ def notes(session: Session, attempt: Attempt) -> list[dict[str, Any]]:
         .order_by(Event.seq)
     )
     return [_note(e) for e in rows]
+
+
+def dismiss_help(
+    session: Session, ctx: AppContext, user: StaffUser, attempt: Attempt, seq: int
+) -> dict[str, Any]:
+    """Close the candidate's help message ``seq`` without a reply (an explicit, logged act)."""
+    require_acting(user)
+    message = session.scalar(
+        select(Event).where(
+            Event.attempt_id == attempt.id, Event.seq == seq, Event.kind == HELP_KIND
+        )
+    )
+    if message is None or message.data.get("from") != "candidate":
+        raise APIError(422, "not_a_help_request", "该事件不是考生的求助消息。")
+    event = events.append(
+        session,
+        attempt.id,
+        HELP_DISMISSED_KIND,
+        at=ctx.clock.now(),
+        actor=f"staff:{user.username}",
+        data={"seq": seq, "by": user.username},
+    )
+    return {"attempt_id": attempt.id, "seq": event.seq, "dismissed": seq}
 
 
 # --- alerts ------------------------------------------------------------------------------------
@@ -159,10 +185,11 @@ def _last_seen(session: Session, ids: list[str]) -> dict[tuple[str, str], dateti
 
 
 def _open_help(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Per attempt, the last help message when it came from the candidate (unanswered)."""
+    """Per attempt, the last help message when it came from the candidate and was neither
+    answered nor dismissed since."""
     last = (
         select(Event.attempt_id, func.max(Event.seq).label("seq"))
-        .where(Event.attempt_id.in_(ids), Event.kind == HELP_KIND)
+        .where(Event.attempt_id.in_(ids), Event.kind.in_((HELP_KIND, HELP_DISMISSED_KIND)))
         .group_by(Event.attempt_id)
         .subquery()
     )
@@ -174,7 +201,7 @@ def _open_help(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {
         e.attempt_id: {"seq": e.seq, "text": e.data.get("text"), "at": iso(e.at)}
         for e in rows
-        if e.data.get("from") == "candidate"
+        if e.kind == HELP_KIND and e.data.get("from") == "candidate"
     }
 
 
@@ -240,7 +267,7 @@ def room_status(session: Session, ctx: AppContext, room: Room) -> dict[str, Any]
         "entry_closes_at": iso(exam.entry_closes_at),
         "deadline": iso(exam.deadline),
     }
-    view["exam"] = {"id": exam.id, "title": exam.title}
+    view["exam"] = {"id": exam.id, "title": exam.title, "evidence_camera": exam.evidence_camera}
     return view
 
 

@@ -3,6 +3,7 @@
 // server, so a reloaded console shows only what is still open).
 
 import { h, clear } from "../shared/dom.js";
+import { tr } from "../shared/i18n.js";
 import { hms, kindName } from "./labels.js";
 import { store, candidate, isAlert, emit } from "./store.js";
 
@@ -14,7 +15,8 @@ let nodes = new Map(); // "attempt:seq:name" -> element, so a re-render does not
 export function unlockAudio() {
   try {
     audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-    if (audio.state === "suspended") audio.resume();
+    // Refused without a user gesture (autoplay policy): the alerts still show, silently.
+    if (audio.state === "suspended") audio.resume().catch(() => {});
   } catch {
     audio = null;
   }
@@ -23,6 +25,8 @@ export function unlockAudio() {
 let lastBeep = 0;
 
 export function beep() {
+  // A console restored from a stored token had no login click: try anyway (it may be allowed).
+  if (!audio) unlockAudio();
   if (!audio || performance.now() - lastBeep < 400) return;
   lastBeep = performance.now();
   try {
@@ -39,6 +43,11 @@ export function beep() {
   } catch {
     /* no sound: the highlight still shows */
   }
+}
+
+/** Forget the built alert elements (the language changed: build them again). */
+export function resetAlertNodes() {
+  nodes = new Map();
 }
 
 export function allAlerts() {
@@ -58,7 +67,7 @@ async function acknowledge(aid, seq) {
   } catch (err) {
     store.acked.delete(`${aid}:${seq}`);
     emit("alerts");
-    window.alert(`确认失败：${err.message}`);
+    window.alert(tr("确认失败：{m}", "Acknowledging failed: {m}", { m: err.message }));
   }
 }
 
@@ -70,10 +79,11 @@ export function renderAlerts({ list, ackedList, count, filterSelect, onOpen }) {
 
   const kinds = [...new Set(alerts.map((a) => a.ev.kind))].sort();
   const have = [...filterSelect.options].map((o) => o.value);
-  if (kinds.some((k) => !have.includes(k))) {
+  const allText = tr("全部", "All");
+  if (kinds.some((k) => !have.includes(k)) || filterSelect.options[0]?.textContent !== allText) {
     const current = filterSelect.value;
     clear(filterSelect).append(
-      h("option", { value: "" }, "全部"),
+      h("option", { value: "" }, allText),
       ...kinds.map((k) => h("option", { value: k }, kindName(k))),
     );
     filterSelect.value = current;
@@ -96,19 +106,19 @@ export function renderAlerts({ list, ackedList, count, filterSelect, onOpen }) {
         { class: "alert", role: "alert", "data-attempt": aid, "data-seq": String(ev.seq), "data-kind": ev.kind },
         h(
           "button",
-          { type: "button", class: "alert-body", title: "查看时间线", onclick: () => onOpen(aid, ev.seq) },
+          { type: "button", class: "alert-body", title: tr("查看时间线", "Open the timeline"), onclick: () => onOpen(aid, ev.seq) },
           h("strong", null, `${c.name}（${c.ticket}）`),
           h("span", { class: "kind" }, kindName(ev.kind)),
           h("time", { datetime: ev.at }, hms(ev.at)),
         ),
-        h("button", { type: "button", class: "ack", onclick: () => acknowledge(aid, ev.seq) }, "确认"),
+        h("button", { type: "button", class: "ack", onclick: () => acknowledge(aid, ev.seq) }, tr("确认", "确认 OK")),
       );
       keep.set(key, node);
       return node;
     }),
   );
   nodes = keep;
-  if (!shown.length) list.append(h("p", { class: "muted" }, open.length ? "该类型暂无提醒" : "暂无未确认的提醒"));
+  if (!shown.length) list.append(h("p", { class: "muted" }, open.length ? tr("该类型暂无提醒", "No alerts of this kind") : tr("暂无未确认的提醒", "No open alerts")));
   ackedList.replaceChildren(
     ...alerts
       .filter((a) => a.acked)

@@ -3,12 +3,14 @@
 
 import { createApi } from "../shared/api.js";
 import { $ } from "../shared/dom.js";
-import { renderAlerts, unlockAudio, beep } from "./alerts.js";
-import { openDetail, refreshDetail, detailAttempt } from "./detail.js";
+import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
+import { renderAlerts, resetAlertNodes, unlockAudio, beep } from "./alerts.js";
+import { openDetail, refreshDetail, detailAttempt, closeDetail } from "./detail.js";
 import { renderGrid, resetGrid } from "./grid.js";
-import { renderHelp, openHelpCount } from "./help.js";
+import { renderHelp, openHelpCount, selectHelp } from "./help.js";
+import { renderHelpAlerts, resetHelpAlerts } from "./helpalerts.js";
 import { LiveConnection } from "./live.js";
-import { loadRequests, renderTech, pendingCount, requestIds } from "./tech.js";
+import { loadRequests, renderTech, pendingCount, pendingRequests, requestIds, resetTech } from "./tech.js";
 import { store, on, emit, cursor, addEvent, isAlert, resetRoom } from "./store.js";
 
 const TOKEN_KEY = "invigil.staff.token";
@@ -42,15 +44,28 @@ $("#login-form").addEventListener("submit", async (e) => {
     $("#password").value = "";
     await start();
   } catch (err) {
-    $("#login-error").textContent = err.status === 401 ? "用户名或密码错误。" : `登录失败：${err.message}`;
+    $("#login-error").textContent =
+      err.status === 401 ? tr("用户名或密码错误。", "Wrong username or password.") : tr("登录失败：{m}", "Sign-in failed: {m}", { m: err.message });
   }
 });
 
 $("#logout").addEventListener("click", async () => {
+  // Revoke the token on the server too. A server without the endpoint (404) or out of reach
+  // still signs this page out: the token is dropped here either way.
+  if (store.token) {
+    try {
+      await store.api.post("/api/v1/staff/logout", {});
+    } catch {
+      /* signed out locally all the same */
+    }
+  }
   logout();
 });
 
 function logout() {
+  clearTimeout(techTimer);
+  resetTech();
+  resetHelpAlerts($("#help-alerts"));
   sessionStorage.removeItem(TOKEN_KEY);
   store.token = null;
   if (live) live.close();
@@ -73,7 +88,7 @@ async function start() {
   show($("#console-view"), true);
   show($("#logout"), true);
   show($("#tabs"), true);
-  const tech = store.me.roles.some((r) => r === "tech" || r === "admin");
+  const tech = isTech();
   show($("#tech-tab"), tech);
   const select = $("#room-select");
   select.replaceChildren(
@@ -92,7 +107,7 @@ async function start() {
     select.value = first.room_id;
     await pickRoom(first.room_id);
   } else {
-    $("#room-title").textContent = "您没有可监考的考场";
+    $("#room-title").textContent = tr("您没有可监考的考场", "You have no room to watch");
     live.connect();
   }
   if (tech) refreshTech();
@@ -118,12 +133,28 @@ async function pickRoom(roomId) {
 
 // --- live messages -------------------------------------------------------------------------------
 
+let connState = null;
 function onState(state) {
+  connState = state;
   const el = $("#conn");
   show(el, true);
   el.className = `conn ${state}`;
-  el.textContent = { online: "实时连接", connecting: "连接中…", offline: "已断开，正在重连…", unauthorized: "登录已失效" }[state] || state;
+  el.textContent =
+    {
+      online: tr("实时连接", "Live"),
+      connecting: tr("连接中…", "Connecting…"),
+      offline: tr("已断开，正在重连…", "Disconnected, reconnecting…"),
+      unauthorized: tr("登录已失效", "Signed out"),
+    }[state] || state;
   if (state === "unauthorized") logout();
+}
+
+function roomSummary() {
+  const msg = store.status;
+  if (!msg) return;
+  const n = msg.candidates.length;
+  const online = msg.candidates.filter((c) => c.online).length;
+  $("#room-summary").textContent = tr("共 {n} 人，在线 {o} 人", "{n} candidates, {o} online", { n, o: online });
 }
 
 function onMessage(msg) {
@@ -134,9 +165,7 @@ function onMessage(msg) {
       store.serverSkewMs = Date.parse(msg.now) - Date.now();
       store.roster = new Map(msg.candidates.map((c) => [c.attempt_id, c]));
       $("#room-title").textContent = `${msg.room.name}（${msg.room.id}）· ${msg.exam.title}`;
-      const n = msg.candidates.length;
-      const online = msg.candidates.filter((c) => c.online).length;
-      $("#room-summary").textContent = `共 ${n} 人，在线 ${online} 人`;
+      roomSummary();
       emit("status");
       break;
     }
@@ -147,7 +176,8 @@ function onMessage(msg) {
       // Alerts beep when new, and when they were missed while the connection was down.
       if (isAlert(ev) && store.live && !store.acked.has(`${msg.attempt_id}:${ev.seq}`)) beep();
       if (!msg.replay) {
-        if (ev.kind.startsWith("login_help") || ev.kind === "login_approved_manually") refreshTech();
+        const techEvent = ev.kind.startsWith("login_help") || ev.kind === "login_approved_manually";
+        if (techEvent && isTech()) refreshTech();
         scheduleRender();
       }
       break;
@@ -181,6 +211,29 @@ function openAt(aid, seq) {
   openDetail($("#detail"), aid, seq);
 }
 
+/** From a pinned help alert: the candidate's chat with the 回复 field ready. */
+function openChat(aid) {
+  closeDetail();
+  selectHelp(aid);
+  showTab("help");
+  $("#reply-text")?.focus();
+}
+
+/** From a pinned face-login alert: the request's card on the tech tab. */
+function openTech(requestId) {
+  closeDetail();
+  showTab("tech");
+  const card = document.querySelector(`.request[data-request="${CSS.escape(requestId)}"]`);
+  if (card) {
+    card.scrollIntoView({ block: "center" });
+    card.querySelector("input")?.focus();
+  }
+}
+
+function renderPinned() {
+  renderHelpAlerts($("#help-alerts"), { requests: isTech() ? pendingRequests() : [], onOpenChat: openChat, onOpenTech: openTech });
+}
+
 function renderAlertPanel() {
   renderAlerts({
     list: $("#alerts"),
@@ -200,6 +253,7 @@ function renderAll() {
   show($("#help-count"), helpN > 0);
   if (tab === "help") renderHelp($("#help-queue"), $("#help-chat"));
   if (detailAttempt()) refreshDetail();
+  renderPinned();
 }
 
 on("status", () => {
@@ -212,19 +266,30 @@ on("alerts", () => {
 });
 $("#alert-filter").addEventListener("change", renderAlertPanel);
 
+function showTab(name) {
+  tab = name;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+  for (const t of ["grid", "help", "tech"]) show($(`#tab-${t}`), t === name);
+  if (name === "help") renderHelp($("#help-queue"), $("#help-chat"));
+  if (name === "tech") renderTech($("#tech-list"), () => refreshTech(true));
+}
+
 for (const btn of document.querySelectorAll("#tabs button")) {
   btn.addEventListener("click", () => {
-    tab = btn.dataset.tab;
-    for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === btn);
-    for (const name of ["grid", "help", "tech"]) show($(`#tab-${name}`), name === tab);
-    if (tab === "help") renderHelp($("#help-queue"), $("#help-chat"));
+    showTab(btn.dataset.tab);
     if (tab === "tech") refreshTech(true);
   });
+}
+
+// Only tech support (and admins) decide face logins: nobody else asks for the list.
+function isTech() {
+  return !!store.me && store.me.roles.some((r) => r === "tech" || r === "admin");
 }
 
 let techTimer = null;
 async function refreshTech(force = false) {
   clearTimeout(techTimer);
+  if (!store.token || !isTech()) return;
   try {
     await loadRequests();
   } catch {
@@ -238,6 +303,7 @@ async function refreshTech(force = false) {
     techIds = ids;
     renderTech($("#tech-list"), () => refreshTech(true));
   }
+  renderPinned();
   techTimer = setTimeout(() => refreshTech(), 5000);
 }
 
@@ -245,6 +311,42 @@ setInterval(() => {
   // "x 秒前" labels age even when nothing arrives.
   if (store.status) renderGrid($("#grid"), (aid) => openAt(aid, null));
 }, 5000);
+
+// --- language ------------------------------------------------------------------------------------
+
+/** The page's fixed texts: each element with data-en keeps its Chinese in data-zh. */
+function applyStaticText() {
+  const en = currentLang() === "en";
+  document.documentElement.lang = currentLang();
+  document.title = en ? "Proctor console · invigil" : "监考台 · invigil";
+  for (const el of document.querySelectorAll("[data-en]")) {
+    if (el.dataset.zh === undefined) el.dataset.zh = el.textContent;
+    el.textContent = en ? el.dataset.en : el.dataset.zh;
+  }
+  for (const el of document.querySelectorAll("[data-en-aria-label]")) {
+    if (el.dataset.zhAriaLabel === undefined) el.dataset.zhAriaLabel = el.getAttribute("aria-label");
+    el.setAttribute("aria-label", en ? el.dataset.enAriaLabel : el.dataset.zhAriaLabel);
+  }
+  $("#lang").textContent = en ? "中文" : "English";
+  $("#lang").setAttribute("aria-label", en ? "切换到中文" : "Switch to English");
+}
+
+$("#lang").addEventListener("click", () => setLang(currentLang() === "en" ? "zh-CN" : "en"));
+onLangChange(() => {
+  applyStaticText();
+  if (!store.token) return;
+  // Everything built from data is built again in the new language.
+  closeDetail();
+  resetGrid($("#grid"));
+  resetAlertNodes();
+  resetHelpAlerts($("#help-alerts"));
+  $("#help-chat").replaceChildren();
+  if (connState) onState(connState);
+  roomSummary();
+  renderAll();
+  if (isTech()) renderTech($("#tech-list"), () => refreshTech(true));
+});
+applyStaticText();
 
 // --- boot ----------------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 
 import { h, clear } from "../shared/dom.js";
 import { setImage } from "./images.js";
-import { CAMS, PHONE, STAGES, ago, describe, hms } from "./labels.js";
+import { tr } from "../shared/i18n.js";
+import { cameras } from "./grid.js";
+import { camName, phoneName, stageName, ago, describe, hms } from "./labels.js";
 import { store, candidate, isAlert, serverNow } from "./store.js";
 
 let current = null; // {aid, focusSeq, parts}
@@ -22,7 +24,7 @@ async function submit(path, input, button) {
     await store.api.post(path, { text });
     input.value = "";
   } catch (err) {
-    window.alert(`提交失败：${err.message}`);
+    window.alert(tr("提交失败：{m}", "Failed: {m}", { m: err.message }));
   } finally {
     button.disabled = false;
   }
@@ -33,17 +35,17 @@ export function openDetail(root, aid, focusSeq) {
   const imgs = {};
   const parts = {
     info: h("dl", { class: "facts wide" }),
-    timeline: h("ol", { class: "timeline", "aria-label": "事件时间线" }),
+    timeline: h("ol", { class: "timeline", "aria-label": tr("事件时间线", "Timeline") }),
     notes: h("ul", { class: "notes" }),
     imgs,
   };
   const noteInput = h("textarea", { id: "note-text", rows: 2, maxlength: 2000 });
-  const noteBtn = h("button", { type: "button" }, "添加记录");
+  const noteBtn = h("button", { type: "button" }, tr("添加记录", "Add note"));
   noteBtn.onclick = () => submit(`/api/v1/staff/attempts/${aid}/notes`, noteInput, noteBtn);
   const warnInput = h("textarea", { id: "warn-text", rows: 2, maxlength: 2000 });
-  const warnBtn = h("button", { type: "button", class: "danger" }, "发送警告");
+  const warnBtn = h("button", { type: "button", class: "danger" }, tr("发送警告", "Send warning"));
   warnBtn.onclick = () => {
-    if (warnInput.value.trim() && window.confirm(`向 ${c.name} 的考试屏幕发送警告？`)) {
+    if (warnInput.value.trim() && window.confirm(tr("向 {n} 的考试屏幕发送警告？", "Send a warning to {n}'s exam screen?", { n: c.name }))) {
       submit(`/api/v1/staff/attempts/${aid}/warnings`, warnInput, warnBtn);
     }
   };
@@ -55,7 +57,7 @@ export function openDetail(root, aid, focusSeq) {
         "header",
         null,
         h("h2", { id: "detail-title" }, `${c.name}（${c.ticket}）`),
-        h("button", { type: "button", class: "close", onclick: () => close(root) }, "关闭"),
+        h("button", { type: "button", class: "close", onclick: () => close(root) }, tr("关闭", "Close")),
       ),
       h(
         "div",
@@ -65,26 +67,26 @@ export function openDetail(root, aid, focusSeq) {
           { class: "detail-left" },
           h(
             "div",
-            { class: "big-cams" },
-            Object.keys(CAMS).map((k) => {
-              imgs[k] = h("img", { alt: `${c.name} ${CAMS[k]}`, class: "empty" });
-              return h("figure", null, imgs[k], h("figcaption", null, CAMS[k]));
+            { class: `big-cams n${cameras(c).length}` },
+            cameras(c).map((k) => {
+              imgs[k] = h("img", { alt: `${c.name} ${camName(k)}`, class: "empty" });
+              return h("figure", null, imgs[k], h("figcaption", null, camName(k)));
             }),
           ),
           parts.info,
           h(
             "section",
             { class: "forms" },
-            h("label", { for: "note-text" }, "监考员记录"),
+            h("label", { for: "note-text" }, tr("监考员记录", "Proctor notes")),
             noteInput,
             noteBtn,
             parts.notes,
-            h("label", { for: "warn-text" }, "警告（显示在考生屏幕上）"),
+            h("label", { for: "warn-text" }, tr("警告（显示在考生屏幕上）", "Warning (shown on the candidate's screen)")),
             warnInput,
             warnBtn,
           ),
         ),
-        h("section", { class: "detail-right" }, h("h3", null, "事件时间线"), parts.timeline),
+        h("section", { class: "detail-right" }, h("h3", null, tr("事件时间线", "Timeline")), parts.timeline),
       ),
     ),
   );
@@ -100,22 +102,24 @@ export function refreshDetail(scroll = false) {
   if (!current) return;
   const { aid, parts, focusSeq } = current;
   const c = candidate(aid);
-  for (const k of Object.keys(CAMS)) {
+  for (const k of Object.keys(parts.imgs)) {
     const snap = (c.snapshots || {})[k];
     setImage(parts.imgs[k], snap ? snap.url : null);
   }
   const ev = c.evidence || {};
   clear(parts.info).append(
     ...[
-      ["阶段", STAGES[c.stage] || c.stage || "—"],
-      ["抽签号", c.lot || "—"],
-      ["人脸核验", c.face_verified ? "已核验" : "未核验"],
-      ["在线", c.online ? "在线" : "离线"],
-      ["最后心跳", ago(c.last_seen_at, serverNow())],
-      ["佐证手机", PHONE[ev.status] || "—"],
-      ["入场时间", c.entered_at ? hms(c.entered_at) : "—"],
-      ["交卷时间", c.finished_at ? hms(c.finished_at) : "—"],
-    ].flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
+      [tr("阶段", "Stage"), stageName(c.stage)],
+      [tr("抽签号", "Lot"), c.lot || "—"],
+      [tr("人脸核验", "Face check"), c.face_verified ? tr("已核验", "verified") : tr("未核验", "not verified")],
+      [tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline")],
+      [tr("最后心跳", "Last heartbeat"), ago(c.last_seen_at, serverNow())],
+      "evidence" in parts.imgs ? [tr("佐证手机", "Evidence phone"), phoneName(ev.status)] : null,
+      [tr("入场时间", "Entered"), c.entered_at ? hms(c.entered_at) : "—"],
+      [tr("交卷时间", "Submitted"), c.finished_at ? hms(c.finished_at) : "—"],
+    ]
+      .filter(Boolean)
+      .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
   );
   const events = store.events.get(aid) || [];
   let focusEl = null;
@@ -145,6 +149,11 @@ export function refreshDetail(scroll = false) {
     if (focusEl) focusEl.scrollIntoView({ block: "center" });
     else parts.timeline.lastElementChild?.scrollIntoView({ block: "end" });
   }
+}
+
+/** Close the detail dialog if it is open (a pinned help alert takes the proctor elsewhere). */
+export function closeDetail() {
+  if (current) close(current.root);
 }
 
 export function detailAttempt() {

@@ -4,7 +4,8 @@
 
 import { h, clear } from "../shared/dom.js";
 import { setImage } from "./images.js";
-import { CAMS, PHONE, STAGES, ago } from "./labels.js";
+import { tr } from "../shared/i18n.js";
+import { camName, phoneName, stageName, ago } from "./labels.js";
 import { store, serverNow, isAlert } from "./store.js";
 
 const tiles = new Map(); // attempt_id -> {el, parts}
@@ -13,14 +14,20 @@ function openAlerts(aid) {
   return (store.events.get(aid) || []).filter((e) => isAlert(e) && !store.acked.has(`${aid}:${e.seq}`)).length;
 }
 
+/** The cameras this exam uses: no phone when the exam has no evidence camera. */
+export function cameras(c) {
+  const evidence = store.status?.exam?.evidence_camera ?? (c.evidence || {}).required;
+  return evidence ? ["webcam", "screen", "evidence"] : ["webcam", "screen"];
+}
+
 function makeTile(c, onOpen) {
   const imgs = {};
   const cams = h(
     "div",
-    { class: "cams" },
-    Object.keys(CAMS).map((k) => {
-      imgs[k] = h("img", { alt: `${c.name} ${CAMS[k]}`, class: "empty", loading: "lazy" });
-      return h("figure", { class: `cam cam-${k}` }, imgs[k], h("figcaption", null, CAMS[k]));
+    { class: `cams n${cameras(c).length}` },
+    cameras(c).map((k) => {
+      imgs[k] = h("img", { alt: `${c.name} ${camName(k)}`, class: "empty", loading: "lazy" });
+      return h("figure", { class: `cam cam-${k}` }, imgs[k], h("figcaption", null, camName(k)));
     }),
   );
   const parts = {
@@ -62,34 +69,34 @@ export function uploadBacklog(c) {
 function updateTile(tile, c) {
   const { parts, el } = tile;
   parts.name.textContent = `${c.name}（${c.ticket}）`;
-  parts.lot.textContent = c.lot ? `${c.lot} 号` : "未抽签";
-  parts.stage.textContent = STAGES[c.stage] || c.stage;
+  parts.lot.textContent = c.lot ? tr("{n} 号", "No. {n}", { n: c.lot }) : tr("未抽签", "No lot");
+  parts.stage.textContent = stageName(c.stage);
   el.classList.toggle("absent", !!c.absent);
   el.classList.toggle("late", !!c.late);
   el.classList.toggle("offline", !c.online && ["waiting", "answering"].includes(c.stage));
   const alerts = openAlerts(c.attempt_id);
   el.classList.toggle("has-alert", alerts > 0);
-  for (const k of Object.keys(CAMS)) {
+  for (const k of Object.keys(parts.imgs)) {
     const snap = (c.snapshots || {})[k];
     setImage(parts.imgs[k], snap ? snap.url : null);
-    parts.imgs[k].title = snap ? `${CAMS[k]} ${ago(snap.at, serverNow())}` : `${CAMS[k]}：无画面`;
+    parts.imgs[k].title = snap ? `${camName(k)} ${ago(snap.at, serverNow())}` : tr("{c}：无画面", "{c}: no picture", { c: camName(k) });
   }
   clear(parts.badges).append(
     ...[
-      c.absent && h("span", { class: "badge bad" }, "缺考"),
-      c.late && h("span", { class: "badge warn" }, "未入场"),
-      alerts && h("span", { class: "badge bad" }, `提醒 ${alerts}`),
-      c.help_open && h("span", { class: "badge warn" }, "求助"),
+      c.absent && h("span", { class: "badge bad" }, tr("缺考", "Absent")),
+      c.late && h("span", { class: "badge warn" }, tr("未入场", "Not entered")),
+      alerts && h("span", { class: "badge bad" }, tr("提醒 {n}", "Alerts {n}", { n: alerts })),
+      c.help_open && h("span", { class: "badge warn" }, tr("求助", "Help")),
     ].filter(Boolean),
   );
   const ev = c.evidence || {};
   const backlog = uploadBacklog(c);
   clear(parts.facts).append(
-    ...fact("在线", c.online ? "在线" : "离线", c.online ? "ok" : "bad"),
-    ...fact("人脸", c.face_verified ? "已核验" : "未核验", c.face_verified ? "ok" : ""),
-    ...fact("手机", PHONE[ev.status] || "—", ev.status === "recording" ? "ok" : ev.required ? "bad" : ""),
-    ...fact("上传", backlog ? `缺 ${backlog} 段` : "正常", backlog ? "warn" : "ok"),
-    ...fact("心跳", ago(c.last_seen_at, serverNow())),
+    ...fact(tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline"), c.online ? "ok" : "bad"),
+    ...fact(tr("人脸", "Face"), c.face_verified ? tr("已核验", "verified") : tr("未核验", "not verified"), c.face_verified ? "ok" : ""),
+    ...("evidence" in parts.imgs ? fact(tr("手机", "Phone"), phoneName(ev.status), ev.status === "recording" ? "ok" : "bad") : []),
+    ...fact(tr("上传", "Uploads"), backlog ? tr("缺 {n} 段", "{n} chunks missing", { n: backlog }) : tr("正常", "OK"), backlog ? "warn" : "ok"),
+    ...fact(tr("心跳", "Heartbeat"), ago(c.last_seen_at, serverNow())),
   );
 }
 

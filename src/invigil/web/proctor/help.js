@@ -3,6 +3,7 @@
 // log, which the live connection already delivers.
 
 import { h, clear } from "../shared/dom.js";
+import { tr } from "../shared/i18n.js";
 import { hms } from "./labels.js";
 import { store, candidate } from "./store.js";
 
@@ -16,14 +17,21 @@ function conversations() {
     const msgs = evs.filter((e) => e.kind === "help_message");
     if (!msgs.length) continue;
     const last = msgs[msgs.length - 1];
-    out.push({ aid, msgs, last, open: (last.data || {}).from === "candidate" });
+    // Answered by a reply, or closed by a logged dismissal of this very message.
+    const dismissed = evs.some((e) => e.kind === "help_dismissed" && (e.data || {}).seq === last.seq);
+    out.push({ aid, msgs, last, open: (last.data || {}).from === "candidate" && !dismissed });
   }
   out.sort((a, b) => Number(b.open) - Number(a.open) || Date.parse(b.last.at) - Date.parse(a.last.at));
   return out;
 }
 
+/** Unanswered conversations, newest message first: [{aid, msgs, last}]. */
+export function openHelp() {
+  return conversations().filter((c) => c.open);
+}
+
 export function openHelpCount() {
-  return conversations().filter((c) => c.open).length;
+  return openHelp().length;
 }
 
 export function selectHelp(aid) {
@@ -42,17 +50,17 @@ export function renderHelp(queue, chat) {
           "button",
           { type: "button", onclick: () => { selected = aid; renderHelp(queue, chat); } },
           h("strong", null, `${c.name}（${c.ticket}）`),
-          open ? h("span", { class: "badge warn" }, "待回复") : null,
+          open ? h("span", { class: "badge warn" }, tr("待回复", "Unanswered")) : null,
           h("span", { class: "preview" }, `${hms(last.at)} ${(last.data || {}).text || ""}`),
         ),
       );
     }),
   );
-  if (!convs.length) queue.append(h("li", { class: "muted" }, "暂无求助"));
+  if (!convs.length) queue.append(h("li", { class: "muted" }, tr("暂无求助", "No help requests")));
   const conv = convs.find((x) => x.aid === selected);
   if (!conv) {
     shownKey = "";
-    clear(chat).append(h("p", { class: "muted" }, "选择左侧的考生查看求助对话。"));
+    clear(chat).append(h("p", { class: "muted" }, tr("选择左侧的考生查看求助对话。", "Pick a candidate on the left to see the conversation.")));
     return;
   }
   const key = `${conv.aid}:${conv.last.seq}:${candidate(conv.aid).name}`;
@@ -63,7 +71,7 @@ export function renderHelp(queue, chat) {
   const had = prev && document.activeElement === prev;
   const c = candidate(conv.aid);
   const input = h("input", { id: "reply-text", type: "text", maxlength: 1000, autocomplete: "off", value: draft });
-  const send = h("button", { type: "submit", class: "primary" }, "发送");
+  const send = h("button", { type: "submit", class: "primary" }, tr("发送", "发送 Send"));
   const form = h(
     "form",
     {
@@ -78,24 +86,24 @@ export function renderHelp(queue, chat) {
           input.value = "";
           draft = "";
         } catch (err) {
-          window.alert(`发送失败：${err.message}`);
+          window.alert(tr("发送失败：{m}", "Sending failed: {m}", { m: err.message }));
         } finally {
           send.disabled = false;
         }
       },
     },
-    h("label", { for: "reply-text" }, "回复"),
+    h("label", { for: "reply-text" }, tr("回复", "回复 Reply")),
     input,
     send,
   );
   const log = h(
     "ol",
-    { class: "messages", "aria-label": `与 ${c.name} 的对话` },
+    { class: "messages", "aria-label": tr("与 {n} 的对话", "Conversation with {n}", { n: c.name }) },
     conv.msgs.map((m) =>
       h(
         "li",
         { class: (m.data || {}).from === "staff" ? "from-staff" : "from-candidate" },
-        h("span", { class: "who" }, (m.data || {}).from === "staff" ? `工作人员 ${m.actor.replace(/^staff:/, "")}` : c.name),
+        h("span", { class: "who" }, (m.data || {}).from === "staff" ? `${tr("工作人员", "Staff")} ${m.actor.replace(/^staff:/, "")}` : c.name),
         h("time", { datetime: m.at }, hms(m.at)),
         h("p", null, (m.data || {}).text || ""),
       ),
