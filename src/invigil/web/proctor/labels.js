@@ -42,6 +42,8 @@ const KIND_NAMES = {
   left_mid_exam: ["中途离开", "Left mid-exam"],
   login: ["登录", "Login"],
   login_failed: ["登录失败", "Login failed"],
+  face_consent_given: ["同意人脸识别", "Agreed to face recognition"],
+  face_consent_refused: ["拒绝人脸识别（改为人工核验）", "Declined face recognition (manual check)"],
   lot_drawn: ["抽签", "Lot drawn"],
   attachment_read: ["已阅附件", "Attachment read"],
   entered: ["进入考试", "Entered"],
