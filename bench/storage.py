@@ -48,6 +48,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def ms(value: float) -> str:
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -130,8 +134,8 @@ def main() -> None:
                 r = measure(store, size, args.n)
                 base = base or r
                 rows.append(
-                    f"| {label} | {name} | {r['put50']:.1f} | {r['put99']:.1f} | "
-                    f"{r['get50']:.1f} | {r['get99']:.1f} | {r['rate']:.0f} | "
+                    f"| {label} | {name} | {ms(r['put50'])} | {ms(r['put99'])} | "
+                    f"{ms(r['get50'])} | {ms(r['get99'])} | {r['rate']:.0f} | "
                     f"{r['put50'] / base['put50']:.1f} |"
                 )
                 print(rows[-1], flush=True)
@@ -160,7 +164,8 @@ def main() -> None:
         f"Load average of the machine (1 min) at the start {load0:.1f}, at the end {load1:.1f} "
         f"(`nproc` = {os.cpu_count()}); other work shared the machine, so absolute times are "
         "pessimistic: compare the two stores within the run. memstore keeps objects in memory, "
-        "so the S3 figures leave out a disk write that a production OSD makes (and replicates)."
+        "so the S3 figures leave out a disk write that a production OSD makes (and replicates); "
+        "the local GETs are served from the page cache."
     )
     print(body)
     if not args.no_write:
