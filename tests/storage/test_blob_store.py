@@ -21,7 +21,7 @@ from invigil.core.config import Settings
 from invigil.core.storage import BlobPurged, LocalBlobStore, blob_store
 from invigil.core.storage_s3 import S3BlobStore, content_md5
 
-from .conftest import PART, SCRIPT, Backend, S3Server, require_ceph
+from .conftest import PART, SCRIPT, Backend, S3Server, free_port, require_ceph, s3_store
 
 
 def _random(n: int) -> bytes:
@@ -326,3 +326,45 @@ def test_s3_local_refuses_a_taken_port(tmp_path: Path) -> None:
     assert f"port {port} on 127.0.0.1 is taken" in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "s3" / "fsid").exists()
+
+
+@pytest.mark.slow
+def test_s3_local_stops_by_pid_files_and_restarts_with_its_data(tmp_path: Path) -> None:
+    require_ceph()
+    root = tmp_path / "s3"
+    ports = [str(free_port()), str(free_port())]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPT), *args], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    try:
+        first = run("start", str(root), *ports)
+        assert first.returncode == 0, first.stderr
+        env = dict(line.split("=", 1) for line in first.stdout.splitlines())
+        assert env["INVIGIL_S3_ENDPOINT"] == f"http://127.0.0.1:{ports[0]}"
+        server = S3Server(
+            env["INVIGIL_S3_ENDPOINT"],
+            env["INVIGIL_S3_REGION"],
+            env["INVIGIL_S3_ACCESS_KEY"],
+            env["INVIGIL_S3_SECRET_KEY"],
+        )
+        store = s3_store(server, "restart-test")
+        store.ensure_bucket()
+        store.put("kept/across/restart", b"still here")
+        pids = [int(p.read_text()) for p in (root / "run").glob("*.pid")]
+        assert len(pids) == 3  # monitor, OSD, radosgw
+
+        assert run("stop", str(root)).returncode == 0
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        assert run("status", str(root)).returncode == 1
+
+        again = run("start", str(root), *ports)
+        assert again.returncode == 0, again.stderr
+        assert run("status", str(root)).returncode == 0
+        assert store.get("kept/across/restart") == b"still here"
+    finally:
+        run("stop", str(root))
