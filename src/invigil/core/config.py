@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     # Face-login attempts allowed per ticket within the window.
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
+
+    # Where blobs live (docs/storage.md): "local" (blob_dir, the embedded default) or "s3", any
+    # S3-compatible store (AWS S3, MinIO, Ceph RGW, Aliyun OSS, Tencent COS). Without keys the
+    # S3 client takes boto3's usual credential chain (environment, instance role).
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None  # None: AWS itself
+    s3_region: str = "us-east-1"
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_path_style: bool = False  # http://host/bucket/key (MinIO, Ceph) vs http://bucket.host/key
 
     max_upload_bytes: int = 16 * 1024 * 1024
     max_photo_bytes: int = 8 * 1024 * 1024
