@@ -261,9 +261,7 @@ def _detect_locked(bgr: Pixels) -> Detected:
             rejected = score if rejected is None else max(rejected, score)
             continue
         box = (int(x), int(y), int(x) + int(w), int(y) + int(h))
-        counted.append(
-            LocatedFace(box, score, np.asarray(pts, dtype=np.float64).reshape(5, 2))
-        )
+        counted.append(LocatedFace(box, score, np.asarray(pts, dtype=np.float64).reshape(5, 2)))
     counted.sort(key=lambda f: -f.score)
     return Detected(counted, rejected)
 

@@ -43,9 +43,7 @@ def _load_locked() -> tuple[Any, Any]:
     if _models is None:
         _models = (
             dlib.get_frontal_face_detector(),
-            dlib.shape_predictor(
-                str(faces._model_dir() / "shape_predictor_68_face_landmarks.dat")
-            ),
+            dlib.shape_predictor(str(faces._model_dir() / "shape_predictor_68_face_landmarks.dat")),
         )
     return _models
 
