@@ -78,6 +78,7 @@ _FORMATS = ("JPEG", "PNG", "WEBP")
 # Snapshots are detected at half size (a 640x480 frame at 320x240: a quarter of the pixels,
 # faces still 60 px and more) and never larger than this.
 _FRAME_MAX_SIDE = 640
+_FRAME_MIN_SIDE = 320
 
 _MESSAGES = {
     "no_face": "未检测到人脸，请正对摄像头，保持光线充足，不要遮挡面部（包括口罩）。",
@@ -227,7 +228,11 @@ def decode_frame(image: bytes) -> Frame:
     try:
         with _open(image) as img:
             width, height = img.size  # the header only: the pixel cap is checked before decoding
-        bgr = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+        # Half size for a webcam frame; a small picture is decoded whole (and enlarged to
+        # _FRAME_MIN_SIDE), or its faces would be too small to find.
+        reduced = max(width, height) >= 2 * _FRAME_MIN_SIDE
+        flags = cv2.IMREAD_REDUCED_COLOR_2 if reduced else cv2.IMREAD_COLOR
+        bgr = cv2.imdecode(np.frombuffer(image, np.uint8), flags)
     except FaceError:
         raise
     except Exception as exc:
@@ -236,7 +241,11 @@ def decode_frame(image: bytes) -> Frame:
         # A valid header over bytes that do not decode (a truncated upload).
         raise _fail("bad_image")
     h, w = bgr.shape[:2]
-    if max(h, w) > _FRAME_MAX_SIDE:
+    if max(h, w) < _FRAME_MIN_SIDE:
+        f = _FRAME_MIN_SIDE / max(h, w)
+        bgr = cv2.resize(bgr, (round(w * f), round(h * f)), interpolation=cv2.INTER_LINEAR)
+        h, w = bgr.shape[:2]
+    elif max(h, w) > _FRAME_MAX_SIDE:
         f = _FRAME_MAX_SIDE / max(h, w)
         bgr = cv2.resize(bgr, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
         h, w = bgr.shape[:2]
