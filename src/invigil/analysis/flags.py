@@ -46,6 +46,7 @@ STREAM_FLAGS = {
 # Bounds the rows one evaluation reads: 900 s (the longest allowed `seconds`) at one snapshot
 # every 5 s is 180.
 WINDOW = 200
+SHORT_WINDOW = 21  # more than the largest of_last (20)
 EVIDENCE_LISTED = 10  # frames named in an event's data
 
 # Anchors of the per-frame confidences (docs/face-threshold.md):
@@ -175,18 +176,30 @@ def evaluate(
         session.add(state)
     elif current.taken_at < state.last_at:
         return []  # analysed late (a retried job): its facts are kept, the flags moved on
-    recent = list(
-        session.scalars(
-            select(SnapshotAnalysis)
-            .where(
-                SnapshotAnalysis.attempt_id == current.attempt_id,
-                SnapshotAnalysis.stream == stream,
-                SnapshotAnalysis.taken_at <= current.taken_at,
+
+    def newest(limit: int) -> list[SnapshotAnalysis]:
+        return list(
+            session.scalars(
+                select(SnapshotAnalysis)
+                .where(
+                    SnapshotAnalysis.attempt_id == current.attempt_id,
+                    SnapshotAnalysis.stream == stream,
+                    SnapshotAnalysis.taken_at <= current.taken_at,
+                )
+                .order_by(SnapshotAnalysis.taken_at.desc(), SnapshotAnalysis.snapshot_id.desc())
+                .limit(limit)
             )
-            .order_by(SnapshotAnalysis.taken_at.desc(), SnapshotAnalysis.snapshot_id.desc())
-            .limit(WINDOW)
         )
-    )
+
+    # Most evaluations need only the last few rows: a k-of-n rule looks at of_last (≤ 20) and
+    # a sustained run ends at the first frame without its condition. Only a run still going at
+    # the end of the short read needs the long one (loading 200 rows every time cost more than
+    # the face work of an unchanged frame).
+    recent = newest(SHORT_WINDOW)
+    if len(recent) == SHORT_WINDOW:
+        shown_short = [condition(row, stream, rules) for row in recent]
+        if shown_short[-1] in SUSTAINED and len(set(shown_short)) == 1:
+            recent = newest(WINDOW)
     shown = [condition(row, stream, rules) for row in recent]
     active = dict(state.active or {})
     appended: list[str] = []
