@@ -50,6 +50,7 @@ export const KINDS = {
   login_approved_manually: "人工审核通过",
   login_help_rejected: "人工审核驳回",
   camera_covered: "摄像头被遮挡或过暗",
+  face_covered: "面部被遮挡（如口罩）",
   candidate_out_of_view: "佐证画面中无考生",
   second_person: "佐证画面出现他人",
   flag_ended: "异常已结束",
