@@ -36,6 +36,7 @@ FLAG_KINDS = {
     "camera_covered",
     "candidate_out_of_view",
     "second_person",
+    "face_covered",
 }
 
 
@@ -66,11 +67,7 @@ def with_badge(name: str) -> bytes:
 
 
 def two_people() -> bytes:
-    """Obama and Biden side by side, as a phone might see a helper beside the candidate.
-
-    At their own sizes: Biden's face is about 100 px wide, and shrunk under HOG's 80 px window
-    it would only be found by the upsampled pass, which runs only when nothing else counted.
-    """
+    """Obama and Biden side by side, as a phone might see a helper beside the candidate."""
     a = Image.open(FACES / "obama2.jpg").convert("RGB")
     b = Image.open(FACES / "biden.jpg").convert("RGB")
     canvas = Image.new("RGB", (a.width + b.width + 20, max(a.height, b.height)), (128, 128, 128))
@@ -151,7 +148,7 @@ def test_own_face_over_a_run_raises_nothing(
         assert all(r.faces == 1 and r.distance is not None for r in rows.values())
         assert max(r.distance or 9 for r in rows.values()) <= 0.52
         badge = rows[ids[5]]
-        assert badge.scores[0] >= 1.0  # the real face, and only it, counted
+        assert len(badge.scores) == 1 and badge.scores[0] >= 0.9  # the real face, and only it
         done = select(func.count()).where(Job.kind == snapshots.ANALYSE_JOB, Job.state == DONE)
         jobs_done = s.scalar(done)
         assert jobs_done == len(frames)
@@ -168,10 +165,10 @@ def test_group_photo_raises_multiple_faces_once_with_evidence(
     assert [e["kind"] for e in got] == ["multiple_faces", "flag_ended"]
     start, end = got
     assert start["severity"] == "violation"
-    # Five sure faces: the first group frame is enough (no waiting for 2 of the last 3).
+    # All six people of the group (HOG counted five): the first group frame is enough.
     assert start["data"]["snapshot_id"] == group[0]
     assert [f["snapshot_id"] for f in start["data"]["frames"]] == [group[0]]
-    assert start["data"]["frames"][0]["faces"] == 5
+    assert start["data"]["frames"][0]["faces"] == 6
     assert 0.9 <= start["data"]["confidence"] <= 1.0
     assert start["data"]["rule"] == {"of_last": 3, "at_least": 2, "at_once": 0.9}
     # Ends once none of the last three shows it, as one info event.
@@ -202,8 +199,9 @@ def test_badge_alone_is_no_face(
     got = flags_of(client, attempt_id)
     assert [e["kind"] for e in got] == ["no_face"]
     frame = got[0]["data"]["frames"][0]
-    assert frame["faces"] == 0 and 0 < frame["rejected_score"] < 0.3
-    assert got[0]["data"]["confidence"] < 1.0  # something face-like was there
+    # dlib's HOG fired on the badge (score 0.12); libfacedetection does not fire at all.
+    assert frame["faces"] == 0 and "rejected_score" not in frame
+    assert got[0]["data"]["confidence"] == 1.0
 
 
 # Biden's photo is a sure face far from Obama's: one frame is enough. Tom Hanks' is a 112 px crop

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from invigil.identity import faces
+from invigil.identity import faces, pose68
 
 Pixels = npt.NDArray[np.uint8]
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
@@ -66,7 +66,7 @@ def _sample(pixels: Pixels, sx: npt.NDArray[np.float64], sy: npt.NDArray[np.floa
 def turn(pixels: Pixels, amount: float) -> Pixels:
     """A synthetic head turn: positive to the candidate's left (the nose moves towards the
     image's right), ``amount`` in jaw widths at the nose tip."""
-    found = faces.locate_faces(pixels)
+    found = pose68.locate_faces(pixels)  # the pose model the liveness check measures with
     assert len(found) == 1
     lm = found[0].landmarks
     jaw = float(np.linalg.norm(lm[16] - lm[0]))

@@ -28,9 +28,9 @@ def base() -> synth.Pixels:
 
 
 @pytest.fixture(scope="module")
-def reference(base: synth.Pixels) -> tuple[faces.LocatedFace, faces.Embedding]:
+def reference(base: synth.Pixels) -> tuple[synth.Pixels, faces.Embedding]:
     pixels, located, _ = quality.check_photo(synth.jpeg(base))
-    return located, faces.embed_located(pixels, located)
+    return pixels, faces.embed_located(pixels, located)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,13 @@ def turns(base: synth.Pixels) -> dict[str, list[bytes]]:
 
 
 def judge(
-    steps: list[str], frames: list[bytes], reference: tuple[faces.LocatedFace, faces.Embedding]
+    steps: list[str], frames: list[bytes], reference: tuple[synth.Pixels, faces.Embedding]
 ) -> liveness.Verdict:
     return liveness.check_frames(steps, frames, reference[0], reference[1])
 
 
 def refusal(
-    steps: list[str], frames: list[bytes], reference: tuple[faces.LocatedFace, faces.Embedding]
+    steps: list[str], frames: list[bytes], reference: tuple[synth.Pixels, faces.Embedding]
 ) -> liveness.LivenessFailed:
     with pytest.raises(liveness.LivenessFailed) as info:
         judge(steps, frames, reference)

@@ -1,34 +1,60 @@
 """Per-frame facts of one snapshot: light, faces with their detector scores, identity distance.
 
-What is computed depends on the stream, because the embedding costs three times the detection
-(measured: HOG 22 ms, embedding 73 ms a 640x480 frame):
+Most of an exam's snapshots show what the previous one showed, so the work is graded by what
+can change the answer (docs/benchmarks.md has the cost of each step):
 
-- a uniform frame (a lens taped over, a black frame) stops after the light measurement;
-- the desk webcam is embedded only when exactly one face counts and the candidate has an
-  enrolled face: more faces or none decide their flag without it;
-- the phone is never embedded: it asks only "nobody" or "more than one person".
+1. a 32x24 grey thumbnail (a JPEG decoded at an eighth of its size: a fraction of a
+   millisecond) is compared with the last *detected* frame of the same stream; when nothing
+   moved, and that frame is not older than ``MAX_SKIP_SECONDS``, its facts are copied
+   (``unchanged``);
+2. otherwise the frame is decoded at half size; a uniform frame (a lens taped over) stops after
+   the light measurement (``light``);
+3. the detector (libfacedetection, about 10 ms) counts the faces (``detected``);
+4. only the desk webcam, with exactly one face and an enrolled candidate, may be embedded
+   (dlib's ResNet, about 70 ms): on the stream's first such frame, when the face count changed
+   or the face box jumped since the last detected frame, and at least every ``embed_every``
+   detected frames; otherwise the last distance is carried (``embedded`` vs ``detected``).
 
-Detection uses the models and the lock of :mod:`invigil.identity.faces`, so login and analysis
-in one process share one set of models (see docs/benchmarks.md for what the lock costs).
+The state this needs is the previous rows of the stream (their thumbnail, boxes, distance and
+frame count since the last embedding), read from the database, so several worker processes
+can analyse one stream's snapshots.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
 from invigil.identity import faces
 from invigil.identity.faces import Embedding
 
-# ITU-R BT.601 luma, what "brightness" means for a JPEG.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-# Every 4th pixel each way: light statistics of a 640x480 frame in well under a millisecond.
-_LIGHT_STRIDE = 4
-# A frame this uniform (a lens taped over, a black frame) has no gradients for HOG to find.
+# A frame this uniform (a lens taped over, a black frame) has nothing for a detector to find.
 _UNIFORM = 2.0
+THUMB_SIZE = (32, 24)
+# Compared in 4x4-pixel blocks of the thumbnail (80x80 px of a 640x480 frame): the largest
+# block's mean absolute difference (0-255) must reach this for the frame to count as moved. A
+# mean over the whole frame would miss a small face appearing in a corner. Measured
+# (docs/accuracy.md): the same scene with sensor noise and JPEG quality 60-80 at most 1.0; the
+# candidate 2 px to the side 8.6; a 60 px face appearing in a corner 21; someone else 109.
+MOTION_MIN = 4.0
+# However still the picture, the detector runs at least this often on each stream.
+MAX_SKIP_SECONDS = 60.0
+# A face box whose centre moved by more than this share of its width, or whose width changed
+# by more than this share, since the last detected frame: someone else may have sat down.
+BOX_JUMP = 0.35
+# Faces narrower than this (pixels of the decoded frame) are counted but not embedded: the
+# network aligns faces to 150 px chips, and the candidate's own face 31 px wide (a 160 px frame
+# at JPEG quality 30) measured 0.55 from the enrolment photo, over the threshold, where 60 px
+# measured 0.50 (docs/accuracy.md). A candidate that far from the camera is asked to come
+# closer by the proctor, not judged on identity.
+MIN_EMBED_WIDTH = 40
+
+Thumb = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -37,61 +63,145 @@ class FrameFacts:
     contrast: float  # standard deviation of luma
     covered: bool
     scores: list[float] = field(default_factory=list)  # counted faces, best first
-    # The best detection below DETECTION_SCORE_MIN (a badge, a masked face), or None.
+    # The best detection below DETECTION_SCORE_MIN, or None.
     rejected_score: float | None = None
     distance: float | None = None
-    upsampled: bool = False
     elapsed_ms: float = 0.0
+    method: str = "detected"
+    thumb: bytes | None = None
+    boxes: list[list[int]] = field(default_factory=list)
+    face_covered: bool = False
+    since_embedding: int | None = None
 
     @property
     def faces(self) -> int:
         return len(self.scores)
 
 
-def light(pixels: npt.NDArray[np.uint8]) -> tuple[float, float]:
-    sample = pixels[::_LIGHT_STRIDE, ::_LIGHT_STRIDE].astype(np.float32)
-    luma = sample @ _LUMA
+@dataclass(frozen=True)
+class Previous:
+    """The stream's last detected frame (not an ``unchanged`` copy), as stored."""
+
+    taken_at: datetime
+    facts: FrameFacts
+
+
+def thumbnail(image: bytes) -> Thumb | None:
+    gray = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    if gray is None:
+        return None
+    return np.asarray(cv2.resize(gray, THUMB_SIZE, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def motion(a: Thumb, b: bytes) -> float:
+    """The largest 4x4-block mean absolute difference between two thumbnails."""
+    other = np.frombuffer(b, np.uint8)
+    if other.size != a.size:
+        return float("inf")
+    w, h = THUMB_SIZE
+    diff = np.abs(a.astype(np.int16) - other.astype(np.int16).reshape(h, w))
+    return float(diff.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3)).max())
+
+
+def light(bgr: npt.NDArray[np.uint8]) -> tuple[float, float]:
+    # Every 2nd pixel of the half-size frame: every 4th of the full frame, as measured.
+    luma = cv2.cvtColor(bgr[::2, ::2], cv2.COLOR_BGR2GRAY).astype(np.float32)
     return float(luma.mean()), float(luma.std())
+
+
+def _jumped(box: list[int], before: list[int]) -> bool:
+    width = max(1.0, float(before[2] - before[0]))
+    dx = (box[0] + box[2] - before[0] - before[2]) / 2
+    dy = (box[1] + box[3] - before[1] - before[3]) / 2
+    grew = abs((box[2] - box[0]) - width) / width
+    return bool(np.hypot(dx, dy) / width > BOX_JUMP or grew > BOX_JUMP)
+
+
+def _embed_now(facts: FrameFacts, previous: Previous | None, embed_every: int) -> bool:
+    """The distance can only have changed if the person can have: see the module doc."""
+    if previous is None:
+        return True
+    before = previous.facts
+    if before.faces != 1 or before.since_embedding is None or not before.boxes:
+        return True
+    if _jumped(facts.boxes[0], before.boxes[0]):
+        return True
+    return before.since_embedding + 1 >= embed_every
 
 
 def analyse_frame(
     image: bytes,
     *,
+    taken_at: datetime,
+    previous: Previous | None,
     embed: bool,
     enrolled: Embedding | None,
+    embed_every: int,
     dark_below: float,
     flat_below: float,
 ) -> FrameFacts:
-    """Facts of one JPEG. ``embed``: compute the distance to ``enrolled`` when one face counts.
+    """Facts of one JPEG. ``embed``: this stream is checked against ``enrolled``.
 
     Raises faces.FaceError("bad_image") on bytes that do not decode.
     """
-    started = time.perf_counter()
-    # The decoder and the models are the faces module's own, so a frame here is seen exactly
-    # as a login photo is (same size cap, same orientation handling, same detector settings).
-    pixels = faces.decode(image)
-    brightness, contrast = light(pixels)
+    started = time.process_time()
+
+    def took() -> float:
+        # CPU time, not wall time: what the analysis costs the machine (and libfacedetection
+        # may use more than the calling thread).
+        return (time.process_time() - started) * 1000
+
+    thumb = thumbnail(image)
+    if thumb is None:
+        raise faces.FaceError("bad_image", faces.MESSAGES["bad_image"])
+    if (
+        previous is not None
+        and previous.facts.thumb is not None
+        and 0 <= (taken_at - previous.taken_at).total_seconds() <= MAX_SKIP_SECONDS
+        and motion(thumb, previous.facts.thumb) < MOTION_MIN
+    ):
+        # The thumbnail stays the detected frame's, so slow drift adds up to a detection.
+        return replace(previous.facts, method="unchanged", elapsed_ms=took())
+
+    frame = faces.decode_frame(image)
+    brightness, contrast = light(frame.bgr)
     if contrast < _UNIFORM:
         return FrameFacts(
-            brightness, contrast, covered=True, elapsed_ms=(time.perf_counter() - started) * 1000
+            brightness,
+            contrast,
+            covered=True,
+            method="light",
+            thumb=thumb.tobytes(),
+            elapsed_ms=took(),
         )
-    found = faces.scan(pixels, embed=embed and enrolled is not None)
-    distance = (
-        faces.face_distance(found.embedding, enrolled)
-        if found.embedding is not None and enrolled is not None
-        else None
-    )
-    # HOG works on gradients and still finds faces in frames at a tenth of normal light
-    # (docs/accuracy.md), so light alone does not mean "covered": only a dark or flat frame in
-    # which no face counts is.
-    covered = not found.scores and (brightness < dark_below or contrast < flat_below)
-    return FrameFacts(
+    found = faces.detect(frame.bgr)
+    located = [f.scaled(frame.to_decoded) for f in found.counted]
+    # The light statistics do not mean "covered" while a face is found: the detector still
+    # finds faces in a dim room (docs/accuracy.md).
+    covered = not located and (brightness < dark_below or contrast < flat_below)
+    facts = FrameFacts(
         brightness,
         contrast,
         covered=covered,
-        scores=found.scores,
-        rejected_score=found.rejected_score,
-        distance=distance,
-        upsampled=found.upsampled,
-        elapsed_ms=(time.perf_counter() - started) * 1000,
+        scores=[f.score for f in located],
+        rejected_score=found.rejected,
+        thumb=thumb.tobytes(),
+        boxes=[list(f.box) for f in located],
+        face_covered=len(found.counted) == 1
+        and faces.is_covered(np.ascontiguousarray(frame.bgr[:, :, ::-1]), found.counted[0]),
+    )
+    wide = bool(located) and located[0].box[2] - located[0].box[0] >= MIN_EMBED_WIDTH
+    if not (embed and enrolled is not None and len(located) == 1 and wide):
+        return replace(facts, elapsed_ms=took())
+    if _embed_now(facts, previous, embed_every):
+        distance = faces.face_distance(faces.embed_frame_face(image, located[0]), enrolled)
+        return replace(
+            facts, distance=distance, since_embedding=0, method="embedded", elapsed_ms=took()
+        )
+    assert previous is not None and previous.facts.since_embedding is not None
+    return replace(
+        facts,
+        distance=previous.facts.distance,
+        since_embedding=previous.facts.since_embedding + 1,
+        elapsed_ms=took(),
     )

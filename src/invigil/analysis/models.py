@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from invigil.core.db import Base, UTCDateTime
@@ -38,6 +38,20 @@ class SnapshotAnalysis(Base):
     rejected_score: Mapped[float | None] = mapped_column(Float)
     distance: Mapped[float | None] = mapped_column(Float)  # to the enrolled face
     elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    # How the facts were obtained (analysis.frames): "detected", "embedded" (detected and the
+    # face embedded), "unchanged" (the picture matched the last detected frame of the stream,
+    # whose facts were copied), "light" (a uniform frame: light only).
+    method: Mapped[str] = mapped_column(String(16), default="detected")
+    # The frame's 32x24 grey thumbnail: what the next snapshot of the stream is compared with.
+    # This row is the per-stream state, so any worker process can analyse the next snapshot.
+    thumb: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Counted faces' boxes (left, top, right, bottom) in the snapshot's pixels, best first.
+    boxes: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    # The one counted face has its nose and mouth covered (a mask): see flags.condition.
+    face_covered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Detected frames since the distance was last computed (0: this frame embedded it); None
+    # when no embedding lies behind this row's distance.
+    since_embedding: Mapped[int | None] = mapped_column(Integer)
 
 
 class FlagState(Base):

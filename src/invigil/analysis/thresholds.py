@@ -32,7 +32,9 @@ PARAMS: dict[str, dict[str, tuple[str, float, float]]] = {
         "of_last": (_INT, 1, 20),
         "at_least": (_INT, 1, 20),
         "at_once": (_FLOAT, 0.5, 1.0),
+        "embed_every": (_INT, 1, 60),
     },
+    "face_covered": {"seconds": (_SECONDS, 0, 900)},
     "camera_covered": {
         "seconds": (_SECONDS, 0, 900),
         "brightness": (_FLOAT, 0, 255),
@@ -131,6 +133,7 @@ class Rule:
     at_least: int = 1
     at_once: float = 1.0  # a single frame this sure starts a k-of-n flag; 1 disables
     distance: float = 0.0
+    embed_every: int = 1
     brightness: float = 0.0
     contrast: float = 0.0
     pause_seconds: float = 0.0

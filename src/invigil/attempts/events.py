@@ -31,6 +31,7 @@ VIOLATION_KINDS = frozenset(
         "multiple_faces",
         "face_mismatch",
         "camera_covered",
+        "face_covered",
         "candidate_out_of_view",
         "second_person",
         "evidence_gap",

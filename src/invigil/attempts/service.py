@@ -158,13 +158,13 @@ def login(
     # With liveness "off" the one image decides, exactly as before; with "required" the
     # photo also passes the quality gate and the challenge's frames are judged below.
     challenge = _redeem_challenge(session, exam, attempt, now, challenge_id)
-    located: faces.LocatedFace | None = None
+    photo: faces.Pixels | None = None
     try:
         if challenge is None:
             embedding = faces.embed_single_face(face_jpeg)
         else:
-            pixels, located, _ = quality.check_photo(face_jpeg)
-            embedding = faces.embed_located(pixels, located)
+            photo, located, _ = quality.check_photo(face_jpeg)
+            embedding = faces.embed_located(photo, located)
     except faces.FaceError as exc:
         raise _login_refused(session, attempt, now, 422, exc.code, exc.message, {}) from None
 
@@ -195,10 +195,10 @@ def login(
             )
 
     live: dict[str, Any] | None = None
-    if challenge is not None and located is not None:
+    if challenge is not None and photo is not None:
         try:
             verdict = liveness.check_frames(
-                challenge.steps.split(","), frames or [], located, embedding
+                challenge.steps.split(","), frames or [], photo, embedding
             )
         except liveness.LivenessFailed as exc:
             # A login_failed event like any other, so it counts towards asking tech support.

@@ -22,13 +22,18 @@ FLAG_DEFAULTS: dict[str, dict[str, Any]] = {
     # ≥ 0.86 (badges stay below 0.7); a face that scores ≥ 1.0 and lies ≥ 0.76 from the enrolled
     # one (one person's photos measured ≤ 0.51, different people 0.62–0.98). 1 disables it.
     "multiple_faces": {"of_last": 3, "at_least": 2, "at_once": 0.9, "severity": "violation"},
+    # embed_every: the face is embedded at least every this many detected desk frames (and on
+    # the first, when the face count changes or the face box jumps): docs/accuracy.md.
     "face_mismatch": {
         "distance": 0.52,
         "of_last": 3,
         "at_least": 2,
         "at_once": 0.9,
+        "embed_every": 6,
         "severity": "violation",
     },
+    # A face found with its nose and mouth covered (a mask), for this long.
+    "face_covered": {"seconds": 10, "severity": "warning"},
     "camera_covered": {"seconds": 10, "brightness": 30, "contrast": 5, "severity": "violation"},
     "candidate_out_of_view": {"seconds": 30, "severity": "violation"},
     "second_person": {"of_last": 3, "at_least": 2, "at_once": 0.9, "severity": "violation"},

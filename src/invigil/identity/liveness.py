@@ -5,7 +5,7 @@ prompts and sends the frames it captured, a fixed number per step, in order. A s
 when one of its frames shows the head turned the asked way compared with the login photo, by
 two measures that must agree:
 
-- yaw: the nose tip moved towards that side of the jaw outline (``quality.yaw_of``);
+- yaw: the nose tip moved towards that side of the jaw outline (``pose68.yaw_of``);
 - parallax: the nose moved against where a flat picture would have put it. The outline, brows
   and eyes of the frame are fitted to the login photo's by a homography (the exact map between
   two views of any flat picture, however held, tilted or slanted); the nose tip, which stands
@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from invigil.core.clock import iso
 from invigil.identity import faces
-from invigil.identity.faces import Embedding, FaceError, LocatedFace
+from invigil.identity.faces import Embedding, FaceError, LocatedFace, Pixels
 from invigil.identity.models import LivenessChallenge
-from invigil.identity.quality import yaw_of
+from invigil.identity.pose68 import locate_faces, yaw_of
 
 __all__ = [
     "CHALLENGE_SECONDS",
@@ -215,13 +215,23 @@ def _describe_missing(steps: list[str]) -> str:
 def check_frames(
     steps: list[str],
     frames: list[bytes],
-    reference: LocatedFace,
+    photo: Pixels,
     reference_embedding: Embedding,
 ) -> Verdict:
-    """Judge the challenge's frames against the login photo (already checked and matched).
+    """Judge the challenge's frames against the login photo (its pixels, already checked and
+    matched: ``reference_embedding`` is its embedding).
 
     Raises LivenessFailed with a message naming what was not seen."""
     verdict = Verdict(steps=steps)
+    in_photo = locate_faces(photo)
+    if len(in_photo) != 1:
+        # The quality gate's detector found one face where HOG does not: a face too turned or
+        # too small for the pose model, which cannot be judged.
+        raise LivenessFailed(
+            "活体检测未通过：登录照片中的脸部无法用于转头检测，请正对摄像头、靠近一些后重试。",
+            {"reason": "photo_pose", "faces": len(in_photo)},
+        )
+    reference = in_photo[0]
     expected = FRAMES_PER_STEP * len(steps)
     if len(frames) != expected:
         raise LivenessFailed(
@@ -235,7 +245,7 @@ def check_frames(
         except FaceError:
             located.append(None)
             continue
-        found = faces.locate_faces(pixels)
+        found = locate_faces(pixels)
         if len(found) > 1:
             raise LivenessFailed(
                 "活体检测未通过：转头过程中画面里出现了多张人脸，请确保镜头前只有您本人。",

@@ -2,7 +2,8 @@
 
 The exam rules ask for a frontal face, uncovered (no mask, ears not hidden), wholly in the
 frame, well lit and without filters or beauty effects. Each rule is one measurement on the
-photo and its 68 landmarks and one threshold; a failure names the rule so the candidate knows
+photo and its five landmarks (eyes, nose tip, mouth corners: licence-clean, see
+``identity.landmarks``) and one threshold; a failure names the rule so the candidate knows
 what to change. The thresholds, and the measurements on real photos and on the fake-camera
 frames they were chosen from, are in ``docs/liveness.md``; ``tests/identity/measure.py``
 re-measures them. They are set to refuse clear cases only: a refused honest candidate costs
@@ -18,13 +19,14 @@ import numpy.typing as npt
 from PIL import Image
 
 from invigil.identity import faces
+from invigil.identity import landmarks as lmk
 from invigil.identity.faces import FaceError, LocatedFace, Pixels
+from invigil.identity.landmarks import Landmarks, yaw_of
 
 __all__ = [
     "MESSAGES",
     "Measures",
     "check_photo",
-    "eye_line_coordinates",
     "measure",
     "yaw_of",
 ]
@@ -37,35 +39,27 @@ MESSAGES = {
     "low_quality": "画面不够清晰：请关闭美颜、滤镜等特效，擦拭镜头，保持不动后重试。",
 }
 
-# |yaw| (see yaw_of) of a frontal photo. The real photos measure 0.03-0.50 (tom_hanks 0.50,
-# obama2, the fake camera's picture, 0.47: both visibly turned a little); the synthetic turns
-# of docs/liveness.md that look clearly sideways measure 0.8 and more.
-FRONTAL_YAW_MAX = 0.6
+# |yaw| (see landmarks.yaw_of, in eye distances) of a frontal photo. Measured in
+# docs/liveness.md: real photos PLACEHOLDER_YAW.
+FRONTAL_YAW_MAX = 0.3
 # Mean luma (0-255) of the inner face. Real photos 94-166; obama2 dimmed to 30 % measures 36,
 # to 25 % 30; a gamma of 3 (a dim room) still 46.
 DARK_LUMA_MIN = 40.0
 # Detail: the standard deviation of a Laplacian over the inner face scaled to a 160 px-wide
-# crop, relative to the crop's contrast (so dim light does not read as blur). Real photos at
-# their size 0.38-0.55, obama2 in the fake-camera frame 0.40; a Gaussian blur of radius 3 px
-# in a 640x480 frame brings the four real frames to 0.16-0.19, radius 4 to 0.15-0.16. A
-# median-filter smoothing ("beauty" effect) of 5 px measures 0.27 and of 9 px 0.22: such
-# mild smoothing passes, only heavy blur is refused (docs/liveness.md).
+# crop, relative to the crop's contrast (so dim light does not read as blur). Heavy blur and
+# smearing measure low, mild smoothing does not (docs/liveness.md).
 SHARPNESS_MIN = 0.2
-# The head region that must lie inside the frame, in jaw widths (landmark 0 to 16, about ear
-# to ear): a little beside the jaw for the ears, a little above the brows for the forehead.
-EAR_MARGIN = 0.05
-FOREHEAD_MARGIN = 0.10
-CHIN_MARGIN = 0.0
-# How far that region may still reach outside before the face counts as cut off. The
-# tightest real photo, the 112 px tom_hanks crop, reaches 0.081 (its chin and brow touch the
-# edges); a face with one jaw side or ear outside the frame reaches 0.15 and more.
-CUT_TOLERANCE = 0.09
-# A mask over nose and mouth where HOG still finds the face (in the fake-camera frame of
-# obama_masked it scores 0.36): the colour between nose and chin stops being the colour of
-# the cheeks. Distance in the CbCr plane, 0-255 scale: real photos 0.0-11.8 (lips count),
-# the blue surgical mask 37.9. A white or black mask or a hand is not caught by this (their
-# chroma is near skin's); those rely on HOG collapsing (then the CNN decides "covered").
-COVER_CHROMA_MAX = 25.0
+# The head region that must lie inside the frame, in eye distances from the point between the
+# eyes (eye-line coordinates): ear to ear, the forehead above the brows, the chin below the
+# mouth. Anthropometric proportions: the head is about 2.4 eye distances wide.
+HEAD_HALF_WIDTH = 1.2
+FOREHEAD = 0.6
+CHIN_BELOW_MOUTH = 0.5
+# How far that region may still reach outside before the face counts as cut off, in eye
+# distances (docs/liveness.md).
+CUT_TOLERANCE = 0.25
+# A mask over nose and mouth: see faces.COVER_CHROMA_MAX.
+COVER_CHROMA_MAX = faces.COVER_CHROMA_MAX
 
 _CROP_WIDTH = 160
 
@@ -75,9 +69,9 @@ class Measures:
     yaw: float
     luma: float
     sharpness: float
-    # Chroma distance between the mouth region and the cheeks.
+    # Chroma distance between the lower face and the skin between the eyes.
     lower_face_chroma: float
-    # How far the head region reaches outside the frame, in jaw widths (0 when inside).
+    # How far the head region reaches outside the frame, in eye distances (0 when inside).
     outside: float
 
 
@@ -85,52 +79,20 @@ def _fail(code: str) -> FaceError:
     return FaceError(code, MESSAGES[code])
 
 
-def eye_line_coordinates(landmarks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Landmarks rotated so the line between the eye centres is horizontal.
-
-    Tilting the head sideways (or a photo held at a slant) then changes none of the ratios
-    below: a nose below the eye line would otherwise move sideways with the tilt."""
-    left_eye = landmarks[36:42].mean(axis=0)
-    right_eye = landmarks[42:48].mean(axis=0)
-    dx, dy = right_eye - left_eye
-    angle = np.arctan2(dy, dx)
-    c, s = np.cos(-angle), np.sin(-angle)
-    rot = np.array([[c, -s], [s, c]])
-    centred = landmarks - (left_eye + right_eye) / 2
-    return np.asarray(centred @ rot.T, dtype=np.float64)
-
-
-def yaw_of(landmarks: npt.NDArray[np.float64]) -> float:
-    """Where the nose tip sits between the two sides of the jaw outline: 0 when frontal,
-    positive when the head turns to the candidate's own left (the nose moves towards the
-    right of an unmirrored camera image).
-
-    In principle a flat picture keeps this ratio under any in-plane move, tilt or zoom; in
-    practice the landmark fit moves it by up to 0.3 on a tilted or slanted photo, which is
-    why liveness also asks for parallax (docs/liveness.md)."""
-    p = eye_line_coordinates(landmarks)
-    left, right, nose = p[0, 0], p[16, 0], p[30, 0]
-    width = right - left
-    if width <= 1e-6:
-        return 0.0
-    return float(2.0 * (nose - left) / width - 1.0)
-
-
 def _gray(pixels: Pixels) -> npt.NDArray[np.float64]:
     rgb = pixels.astype(np.float64)
     return np.asarray(rgb @ np.array([0.299, 0.587, 0.114]), dtype=np.float64)
 
 
-def _inner_face(
-    gray: npt.NDArray[np.float64], landmarks: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """The box from the brows to the mouth, between the outer eye corners: skin, eyes, nose,
-    mouth, never background or hair."""
+def _inner_face(gray: npt.NDArray[np.float64], points: Landmarks) -> npt.NDArray[np.float64]:
+    """From just above the eyes to the mouth, a little beyond the eyes sideways: skin, eyes,
+    nose, mouth, never background or hair."""
     h, w = gray.shape
-    x0 = int(max(0, np.floor(landmarks[36, 0])))
-    x1 = int(min(w, np.ceil(landmarks[45, 0])))
-    y0 = int(max(0, np.floor(landmarks[17:27, 1].min())))
-    y1 = int(min(h, np.ceil(landmarks[48:68, 1].max())))
+    d = float(np.linalg.norm(points[lmk.EYE_R] - points[lmk.EYE_L])) or 1.0
+    x0 = int(max(0, np.floor(points[:, 0].min() - 0.2 * d)))
+    x1 = int(min(w, np.ceil(points[:, 0].max() + 0.2 * d)))
+    y0 = int(max(0, np.floor(points[[lmk.EYE_L, lmk.EYE_R], 1].min() - 0.3 * d)))
+    y1 = int(min(h, np.ceil(points[[lmk.MOUTH_L, lmk.MOUTH_R], 1].max() + 0.1 * d)))
     if x1 - x0 < 4 or y1 - y0 < 4:
         return gray[:1, :1]
     return gray[y0:y1, x0:x1]
@@ -151,66 +113,40 @@ def _sharpness(region: npt.NDArray[np.float64]) -> float:
     return float(lap.std() / (crop.std() + 1.0))
 
 
-def _chroma(pixels: Pixels, x0: float, x1: float, y0: float, y1: float) -> npt.NDArray[np.float64]:
-    h, w = pixels.shape[:2]
-    region = pixels[
-        int(max(0, y0)) : int(min(h, max(y0 + 1, y1))),
-        int(max(0, x0)) : int(min(w, max(x0 + 1, x1))),
-    ].reshape(-1, 3)
-    if len(region) == 0:
-        return np.zeros(2)
-    rgb = region.astype(np.float64).mean(axis=0)
-    cb = -0.168736 * rgb[0] - 0.331264 * rgb[1] + 0.5 * rgb[2]
-    cr = 0.5 * rgb[0] - 0.418688 * rgb[1] - 0.081312 * rgb[2]
-    return np.array([cb, cr])
-
-
-def _lower_face_chroma(pixels: Pixels, lm: npt.NDArray[np.float64]) -> float:
-    # Mouth: between the mouth corners, from under the nose to the lower lip. Cheeks: under
-    # each eye down to the nose tip, beside the nose.
-    mouth = _chroma(pixels, lm[48, 0], lm[54, 0], lm[33, 1], lm[57, 1])
-    top, bottom = lm[40:42, 1].max(), lm[30, 1]
-    left = _chroma(pixels, lm[36, 0], lm[39, 0], top, bottom)
-    right = _chroma(pixels, lm[42, 0], lm[45, 0], top, bottom)
-    return float(np.linalg.norm(mouth - (left + right) / 2))
-
-
-def measure(pixels: Pixels, face: LocatedFace) -> Measures:
-    lm = face.landmarks
-    p = eye_line_coordinates(lm)
-    gray = _gray(pixels)
-    inner = _inner_face(gray, lm)
-
-    # The head region in eye-line coordinates, mapped back to the image to test the frame.
-    jaw = p[16, 0] - p[0, 0]
-    brow_top = p[17:27, 1].min()
-    chin = p[8, 1]
+def _outside(points: Landmarks, shape: tuple[int, ...]) -> float:
+    p = lmk.eye_line(points)
+    mouth = max(p[lmk.MOUTH_L, 1], p[lmk.MOUTH_R, 1])
     corners_eye = np.array(
         [
-            [p[0, 0] - EAR_MARGIN * jaw, brow_top - FOREHEAD_MARGIN * jaw],
-            [p[16, 0] + EAR_MARGIN * jaw, brow_top - FOREHEAD_MARGIN * jaw],
-            [p[0, 0] - EAR_MARGIN * jaw, chin + CHIN_MARGIN * jaw],
-            [p[16, 0] + EAR_MARGIN * jaw, chin + CHIN_MARGIN * jaw],
+            [-HEAD_HALF_WIDTH, -FOREHEAD],
+            [HEAD_HALF_WIDTH, -FOREHEAD],
+            [-HEAD_HALF_WIDTH, mouth + CHIN_BELOW_MOUTH],
+            [HEAD_HALF_WIDTH, mouth + CHIN_BELOW_MOUTH],
         ]
     )
-    left_eye = lm[36:42].mean(axis=0)
-    right_eye = lm[42:48].mean(axis=0)
-    dx, dy = right_eye - left_eye
+    # Back to image coordinates: the inverse of landmarks.eye_line.
+    left, right = points[lmk.EYE_L], points[lmk.EYE_R]
+    dx, dy = right - left
+    d = float(np.hypot(dx, dy)) or 1.0
     angle = np.arctan2(dy, dx)
     c, s = np.cos(angle), np.sin(angle)
-    corners = corners_eye @ np.array([[c, -s], [s, c]]).T + (left_eye + right_eye) / 2
-    h, w = gray.shape
+    corners = (corners_eye * d) @ np.array([[c, -s], [s, c]]).T + (left + right) / 2
+    h, w = shape[:2]
     over = np.concatenate(
         [-corners[:, 0], corners[:, 0] - (w - 1), -corners[:, 1], corners[:, 1] - (h - 1)]
     )
-    outside = float(max(0.0, over.max()) / max(jaw, 1.0))
+    return float(max(0.0, over.max()) / d)
 
+
+def measure(pixels: Pixels, face: LocatedFace) -> Measures:
+    points = face.landmarks
+    inner = _inner_face(_gray(pixels), points)
     return Measures(
-        yaw=yaw_of(lm),
+        yaw=lmk.yaw_of(points),
         luma=float(inner.mean()),
         sharpness=_sharpness(inner),
-        lower_face_chroma=_lower_face_chroma(pixels, lm),
-        outside=outside,
+        lower_face_chroma=lmk.lower_face_chroma(pixels, points),
+        outside=_outside(points, pixels.shape),
     )
 
 
@@ -223,11 +159,6 @@ def check_photo(image: bytes) -> tuple[Pixels, LocatedFace, Measures]:
     pixels = faces.decode(image)
     found = faces.locate_faces(pixels)
     if not found:
-        # HOG's score collapses on a face behind a mask or a hand while the CNN detector still
-        # finds it: that is a covered face, not an empty frame. The CNN costs about 2 s, paid
-        # only here, once per refused login.
-        if faces.cnn_face_count(pixels) > 0:
-            raise _fail("face_covered")
         raise faces.FaceError("no_face", faces.MESSAGES["no_face"])
     if len(found) > 1:
         raise faces.FaceError("multiple_faces", faces.MESSAGES["multiple_faces"])

@@ -1,0 +1,139 @@
+"""How much work each snapshot costs: unchanged frames copy the last detected frame's facts, the
+embedding runs only when it can change the answer, and the flags still come out right. Through
+the real path (upload, durable job, stored rows) on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from conftest import exam_doc, import_exam
+from fastapi.testclient import TestClient
+from identity import synth
+from PIL import Image
+from recordings.conftest import entered
+from sqlalchemy import select
+
+from invigil.analysis import frames
+from invigil.analysis.models import SnapshotAnalysis
+from invigil.core.clock import FrozenClock
+from invigil.core.context import AppContext
+
+from .test_snapshot_flags import flags_of, run
+
+_rng = np.random.default_rng(5)
+
+
+def camera(name: str, shift: int = 0, quality: int = 80) -> bytes:
+    """A webcam frame: the photo on grey, fresh sensor noise every time."""
+    pixels = synth.camera_frame(synth.load(name), shift=shift).astype(np.float64)
+    noisy = np.clip(pixels + _rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
+    return synth.jpeg(noisy, quality)
+
+
+def rows(ctx: AppContext, ids: list[str]) -> list[SnapshotAnalysis]:
+    with ctx.db.session() as s:
+        by_id = {r.snapshot_id: r for r in s.scalars(select(SnapshotAnalysis))}
+        for r in by_id.values():
+            s.expunge(r)
+    return [by_id[i] for i in ids]
+
+
+def desk_exam(ctx: AppContext, tmp_path: Path, **mismatch: int) -> str:
+    doc = exam_doc()
+    if mismatch:
+        doc["exam"]["flags"] = {"face_mismatch": mismatch}
+    return import_exam(ctx, tmp_path / "e", doc)
+
+
+def test_thumbnail_motion_ignores_noise_and_sees_a_small_face() -> None:
+    still = frames.thumbnail(camera("obama2.jpg"))
+    assert still is not None
+    for quality in (60, 80, 90):
+        again = frames.thumbnail(camera("obama2.jpg", quality=quality))
+        assert again is not None
+        assert frames.motion(again, still.tobytes()) < frames.MOTION_MIN
+    moved = frames.thumbnail(camera("obama2.jpg", shift=4))
+    assert moved is not None and frames.motion(moved, still.tobytes()) > frames.MOTION_MIN
+    # A small face appearing in a corner moves little of the frame, but all of one block.
+    img = Image.fromarray(synth.camera_frame(synth.load("obama2.jpg")))
+    small = Image.fromarray(synth.load("biden.jpg"))
+    small.thumbnail((60, 60))
+    img.paste(small, (640 - small.width, 0))
+    corner = frames.thumbnail(synth.jpeg(np.asarray(img)))
+    assert corner is not None and frames.motion(corner, still.tobytes()) > frames.MOTION_MIN
+
+
+def test_unchanged_frames_skip_the_detector_up_to_the_maximum_skip_time(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    token, attempt_id = entered(client, clock, desk_exam(app_ctx, tmp_path), "1001")
+    ids = run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg") for _ in range(4)])
+    got = rows(app_ctx, ids)
+    assert [r.method for r in got] == ["embedded", "unchanged", "unchanged", "unchanged"]
+    # The copies carry the detected frame's facts: one face, the candidate's distance.
+    assert all(r.faces == 1 and r.distance == got[0].distance for r in got)
+    assert all(r.thumb == got[0].thumb for r in got)  # compared with the detected frame
+    # However still the picture, the detector runs again after MAX_SKIP_SECONDS.
+    clock.advance(timedelta(seconds=frames.MAX_SKIP_SECONDS))
+    late = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg")]))
+    assert late[0].method == "detected" and late[0].since_embedding == 1
+    # A moved picture is detected again at once.
+    moved = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg", 6)]))
+    assert moved[0].method == "detected"
+    assert flags_of(client, attempt_id) == []
+
+
+def test_embedding_runs_on_the_first_frame_a_count_change_a_jump_and_every_n(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    token, attempt_id = entered(client, clock, desk_exam(app_ctx, tmp_path, embed_every=3), "1001")
+    # The candidate sways a few pixels: every frame moved, none jumped.
+    sway = [camera("obama2.jpg", shift=s) for s in (0, 5, 0, 5, 0, 5)]
+    got = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", sway))
+    assert [r.method for r in got] == ["embedded", "detected", "detected"] * 2
+    assert [r.since_embedding for r in got] == [0, 1, 2] * 2
+    # Nobody, then the candidate again: the count changed, so the face is embedded again.
+    empty = (synth.FACES / "empty.jpg").read_bytes()
+    got = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", [empty, sway[1]]))
+    assert [r.method for r in got] == ["detected", "embedded"]
+    # The face far to the side (its box jumped): embedded again.
+    got = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg", 200)]))
+    assert got[0].method == "embedded"
+    assert flags_of(client, attempt_id) == []  # one empty frame is not 15 s without a face
+
+
+def test_impersonation_is_caught_within_the_stated_bound(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    """Someone else takes the seat between two snapshots. If neither the face count nor the
+    box says so, the forced embedding every N detected frames bounds the delay: the flag is
+    raised within N snapshots of the swap (docs/accuracy.md)."""
+    every = 4
+    exam = desk_exam(app_ctx, tmp_path, embed_every=every)
+    token, attempt_id = entered(client, clock, exam, "1002")  # Biden, enrolled with biden.jpg
+    own = run(client, clock, app_ctx, token, "webcam", [camera("biden.jpg", s) for s in (0, 5)])
+    assert [r.method for r in rows(app_ctx, own)] == ["embedded", "detected"]
+    swapped = [camera("obama2.jpg", shift=s) for s in (0, 5) * every]
+    ids = run(client, clock, app_ctx, token, "webcam", swapped)
+    got = flags_of(client, attempt_id)
+    assert [e["kind"] for e in got] == ["face_mismatch"]
+    assert got[0]["data"]["snapshot_id"] in ids[:every]
+
+
+def test_a_masked_candidate_raises_face_covered_not_a_mismatch(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    token, attempt_id = entered(client, clock, desk_exam(app_ctx, tmp_path), "1001")
+    run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg")])
+    masked = [camera("obama_masked.jpg", shift=s) for s in (0, 5, 0, 5)]
+    ids = run(client, clock, app_ctx, token, "webcam", masked)
+    got = rows(app_ctx, ids)
+    assert all(r.faces == 1 and r.face_covered for r in got)  # found, and seen to be covered
+    flagged = flags_of(client, attempt_id)
+    assert [e["kind"] for e in flagged] == ["face_covered"]
+    assert flagged[0]["severity"] == "warning"
+    # Mask off: the flag ends.
+    run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg", shift=3)])
+    assert [e["kind"] for e in flags_of(client, attempt_id)] == ["face_covered", "flag_ended"]
