@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from invigil.analysis import audio_jobs  # noqa: F401  (registers recording.audio)
 from invigil.analysis import jobs as analysis_jobs  # noqa: F401  (registers snapshot.analyse)
+from invigil.attempts.api import SPEEDTEST_MAX_BYTES
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
@@ -23,9 +24,12 @@ from invigil.core.context import AppContext, Ctx
 from invigil.core.db import Database
 from invigil.core.errors import install_error_handlers
 from invigil.core.jobs import WorkerThread
+from invigil.core.limits import FORM_OVERHEAD, BodyLimitMiddleware, BodyRule, rule
+from invigil.core.serving import install_log_redaction
 from invigil.core.storage import LocalBlobStore
 from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
+from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
 from invigil.recordings.api import router as recordings_router
@@ -46,6 +50,24 @@ def make_bus(settings: Settings) -> Bus:
     return LocalBus()
 
 
+def body_rules(settings: Settings) -> list[BodyRule]:
+    """The routes whose bodies may exceed the JSON default, each with its own cap."""
+    photo = settings.max_photo_bytes + FORM_OVERHEAD
+    frames = liveness.MAX_FRAMES * liveness.MAX_FRAME_BYTES
+    admin = settings.max_import_bytes
+    return [
+        rule("PUT", r"/api/v1/recordings/[^/]+/chunks/[^/]+", settings.max_upload_bytes),
+        rule("POST", r"/api/v1/snapshots", photo),
+        rule("POST", r"/api/v1/candidate/login", photo + frames),
+        rule("POST", r"/api/v1/candidate/login-help", photo),
+        rule("POST", r"/api/v1/candidate/speedtest", SPEEDTEST_MAX_BYTES),
+        # Unauthenticated: a username and a password are a few hundred bytes.
+        rule("POST", r"/api/v1/staff/login", 8 * 1024),
+        rule("POST", r"/api/v1/admin/.*", admin),
+        rule("PUT", r"/api/v1/admin/.*", admin),
+    ]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -54,6 +76,7 @@ def create_app(
     start_worker: bool | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    install_log_redaction()  # credentials in query strings never reach uvicorn's logs
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = AppContext(
         settings=settings,
@@ -83,6 +106,7 @@ def create_app(
     app = FastAPI(title="invigil", version="0.1.0", lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
 
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from invigil.core.clock import SystemClock
@@ -47,11 +46,13 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
 
 def _serve(settings: Settings) -> None:
     from invigil.app import create_app
+    from invigil.core import serving
 
-    uvicorn.run(
+    # Bounded request heads and an access log with credentials redacted (core/serving.py).
+    serving.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        settings.host,
+        settings.port,
         log_level="info",
         # Request lines only; bodies (answers, questions, photos) are never logged.
         access_log=True,
