@@ -17,6 +17,7 @@ from invigil.attempts.api import SPEEDTEST_MAX_BYTES
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
+from invigil.core import ratelimit
 from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
@@ -77,6 +78,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     install_log_redaction()  # credentials in query strings never reach uvicorn's logs
+    ratelimit.check_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = AppContext(
         settings=settings,

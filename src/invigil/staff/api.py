@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts import helpchat, sessions
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import forbidden, unauthorized
+from invigil.core.ratelimit import client_address
 from invigil.staff import service
 from invigil.staff.models import StaffUser
 
@@ -40,9 +41,20 @@ class LoginBody(BaseModel):
 
 
 @router.post("/login")
-def login(body: LoginBody, ctx: Ctx) -> dict[str, str]:
+def login(body: LoginBody, request: Request, ctx: Ctx) -> dict[str, str]:
+    address = client_address(request, ctx.settings)
     with unit_of_work(ctx) as session:
-        return {"token": service.login(session, ctx, body.username, body.password)}
+        return {"token": service.login(session, ctx, body.username, body.password, address)}
+
+
+@router.post("/logout")
+def logout(request: Request, ctx: Ctx) -> dict[str, bool]:
+    """Ends the session: its token and every signed media link it issued stop working."""
+    with unit_of_work(ctx) as session:
+        auth = sessions.authenticate(session, ctx, request, ("staff",))
+        auth.revoked_at = ctx.clock.now()
+        auth.revoked_reason = "logout"
+        return {"logged_out": True}
 
 
 @router.get("/me")
