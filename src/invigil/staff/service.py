@@ -43,7 +43,7 @@ def login(session: Session, ctx: AppContext, username: str, password: str, addre
     buckets = [(f"staff-login:user:{name.lower()}", USER_RULE)]
     if not ratelimit.exempt(address, ctx.settings):
         buckets.append((f"staff-login:addr:{address}", ADDRESS_RULE))
-    for bucket, rule in buckets:
+    for bucket, _ in buckets:
         ratelimit.lock(session, bucket)
     waits = [ratelimit.check(session, b, r, now) for b, r in buckets]
     refused = [v.retry_after for v in waits if not v.allowed]
