@@ -310,7 +310,13 @@ class ClientEvent(BaseModel):
             raise APIError(
                 422, "unknown_event_kind", f"未知的事件类型：{self.kind}", allowed=sorted(allowed)
             )
-        if len(json.dumps(self.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
+        try:
+            # allow_nan=False: NaN and Infinity are not JSON; PostgreSQL refuses them and no
+            # page could read them back.
+            size = len(json.dumps(self.data, ensure_ascii=False, allow_nan=False))
+        except ValueError:
+            raise APIError(422, "invalid_request", "事件数据含有无效的数值。") from None
+        if size > MAX_EVENT_DATA_BYTES:
             raise APIError(413, "too_large", "事件数据过大。")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -62,10 +63,22 @@ _HTTP_CODES = {
 }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±Infinity as strings: an error that names a client's bad number
+    must still be valid JSON (the response would otherwise fail as a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return JSONResponse(json_safe(exc.body()), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(BlobPurged)
     async def _purged(_: Request, exc: BlobPurged) -> JSONResponse:

@@ -33,6 +33,10 @@ FORM_OVERHEAD = 64 * 1024
 
 TOO_LARGE_MESSAGE = "请求内容过大。"
 
+# The largest integer a request may carry where the database keeps an INTEGER (event and
+# chunk numbers): larger values are a 422, never an overflow inside the database.
+MAX_INT = 2**31 - 1
+
 
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when a streamed body crosses its limit. An HTTPException, so

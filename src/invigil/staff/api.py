@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts import helpchat, sessions
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import forbidden, unauthorized
+from invigil.core.limits import MAX_INT
 from invigil.core.ratelimit import client_address
 from invigil.staff import service
 from invigil.staff.models import StaffUser
@@ -90,7 +91,7 @@ def attempt_events(
     request: Request,
     attempt_id: str,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
         return service.attempt_events(
