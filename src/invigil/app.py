@@ -24,6 +24,7 @@ from invigil.core.config import Settings
 from invigil.core.context import AppContext, Ctx
 from invigil.core.db import Database
 from invigil.core.errors import install_error_handlers
+from invigil.core.headers import SecurityHeadersMiddleware
 from invigil.core.jobs import WorkerThread
 from invigil.core.limits import FORM_OVERHEAD, BodyLimitMiddleware, BodyRule, rule
 from invigil.core.serving import install_log_redaction
@@ -109,6 +110,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: error responses get them too
 
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:

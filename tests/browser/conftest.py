@@ -164,6 +164,8 @@ FAILED = pytest.StashKey[bool]()
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    # Every browser test also checks the pages against the server's Content-Security-Policy.
+    context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
     pg.set_default_timeout(15000)
     errors: list[str] = []
@@ -184,6 +186,15 @@ def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         print(f"screenshot: {tmp_path / 'failure.png'}")
     context.close()
     assert not errors, f"errors in the page: {errors}"
+    violations = [c for c in console if CSP_MARK in c]
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+CSP_MARK = "CSP violation:"
+CSP_LISTENER = (
+    "document.addEventListener('securitypolicyviolation', e => console.error("
+    f"'{CSP_MARK} ' + e.effectiveDirective + ' ' + e.blockedURI + ' ' + e.sourceFile));"
+)
 
 
 @pytest.fixture
@@ -250,6 +261,8 @@ def phone_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture
 def phone(phone_browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = phone_browser.new_context(**phone_browser.invigil_profile, locale="zh-CN")
+    # Every browser test also checks the pages against the server's Content-Security-Policy.
+    context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
     pg.set_default_timeout(15000)
     errors: list[str] = []

@@ -22,7 +22,7 @@ from invigil.core.security import token_digest
 from invigil.core.storage import BlobPurged
 from invigil.exams.models import Candidate, Exam, Room
 from invigil.recordings import assembly, ingest, service, snapshots, status
-from invigil.recordings.access import Actor, actor, recording_for
+from invigil.recordings.access import WRITES, Actor, actor, recording_for
 from invigil.recordings.models import FINALIZED, Snapshot
 from invigil.recordings.tx import transaction
 from invigil.staff.api import current_staff
@@ -238,6 +238,11 @@ def _candidate_uploads(session: Session, ctx: Any, request: Request) -> dict[str
         )
     recordings = status.for_attempt(session, attempt.id)
     problems = status.problems(recordings, exam.evidence_camera)
+    if who.kind == "phone":
+        # The phone sees its own streams only (recordings/access.py), not the desk's.
+        own = WRITES["phone"]
+        recordings = [r for r in recordings if r["kind"] in own]
+        problems = [p for p in problems if p["kind"] in own]
     return {
         "uploads_close_at": iso(exam.uploads_close_at),
         "recordings": recordings,
