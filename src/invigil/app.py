@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount
+from starlette.types import Scope
+from swagger_ui_bundle import swagger_ui_path
 
 from invigil.analysis import audio_jobs  # noqa: F401  (registers recording.audio)
 from invigil.analysis import jobs as analysis_jobs  # noqa: F401  (registers snapshot.analyse)
@@ -23,7 +26,7 @@ from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
 from invigil.core.context import AppContext, Ctx
 from invigil.core.db import Database
-from invigil.core.errors import install_error_handlers
+from invigil.core.errors import APIError, install_error_handlers, not_found
 from invigil.core.headers import SecurityHeadersMiddleware
 from invigil.core.jobs import WorkerThread
 from invigil.core.limits import FORM_OVERHEAD, BodyLimitMiddleware, BodyRule, rule
@@ -40,6 +43,7 @@ from invigil.staff.api import router as staff_router
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).parent / "web"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -106,7 +110,11 @@ def create_app(
                 worker.stop()
                 worker.join(timeout=10)
 
-    app = FastAPI(title="invigil", version="0.1.0", lifespan=lifespan)
+    # /docs is a page of our own (web/docs/) with Swagger UI's files from a package: the CDN
+    # FastAPI's default page loads is out of reach on exam servers without internet.
+    app = FastAPI(
+        title="invigil", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.ctx = ctx
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
@@ -128,6 +136,35 @@ def create_app(
     app.include_router(proctoring_router)
     for router in review_routers:
         app.include_router(router)
+    _api_fallback(app)
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app
+
+
+def _api_fallback(app: FastAPI) -> None:
+    """Paths under /api/ that no route serves answer like the API (JSON 404, or 405 where a
+    route has the path), instead of reaching the static pages, which know only GET."""
+
+    def served(scope: Scope, method: str) -> bool:
+        probe = {**scope, "method": method}
+        return any(
+            r.matches(probe)[0] == Match.FULL
+            for r in app.router.routes
+            if r is not fallback and not isinstance(r, Mount)
+        )
+
+    @app.api_route("/api/{rest:path}", methods=ALL_METHODS, include_in_schema=False)
+    def api_not_found(request: Request, rest: str) -> None:
+        allowed = [m for m in ALL_METHODS if served(request.scope, m)]
+        if allowed:
+            raise APIError(
+                405,
+                "method_not_allowed",
+                "不支持该请求方法。",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        raise not_found("接口")
+
+    fallback = app.router.routes[-1]
