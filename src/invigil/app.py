@@ -20,7 +20,7 @@ from invigil.attempts.api import SPEEDTEST_MAX_BYTES
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
-from invigil.core import ratelimit
+from invigil.core import openapi, ratelimit
 from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
@@ -137,6 +137,7 @@ def create_app(
     for router in review_routers:
         app.include_router(router)
     _api_fallback(app)
+    openapi.install(app)
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -197,6 +198,8 @@ def to_xlsx(rows: list[list[Any]], title: str) -> bytes:
     for r, row in enumerate(rows, 1):
         for c, value in enumerate(row, 1):
             cell = ws.cell(row=r, column=c)
+            if isinstance(value, str):  # control characters are not allowed in XLSX cells
+                value = ILLEGAL_CHARACTERS_RE.sub("", value)
             cell.value = value
             if isinstance(value, str) and value.startswith("="):
                 cell.data_type = "s"  # text, never a formula
