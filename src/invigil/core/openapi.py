@@ -101,6 +101,7 @@ def _complete(doc: dict[str, Any]) -> dict[str, Any]:
                 responses["200"]["content"] = files
             if path in PARTIAL:
                 responses["206"] = {"description": "Range 请求的部分内容", "content": VIDEO}
+                responses["416"] = {"description": "Range 超出文件范围 / range not satisfiable"}
             for param in op.get("parameters", []):
                 values = QUERY_ENUMS.get((path, param.get("name", "")))
                 if values is not None:
