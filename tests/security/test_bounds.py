@@ -6,7 +6,7 @@ import json
 import math
 from datetime import timedelta
 
-from conftest import T, bearer, login, staff_token
+from conftest import PG_URL, T, bearer, login, staff_token
 from fastapi.testclient import TestClient
 
 from invigil.core.clock import FrozenClock
@@ -91,3 +91,20 @@ def test_error_bodies_with_non_finite_numbers_stay_json() -> None:
     assert json.dumps(body, allow_nan=False) == (
         '{"error": {"problems": [{"value": "nan"}, {"value": "-inf"}]}}'
     )
+
+
+def test_nul_characters_are_refused_not_a_500(
+    client: TestClient, clock: FrozenClock, exam_id: str
+) -> None:
+    p1 = staff_token(client, "p1", "pw-p1")
+    r = client.get("/api/v1/staff/rooms/R01?exam=%00E", headers=bearer(p1))
+    assert r.status_code == 422 and r.json()["error"]["message"] == "请求地址含有无效字符。"
+    r = client.get("/api/v1/staff/rooms/R%0001", headers=bearer(p1))
+    assert r.status_code == 422
+    # In a JSON body that reaches a text column: PostgreSQL refuses NUL (422, not 500),
+    # SQLite compares it like any text (no such exam).
+    body = {"exam_id": "e\u0000", "ticket": "1001", "name": "奥巴马"}
+    r = client.post("/api/v1/results/lookup", json=body)
+    assert r.status_code == (422 if PG_URL else 404), r.text
+    assert r.json()["error"]["code"] == ("invalid_request" if PG_URL else "not_found")
+    assert client.get("/api/v1/health").status_code == 200

@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from invigil.attempts import helpchat, phone, service, sessions
 from invigil.attempts.models import Attempt, AuthSession
@@ -362,7 +363,8 @@ SPEEDTEST_MAX_BYTES = 1024 * 1024
 @router.post("/speedtest")
 async def speedtest(request: Request) -> dict[str, int]:
     speedtests = window_for(request, "speedtest", limit=30, seconds=600)
-    if not speedtests.allow(client_address(request, request.app.state.ctx.settings)):
+    address = client_address(request, request.app.state.ctx.settings)
+    if not await run_in_threadpool(speedtests.allow, address):
         raise APIError(429, "too_many_attempts", "测速过于频繁，请稍后再试。")
     received = 0
     async for part in request.stream():

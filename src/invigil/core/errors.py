@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from invigil.core.limits import BodyTooLarge, too_large_response
 from invigil.core.storage import BlobPurged
+
+log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -99,6 +103,14 @@ def install_error_handlers(app: FastAPI) -> None:
                 "problems": problems,
             }
         }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # What the database refuses to store (PostgreSQL: a NUL character in text, a number
+        # out of range) is the client's input, not a server fault.
+        log.info("database refused the input: %s", type(exc.orig).__name__)
+        body = {"error": {"code": "invalid_request", "message": "请求含有无法保存的字符或数值。"}}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

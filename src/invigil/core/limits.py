@@ -101,6 +101,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+            # No identifier or parameter of this API holds a NUL; PostgreSQL text cannot.
+            body = {"error": {"code": "invalid_request", "message": "请求地址含有无效字符。"}}
+            await JSONResponse(body, status_code=422)(scope, receive, send)
+            return
         limit = self.limit_for(scope["method"], scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:

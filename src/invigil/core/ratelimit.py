@@ -3,9 +3,8 @@
 - ``check`` / ``record`` keep hits in the database (table ``rate_hits``), so a limit holds
   across every server process that shares the database: staff login, face login and the
   liveness challenge use these. A bucket is a string such as ``staff-login:user:alice``.
-- ``SlidingWindow`` keeps hits in process memory, for cheap throttles of unauthenticated
-  traffic (speed test, binding codes, results look-ups); with several processes each keeps
-  its own window, which multiplies the allowance by their number but still bounds it.
+- ``window_for`` gives the same counters behind a plain ``allow(key)`` for the throttles of
+  unauthenticated routes (speed test, binding codes, results look-ups).
 
 Per-address limits skip the addresses and networks in ``INVIGIL_RATE_LIMIT_EXEMPT``.
 """
@@ -14,9 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import threading
-import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from starlette.requests import Request
 
 from invigil.core.config import Settings
+from invigil.core.context import AppContext
 from invigil.core.db import Base, Database, UTCDateTime, transaction
 
 # Hits older than this are deleted whatever their bucket; no rule looks further back.
@@ -162,34 +159,33 @@ def exempt(address: str, settings: Settings) -> bool:
     return _within(address, settings.rate_limit_exempt)
 
 
-# --- in-memory windows ----------------------------------------------------------------------
+# --- simple windows for unauthenticated routes ---------------------------------------------
 
 
-class SlidingWindow:
-    def __init__(self, limit: int, seconds: float, exempt_spec: str = "") -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self.exempt_spec = exempt_spec
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+class Window:
+    """At most ``limit`` hits per key within ``seconds``, counted in the database like the
+    login limits (so they hold across processes). ``allow`` runs its own short transaction:
+    call it outside the request's unit of work (SQLite has one writer at a time)."""
+
+    def __init__(self, ctx: AppContext, name: str, limit: int, seconds: float) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.rule = Rule(limit=limit, window=timedelta(seconds=seconds))
 
     def allow(self, key: str) -> bool:
-        if _within(key, self.exempt_spec):
+        if exempt(key, self.ctx.settings):
             return True
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits[key]
-            while hits and hits[0] <= now - self.seconds:
-                hits.popleft()
-            if len(hits) >= self.limit:
+        bucket = f"{self.name}:{key}"[:200]
+        now = self.ctx.clock.now()
+        with transaction(self.ctx.db) as session:
+            lock(session, bucket)
+            if not check(session, bucket, self.rule, now).allowed:
                 return False
-            hits.append(now)
+            record(session, bucket, now)
             return True
 
 
-def window_for(request: Request, name: str, limit: int, seconds: float) -> SlidingWindow:
-    """The application's limiter called ``name`` (one per app, so separate apps — and tests —
-    do not share their counts). Keys that are exempt addresses are never limited."""
-    limiters: dict[str, SlidingWindow] = request.app.state.__dict__.setdefault("rate_limits", {})
-    spec = request.app.state.ctx.settings.rate_limit_exempt
-    return limiters.setdefault(name, SlidingWindow(limit, seconds, spec))
+def window_for(request: Request, name: str, limit: int, seconds: float) -> Window:
+    """The limit called ``name`` for this application. Keys that are exempt addresses are
+    never limited."""
+    return Window(request.app.state.ctx, name, limit, seconds)
