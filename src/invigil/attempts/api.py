@@ -79,7 +79,7 @@ def as_candidate(request: Request, ctx: AppContext) -> Iterator[tuple[Session, C
 
 def _client_info(request: Request) -> dict[str, str]:
     return {
-        "ip": request.client.host if request.client else "",
+        "ip": client_address(request, request.app.state.ctx.settings),
         "user_agent": request.headers.get("user-agent", "")[:300],
     }
 
