@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import resource
 import socket
 import time
 
+import httpx
+import pytest
 from conftest import bearer, staff_token
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from invigil.app import create_app
+from invigil.core.clock import FrozenClock
+from invigil.core.config import Settings
+from invigil.core.db import Database
 from invigil.core.limits import DEFAULT_BODY_BYTES, MAX_HEADER_BYTES
 from tests.security.conftest import live, read_response, status_of
 
@@ -130,3 +137,43 @@ def test_json_routes_have_a_default_body_cap(client: TestClient, exam_id: str) -
     )
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "too_large"
+
+
+def test_the_server_ignores_forwarded_headers_by_default(
+    app: FastAPI, exam_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without INVIGIL_TRUSTED_PROXIES a client cannot choose its address or scheme."""
+    caplog.set_level(logging.INFO, logger="invigil.staff.service")
+    spoof = {"X-Forwarded-For": "198.51.100.66", "X-Forwarded-Proto": "https"}
+    with live(app) as (host, port):
+        base = f"http://{host}:{port}"
+        r = httpx.post(
+            f"{base}/api/v1/staff/login", json={"username": "p1", "password": "x"}, headers=spoof
+        )
+        assert r.status_code == 401
+        health = httpx.get(f"{base}/api/v1/health", headers=spoof)
+    assert "staff login failed: user='p1' address=127.0.0.1" in caplog.text
+    assert "198.51.100.66" not in caplog.text
+    assert "strict-transport-security" not in health.headers
+
+
+def test_a_trusted_proxy_names_the_client_and_the_scheme(
+    settings: Settings,
+    clock: FrozenClock,
+    db: Database,
+    exam_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="invigil.staff.service")
+    proxied = settings.model_copy(update={"trusted_proxies": "127.0.0.1"})
+    app = create_app(proxied, clock=clock, db=db, start_worker=False)
+    spoof = {"X-Forwarded-For": "198.51.100.66", "X-Forwarded-Proto": "https"}
+    with live(app) as (host, port):
+        base = f"http://{host}:{port}"
+        r = httpx.post(
+            f"{base}/api/v1/staff/login", json={"username": "p1", "password": "x"}, headers=spoof
+        )
+        assert r.status_code == 401
+        health = httpx.get(f"{base}/api/v1/health", headers=spoof)
+    assert "staff login failed: user='p1' address=198.51.100.66" in caplog.text
+    assert health.headers["strict-transport-security"] == "max-age=31536000"

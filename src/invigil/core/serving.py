@@ -48,6 +48,11 @@ def install_log_redaction() -> None:
 
 
 def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    # X-Forwarded-For/-Proto only from INVIGIL_TRUSTED_PROXIES (uvicorn's own default trusts
+    # 127.0.0.1, which would let any local process choose its address for the rate limits).
+    trusted = app.state.ctx.settings.trusted_proxies.replace(" ", "")
+    options.setdefault("proxy_headers", bool(trusted))
+    options.setdefault("forwarded_allow_ips", trusted or "")
     config = uvicorn.Config(
         app,
         host=host,
