@@ -101,19 +101,20 @@ def test_second_login_while_alive_is_refused_then_takes_over(
     assert refused["severity"] == "violation"
 
 
-def test_login_attempts_rate_limited_per_ticket(
+def test_login_attempts_rate_limited_per_address(
     client: TestClient, clock: FrozenClock, exam_id: str
 ) -> None:
+    # Images without a face count against the client's address, not the ticket
+    # (tests/security/test_face_login_limits.py covers the rest of the limits).
     clock.set(T - timedelta(minutes=20))
-    for _ in range(10):
+    for _ in range(20):
         assert login(client, exam_id, "1002", photo="empty.jpg").status_code == 422
     r = login(client, exam_id, "1002", photo="biden.jpg")
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "too_many_attempts"
     assert r.headers["Retry-After"]
-    # Another ticket is unaffected; after the window the candidate may try again.
-    assert login(client, exam_id, "1001").status_code == 200
-    clock.advance(timedelta(minutes=5, seconds=1))
+    # After the window the candidate may try again.
+    clock.advance(timedelta(minutes=10, seconds=1))
     assert login(client, exam_id, "1002", photo="biden.jpg").status_code == 200
 
 

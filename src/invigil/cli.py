@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from invigil.core.clock import SystemClock
@@ -49,12 +48,16 @@ def _settings(host: str | None = None, port: int | None = None) -> Settings:
 def _serve(
     settings: Settings, sock: socket.socket | None = None, ssl: tuple[str, str] | None = None
 ) -> None:
-    from invigil.app import create_app
+    import uvicorn
 
-    config = uvicorn.Config(
+    from invigil.app import create_app
+    from invigil.core import serving
+
+    # Bounded request heads and an access log with credentials redacted (core/serving.py).
+    config = serving.server_config(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        settings.host,
+        settings.port,
         log_level="info",
         # Request lines only; bodies (answers, questions, photos) are never logged.
         access_log=True,

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from invigil.attempts import consent, helpchat, phone, service, sessions
 from invigil.attempts.models import Attempt, AuthSession
+from invigil.core import ratelimit
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
+from invigil.core.db import new_id, transaction
 from invigil.core.errors import APIError
-from invigil.core.ratelimit import window_for
+from invigil.core.ratelimit import client_address, window_for
+from invigil.exams.models import Exam
 from invigil.identity import liveness
+from invigil.identity.models import LivenessChallenge
 from invigil.proctoring.warnings import warnings_for
 
 router = APIRouter(prefix="/api/v1/candidate", tags=["candidate"])
@@ -72,37 +79,99 @@ def as_candidate(request: Request, ctx: AppContext) -> Iterator[tuple[Session, C
 
 def _client_info(request: Request) -> dict[str, str]:
     return {
-        "ip": request.client.host if request.client else "",
+        "ip": client_address(request, request.app.state.ctx.settings),
         "user_agent": request.headers.get("user-agent", "")[:300],
     }
+
+
+# Face login limits (docs/security.md). Every refused login counts against the client
+# address; only a refusal that judged a face (mismatch, failed liveness) from an address that
+# has logged this ticket in before counts against the ticket, so a stranger's images —
+# empty ones or anyone's face — cannot lock the real candidate out.
+FACE_ADDRESS_RULE = ratelimit.Rule(limit=20, window=timedelta(minutes=10))
+LIVENESS_ADDRESS_RULE = ratelimit.Rule(limit=40, window=timedelta(minutes=10))
+FACE_JUDGED = frozenset({"face_mismatch", "liveness_failed"})
+# Refusals that say nothing about the ticket or the face: not counted anywhere.
+NOT_COUNTED = frozenset(
+    {"login_not_open", "exam_over", "too_many_attempts", "liveness_required", "too_large"}
+)
+TOO_MANY = "登录尝试过于频繁，请稍后再试，或点击【求助】联系技术服务。"
+
+
+def _ticket_rule(ctx: AppContext) -> ratelimit.Rule:
+    return ratelimit.Rule(
+        limit=ctx.settings.login_attempts_per_window,
+        window=timedelta(seconds=ctx.settings.login_window_seconds),
+    )
+
+
+def _throttled(verdicts: list[ratelimit.Verdict]) -> None:
+    waits = [v.retry_after for v in verdicts if not v.allowed]
+    if waits:
+        wait = max(waits)
+        raise APIError(
+            429, "too_many_attempts", TOO_MANY, headers={"Retry-After": str(wait)}, retry_after=wait
+        )
 
 
 @router.post("/login")
 def login(
     request: Request,
     ctx: Ctx,
-    exam_id: Annotated[str, Form()],
-    ticket: Annotated[str, Form()],
+    exam_id: Annotated[str, Form(max_length=64)],
+    ticket: Annotated[str, Form(max_length=64)],
     face: Annotated[UploadFile, File()],
     challenge_id: Annotated[str | None, Form(max_length=64)] = None,
     frames: Annotated[list[UploadFile] | None, File()] = None,
 ) -> dict[str, Any]:
-    with unit_of_work(ctx) as session:
-        data = face.file.read(ctx.settings.max_photo_bytes + 1)
-        if len(data) > ctx.settings.max_photo_bytes:
-            raise APIError(413, "too_large", "照片过大，请重新拍摄。")
-        result = service.login(
-            session,
-            ctx,
-            exam_id,
-            ticket,
-            data,
-            sessions.bearer_token(request),
-            _client_info(request),
-            challenge_id=challenge_id,
-            frames=_liveness_frames(frames),
-        )
-        return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
+    now = ctx.clock.now()
+    address = client_address(request, ctx.settings)
+    by_address = None if ratelimit.exempt(address, ctx.settings) else f"face-login:addr:{address}"
+    by_ticket = f"face-login:ticket:{exam_id}:{ticket.strip()}"
+    succeeded_here = f"face-login:ok:{exam_id}:{ticket.strip()}:{address}"
+    try:
+        with unit_of_work(ctx) as session:
+            verdicts = [ratelimit.check(session, by_ticket, _ticket_rule(ctx), now)]
+            if by_address:
+                verdicts.append(ratelimit.check(session, by_address, FACE_ADDRESS_RULE, now))
+            _throttled(verdicts)
+            data = face.file.read(ctx.settings.max_photo_bytes + 1)
+            if len(data) > ctx.settings.max_photo_bytes:
+                raise APIError(413, "too_large", "照片过大，请重新拍摄。")
+            result = service.login(
+                session,
+                ctx,
+                exam_id,
+                ticket,
+                data,
+                sessions.bearer_token(request),
+                _client_info(request),
+                challenge_id=challenge_id,
+                frames=_liveness_frames(frames),
+            )
+            ratelimit.record(session, succeeded_here, now)
+            return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
+    except APIError as exc:
+        if exc.code not in NOT_COUNTED:
+            _count_refusal(ctx, exc.code, by_address, by_ticket, succeeded_here, now)
+        raise
+
+
+def _count_refusal(
+    ctx: AppContext,
+    code: str,
+    by_address: str | None,
+    by_ticket: str,
+    succeeded_here: str,
+    now: datetime,
+) -> None:
+    """After the login's own transaction ended (it may have rolled back)."""
+    with transaction(ctx.db) as session:
+        if by_address:
+            ratelimit.record(session, by_address, now)
+        lifetime = timedelta(hours=ctx.settings.session_lifetime_hours)
+        if code in FACE_JUDGED and ratelimit.count(session, succeeded_here, now - lifetime):
+            ratelimit.record(session, by_ticket, now)
 
 
 def _liveness_frames(frames: list[UploadFile] | None) -> list[bytes]:
@@ -125,10 +194,40 @@ class LivenessBody(BaseModel):
 
 
 @router.post("/liveness")
-def liveness_challenge(body: LivenessBody, ctx: Ctx) -> dict[str, Any]:
-    """The head-turn challenge to perform before the next face login (docs/liveness.md)."""
+def liveness_challenge(body: LivenessBody, request: Request, ctx: Ctx) -> dict[str, Any]:
+    """The head-turn challenge to perform before the next face login (docs/liveness.md).
+    Unknown tickets get a challenge of the same shape (which no login can use), so this
+    route does not tell who is on the roster; it is limited per client address."""
+    now = ctx.clock.now()
+    address = client_address(request, ctx.settings)
     with unit_of_work(ctx) as session:
-        return service.liveness_challenge(session, ctx, body.exam_id, body.ticket)
+        if not ratelimit.exempt(address, ctx.settings):
+            bucket = f"liveness:addr:{address}"
+            ratelimit.lock(session, bucket)
+            _throttled([ratelimit.check(session, bucket, LIVENESS_ADDRESS_RULE, now)])
+            ratelimit.record(session, bucket, now)
+        try:
+            return service.liveness_challenge(session, ctx, body.exam_id, body.ticket)
+        except APIError as exc:
+            if exc.code != "unknown_candidate":
+                raise
+            exam = session.get(Exam, body.exam_id)
+            assert exam is not None  # login_target checked the exam before the ticket
+            return _decoy_challenge(exam, now)
+
+
+def _decoy_challenge(exam: Exam, now: datetime) -> dict[str, Any]:
+    if not exam.liveness:
+        return {"required": False}
+    steps = liveness.SEQUENCES[secrets.randbelow(len(liveness.SEQUENCES))]
+    decoy = LivenessChallenge(
+        id=new_id(),
+        attempt_id="",
+        steps=",".join(steps),
+        created_at=now,
+        expires_at=now + timedelta(seconds=liveness.CHALLENGE_SECONDS),
+    )
+    return {"required": True, **liveness.describe(decoy)}
 
 
 @router.get("/face-consent")
@@ -236,7 +335,13 @@ class ClientEvent(BaseModel):
             raise APIError(
                 422, "unknown_event_kind", f"未知的事件类型：{self.kind}", allowed=sorted(allowed)
             )
-        if len(json.dumps(self.data, ensure_ascii=False)) > MAX_EVENT_DATA_BYTES:
+        try:
+            # allow_nan=False: NaN and Infinity are not JSON; PostgreSQL refuses them and no
+            # page could read them back.
+            size = len(json.dumps(self.data, ensure_ascii=False, allow_nan=False))
+        except ValueError:
+            raise APIError(422, "invalid_request", "事件数据含有无效的数值。") from None
+        if size > MAX_EVENT_DATA_BYTES:
             raise APIError(413, "too_large", "事件数据过大。")
 
 
@@ -282,7 +387,8 @@ SPEEDTEST_MAX_BYTES = 1024 * 1024
 @router.post("/speedtest")
 async def speedtest(request: Request) -> dict[str, int]:
     speedtests = window_for(request, "speedtest", limit=30, seconds=600)
-    if not speedtests.allow(request.client.host if request.client else ""):
+    address = client_address(request, request.app.state.ctx.settings)
+    if not await run_in_threadpool(speedtests.allow, address):
         raise APIError(429, "too_many_attempts", "测速过于频繁，请稍后再试。")
     received = 0
     async for part in request.stream():

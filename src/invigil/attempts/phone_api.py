@@ -17,7 +17,7 @@ from invigil.attempts.service import schedule
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError, unauthorized
-from invigil.core.ratelimit import window_for
+from invigil.core.ratelimit import client_address, window_for
 
 router = APIRouter(prefix="/api/v1/phone", tags=["phone"])
 
@@ -41,7 +41,9 @@ class BindBody(BaseModel):
 def bind(request: Request, body: BindBody, ctx: Ctx) -> dict[str, Any]:
     client = _client_info(request)
     # Binding codes are eight digits: cap the guesses one address can make.
-    if not window_for(request, "phone-bind", limit=20, seconds=600).allow(client["ip"]):
+    if not window_for(request, "phone-bind", limit=20, seconds=600).allow(
+        client_address(request, ctx.settings)
+    ):
         raise APIError(429, "too_many_attempts", "尝试次数过多，请 10 分钟后再试，或联系技术服务。")
     with unit_of_work(ctx) as session:
         return phone.bind(session, ctx, code=body.code, token=body.token, client=client)

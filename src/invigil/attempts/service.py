@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invigil.attempts import consent, events, phone, sessions
@@ -132,6 +132,7 @@ def login(
     frames: list[bytes] | None = None,
 ) -> LoginResult:
     now = ctx.clock.now()
+    # Rate limits (per client address, per ticket) are the endpoint's: attempts/api.py.
     exam, candidate, attempt = login_target(session, exam_id, ticket, now)
     if consent.refused(session, attempt):
         # The candidate declined face recognition (attempts.consent): their face is not processed.
@@ -139,20 +140,6 @@ def login(
             409,
             "face_consent_refused",
             "您已选择不使用人脸识别，系统未处理这张照片。请等待技术服务人工核验身份，或在页面上改为同意后再登录。",
-        )
-    window = now - timedelta(seconds=ctx.settings.login_window_seconds)
-    recent = session.scalar(
-        select(func.count()).where(
-            Event.attempt_id == attempt.id, Event.kind.in_(LOGIN_EVENT_KINDS), Event.at > window
-        )
-    )
-    if (recent or 0) >= ctx.settings.login_attempts_per_window:
-        retry = str(ctx.settings.login_window_seconds)
-        raise APIError(
-            429,
-            "too_many_attempts",
-            "登录尝试过于频繁，请稍后再试，或点击【求助】联系技术服务。",
-            headers={"Retry-After": retry},
         )
 
     # With liveness "off" the one image decides, exactly as before; with "required" the
@@ -281,19 +268,8 @@ def liveness_challenge(
     exam, _, attempt = login_target(session, exam_id, ticket, now)
     if not exam.liveness:
         return {"required": False}
-    window = now - timedelta(seconds=ctx.settings.login_window_seconds)
-    recent = session.scalar(
-        select(func.count()).where(
-            LivenessChallenge.attempt_id == attempt.id, LivenessChallenge.created_at > window
-        )
-    )
-    if (recent or 0) >= ctx.settings.login_attempts_per_window:
-        raise APIError(
-            429,
-            "too_many_attempts",
-            "登录尝试过于频繁，请稍后再试，或点击【求助】联系技术服务。",
-            headers={"Retry-After": str(ctx.settings.login_window_seconds)},
-        )
+    # Limited per client address by the endpoint (attempts/api.py), never per ticket: anyone
+    # could otherwise use up a candidate's challenges.
     return {"required": True, **liveness.describe(liveness.issue(session, attempt.id, now))}
 
 

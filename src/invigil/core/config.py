@@ -89,6 +89,15 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 16 * 1024 * 1024
     max_photo_bytes: int = 8 * 1024 * 1024
+    # Bodies of the admin's exam-office routes (rosters, photo archives); docs/security.md.
+    max_import_bytes: int = 256 * 1024 * 1024
+
+    # Per-address limits do not apply to these addresses or networks (comma-separated, e.g.
+    # "10.0.0.0/8,192.168.1.20"): rehearsals and load tests run many candidates from one host.
+    rate_limit_exempt: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks).
+    # Empty: the socket peer is the client, and the header is ignored.
+    trusted_proxies: str = ""
 
     # Audio of desk recordings (analysis/audio.py; its thresholds are flags above). The keyword
     # model is not shipped: without a directory (INVIGIL_KWS_MODEL_DIR) answer boundaries come

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from invigil.core.limits import BodyTooLarge, too_large_response
 from invigil.core.storage import BlobPurged
+
+log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -61,10 +67,22 @@ _HTTP_CODES = {
 }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±Infinity as strings: an error that names a client's bad number
+    must still be valid JSON (the response would otherwise fail as a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return JSONResponse(json_safe(exc.body()), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(BlobPurged)
     async def _purged(_: Request, exc: BlobPurged) -> JSONResponse:
@@ -87,8 +105,18 @@ def install_error_handlers(app: FastAPI) -> None:
         }
         return JSONResponse(body, status_code=422)
 
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # What the database refuses to store (PostgreSQL: a NUL character in text, a number
+        # out of range) is the client's input, not a server fault.
+        log.info("database refused the input: %s", type(exc.orig).__name__)
+        body = {"error": {"code": "invalid_request", "message": "请求含有无法保存的字符或数值。"}}
+        return JSONResponse(body, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):
+            return too_large_response(exc.limit)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return JSONResponse(

@@ -2,7 +2,10 @@
 
 from invigil.analysis import models as analysis_models  # noqa: F401
 from invigil.attempts import models as attempts_models  # noqa: F401
-from invigil.core import jobs  # noqa: F401
+from invigil.core import (
+    jobs,  # noqa: F401
+    ratelimit,  # noqa: F401
+)
 from invigil.core.db import Base
 from invigil.evidence import models as evidence_models  # noqa: F401
 from invigil.exams import models as exams_models  # noqa: F401

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from invigil.core.limits import MAX_INT
+
 
 class TextBody(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
@@ -11,7 +13,7 @@ class TextBody(BaseModel):
 
 class AckBody(BaseModel):
     attempt_id: str = Field(min_length=1, max_length=32)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_INT)
 
 
 class DismissBody(BaseModel):

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from invigil.attempts import sessions
 from invigil.core.bus import Subscription
 from invigil.core.context import AppContext, unit_of_work
+from invigil.core.limits import MAX_INT
 from invigil.exams.models import Room
 from invigil.proctoring import service
 from invigil.staff import service as staff_service
@@ -243,7 +244,7 @@ class Console:
                 since = {
                     str(k): int(v)
                     for k, v in (raw.items() if isinstance(raw, dict) else [])
-                    if isinstance(v, int)
+                    if isinstance(v, int) and 0 <= v <= MAX_INT  # larger: no such event
                 }
                 await self.subscribe(rooms, since)
             else:

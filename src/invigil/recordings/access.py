@@ -99,6 +99,9 @@ def recording_for(
         return Found(rec, attempt, exam)
     if rec.attempt_id != who.attempt_id:
         raise not_found("录像")
+    if not write and rec.kind not in WRITES.get(who.kind, frozenset()):
+        # Reading follows the same rule as writing: each device sees only its own streams.
+        raise not_found("录像")
     if write and rec.kind not in WRITES.get(who.kind, frozenset()):
         device = "手机佐证端" if rec.kind == "evidence" else "考试电脑"
         raise forbidden(f"该录像只能由{device}上传。")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,15 +11,18 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from invigil.attempts import sessions
 from invigil.attempts.models import Attempt
 from invigil.core.clock import iso
-from invigil.core.context import Ctx
-from invigil.core.errors import APIError, forbidden, not_found
+from invigil.core.context import AppContext, Ctx
+from invigil.core.errors import APIError, forbidden, not_found, unauthorized
+from invigil.core.security import token_digest
 from invigil.core.storage import BlobPurged
 from invigil.exams.models import Candidate, Exam, Room
 from invigil.recordings import assembly, ingest, service, snapshots, status
-from invigil.recordings.access import Actor, actor, recording_for
+from invigil.recordings.access import WRITES, Actor, actor, recording_for
 from invigil.recordings.models import FINALIZED, Snapshot
 from invigil.recordings.tx import transaction
 from invigil.staff.api import current_staff
@@ -51,7 +55,44 @@ def create_recording(body: CreateBody, request: Request, ctx: Ctx) -> dict[str, 
 
 @router.put("/recordings/{recording_id}/chunks/{seq}", status_code=201)
 async def put_chunk(recording_id: str, seq: str, request: Request) -> JSONResponse:
+    await _token_gate(request)
     return await ingest.put_chunk(request, recording_id, seq)
+
+
+# Tokens seen live recently, so the gate costs a query only on a token's first chunk (the
+# group commit checks every chunk fully anyway). Keyed by digest: no token is kept in memory.
+_GATE_TTL = 30.0
+_GATE_MAX = 20_000
+
+
+async def _token_gate(request: Request) -> None:
+    """Refuse an unknown, revoked or expired token before the body is read: a stranger cannot
+    make the server receive and hash megabytes it will throw away."""
+    token = sessions.bearer_token(request)
+    if token is None:
+        return  # ingest answers 401 for a missing token, also before reading
+    ctx: AppContext = request.app.state.ctx
+    digest = token_digest(ctx.settings.effective_secret(), token)
+    seen: dict[str, float] = request.app.state.__dict__.setdefault("chunk_token_gate", {})
+    now = time.monotonic()
+    if seen.get(digest, 0.0) > now:
+        return
+    if not await run_in_threadpool(_token_live, ctx, token):
+        raise unauthorized("登录凭证无效，请重新登录。")
+    if len(seen) >= _GATE_MAX:
+        seen.clear()
+    seen[digest] = now + _GATE_TTL
+
+
+def _token_live(ctx: AppContext, token: str) -> bool:
+    with ctx.db.session() as session:
+        auth = sessions.find(session, ctx, token)
+        return (
+            auth is not None
+            and auth.kind in ("candidate", "phone", "staff")
+            and auth.revoked_at is None
+            and auth.expires_at > ctx.clock.now()
+        )
 
 
 @router.get("/recordings/{recording_id}")
@@ -197,6 +238,11 @@ def _candidate_uploads(session: Session, ctx: Any, request: Request) -> dict[str
         )
     recordings = status.for_attempt(session, attempt.id)
     problems = status.problems(recordings, exam.evidence_camera)
+    if who.kind == "phone":
+        # The phone sees its own streams only (recordings/access.py), not the desk's.
+        own = WRITES["phone"]
+        recordings = [r for r in recordings if r["kind"] in own]
+        problems = [p for p in problems if p["kind"] in own]
     return {
         "uploads_close_at": iso(exam.uploads_close_at),
         "recordings": recordings,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts import sessions
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError, not_found
-from invigil.core.ratelimit import window_for
+from invigil.core.ratelimit import client_address, window_for
 from invigil.core.storage import BlobPurged
 from invigil.evidence import retention
 from invigil.recordings import assembly
@@ -288,7 +288,7 @@ def export(
 
 @results_router.post("/lookup")
 def lookup(request: Request, body: LookupBody, ctx: Ctx) -> dict[str, Any]:
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, ctx.settings)
     # Ticket numbers are guessable sequences; a name must match too, and guesses are capped.
     if not window_for(request, "results-lookup", limit=10, seconds=60).allow(client):
         raise APIError(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+from invigil.core.limits import MAX_INT
 
 
 class RulingBody(BaseModel):
-    event_seq: int = Field(ge=1)
+    event_seq: int = Field(ge=1, le=MAX_INT)
     violation: bool
     rule: str | None = Field(default=None, max_length=300)
     reason: str = Field(min_length=1, max_length=4000)
@@ -23,7 +27,7 @@ class ConfirmBody(BaseModel):
 
 
 class ScoresBody(BaseModel):
-    scores: list[float] = Field(max_length=200)
+    scores: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(max_length=200)
 
 
 class PublishBody(BaseModel):

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from invigil.attempts import helpchat, sessions
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import forbidden, unauthorized
+from invigil.core.limits import MAX_INT
+from invigil.core.ratelimit import client_address
 from invigil.staff import service
 from invigil.staff.models import StaffUser
 
@@ -40,9 +42,20 @@ class LoginBody(BaseModel):
 
 
 @router.post("/login")
-def login(body: LoginBody, ctx: Ctx) -> dict[str, str]:
+def login(body: LoginBody, request: Request, ctx: Ctx) -> dict[str, str]:
+    address = client_address(request, ctx.settings)
     with unit_of_work(ctx) as session:
-        return {"token": service.login(session, ctx, body.username, body.password)}
+        return {"token": service.login(session, ctx, body.username, body.password, address)}
+
+
+@router.post("/logout")
+def logout(request: Request, ctx: Ctx) -> dict[str, bool]:
+    """Ends the session: its token and every signed media link it issued stop working."""
+    with unit_of_work(ctx) as session:
+        auth = sessions.authenticate(session, ctx, request, ("staff",))
+        auth.revoked_at = ctx.clock.now()
+        auth.revoked_reason = "logout"
+        return {"logged_out": True}
 
 
 @router.get("/me")
@@ -78,7 +91,7 @@ def attempt_events(
     request: Request,
     attempt_id: str,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
         return service.attempt_events(

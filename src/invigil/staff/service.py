@@ -3,6 +3,7 @@ reviewers and admins every room. Examiners score blind and never see rosters."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import timedelta
 from functools import cache
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts import events, sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.attempts.service import current_stage
+from invigil.core import ratelimit
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, forbidden, not_found
@@ -22,17 +24,53 @@ from invigil.exams.models import Candidate, Exam, Room
 from invigil.recordings import status as recording_status
 from invigil.staff.models import StaffRoom, StaffUser
 
+log = logging.getLogger(__name__)
+
 ALL_ROOMS_ROLES = frozenset({"admin", "reviewer"})
 ROOM_ROLES = frozenset({"proctor", "tech"})
 
 
-def login(session: Session, ctx: AppContext, username: str, password: str) -> str:
-    user = session.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
+# Wrong passwords: per username, 5 free within 15 minutes, then a wait that doubles with each
+# further failure (2 s, 4 s, … up to 15 min); per client address the same from 20 failures,
+# so one machine cannot guess across many usernames. Both hold across server processes.
+USER_RULE = ratelimit.Rule(limit=5, window=timedelta(minutes=15), backoff=2.0, max_wait=900)
+ADDRESS_RULE = ratelimit.Rule(limit=20, window=timedelta(minutes=15), backoff=2.0, max_wait=900)
+
+
+def login(session: Session, ctx: AppContext, username: str, password: str, address: str) -> str:
+    now = ctx.clock.now()
+    name = username.strip()
+    buckets = [(f"staff-login:user:{name.lower()}", USER_RULE)]
+    if not ratelimit.exempt(address, ctx.settings):
+        buckets.append((f"staff-login:addr:{address}", ADDRESS_RULE))
+    for bucket, _ in buckets:
+        ratelimit.lock(session, bucket)
+    waits = [ratelimit.check(session, b, r, now) for b, r in buckets]
+    refused = [v.retry_after for v in waits if not v.allowed]
+    if refused:
+        wait = max(refused)
+        log.warning(
+            "staff login throttled: user=%r address=%s retry_after=%ss", name, address, wait
+        )
+        raise APIError(
+            429,
+            "too_many_attempts",
+            f"登录失败次数过多，请 {wait} 秒后再试。",
+            headers={"Retry-After": str(wait)},
+            retry_after=wait,
+        )
+    user = session.scalar(select(StaffUser).where(StaffUser.username == name))
     # Verify against a real hash even for unknown users, so timing does not reveal usernames.
     ok = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None or not ok:
-        raise APIError(401, "invalid_credentials", "用户名或密码错误。")
-    return sessions.issue(session, ctx, "staff", ctx.clock.now(), staff_id=user.id).token
+        for bucket, _ in buckets:
+            ratelimit.record(session, bucket, now)
+        log.warning("staff login failed: user=%r address=%s", name, address)
+        # keep_changes: the failure counts even though the request fails.
+        raise APIError(401, "invalid_credentials", "用户名或密码错误。", keep_changes=True)
+    ratelimit.clear(session, buckets[0][0])  # the right password resets the username's count
+    log.info("staff login: user=%r address=%s", name, address)
+    return sessions.issue(session, ctx, "staff", now, staff_id=user.id).token
 
 
 @cache
