@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-from conftest import T, bearer, login, staff_token
+from conftest import T, bearer, face, login, staff_token
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from invigil.attempts import consent
+from invigil.attempts.api import CONSENT_PER_ADDRESS
 from invigil.core.clock import FrozenClock
 
 
@@ -68,17 +69,33 @@ def test_decline_blocks_face_login_until_consent(
     ], kinds
 
 
-def test_bad_input_and_the_cap(client: TestClient, clock: FrozenClock, exam_id: str) -> None:
-    r = _decide(client, exam_id, "9999", True)
-    assert r.json()["error"]["code"] == "login_not_open"
-    clock.set(T - timedelta(minutes=20))
-    r = _decide(client, exam_id, "9999", True)
-    assert r.status_code == 404
-    assert r.json()["error"]["code"] == "unknown_candidate"
-    r = client.post("/api/v1/candidate/face-consent", json={"exam_id": exam_id, "ticket": "1001"})
-    assert r.status_code == 422 and "error" in r.json()
-    for _ in range(consent.MAX_DECISIONS_PER_ATTEMPT):
-        assert _decide(client, exam_id, "1001", True).status_code == 201
-    r = _decide(client, exam_id, "1001", True)
-    assert r.status_code == 429
-    assert r.json()["error"]["code"] == "too_many_requests"
+def test_bad_input_and_the_cap_per_address(app: FastAPI, clock: FrozenClock, exam_id: str) -> None:
+    with TestClient(app, client=("203.0.113.5", 40000)) as stranger:
+        r = _decide(stranger, exam_id, "9999", True)
+        assert r.json()["error"]["code"] == "login_not_open"
+        clock.set(T - timedelta(minutes=20))
+        r = _decide(stranger, exam_id, "9999", True)
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "unknown_candidate"
+        r = stranger.post(
+            "/api/v1/candidate/face-consent", json={"exam_id": exam_id, "ticket": "1001"}
+        )
+        assert r.status_code == 422 and "error" in r.json()
+        # A stranger who knows the ticket refuses again and again: stopped per address, which
+        # also bounds how many tickets one address can probe.
+        made = 1  # the unknown ticket above counted (the 422 never reached the route)
+        while _decide(stranger, exam_id, "1001", False).status_code == 201:
+            made += 1
+        assert made == CONSENT_PER_ADDRESS
+        r = _decide(stranger, exam_id, "1001", False)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_requests"
+        assert int(r.headers["Retry-After"]) > 0
+    # The candidate at their own computer is not affected: they consent and log in.
+    with TestClient(app, client=("198.51.100.7", 40000)) as candidate:
+        assert _decide(candidate, exam_id, "1001", True).status_code == 201
+        r = candidate.post(
+            "/api/v1/candidate/login",
+            data={"exam_id": exam_id, "ticket": "1001"},
+            files={"face": ("face.jpg", face("obama2.jpg"), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text

@@ -245,9 +245,23 @@ class ConsentBody(BaseModel):
     consent: bool
 
 
+# Decisions are limited per client address only: a cap per candidate would let a stranger who
+# knows a ticket number use it up and keep the real candidate from consenting (and logging in).
+CONSENT_PER_ADDRESS = 30
+CONSENT_WINDOW_SECONDS = 600
+
+
 @router.post("/face-consent", status_code=201)
 def face_consent(request: Request, body: ConsentBody, ctx: Ctx) -> dict[str, Any]:
     """The candidate's 同意 / 不同意 to face recognition, as an event in their log."""
+    decisions = window_for(request, "face-consent", CONSENT_PER_ADDRESS, CONSENT_WINDOW_SECONDS)
+    if not decisions.allow(client_address(request, ctx.settings)):
+        raise APIError(
+            429,
+            "too_many_requests",
+            "操作过于频繁，请稍后再试，或拨打考务电话联系技术服务。",
+            headers={"Retry-After": str(CONSENT_WINDOW_SECONDS)},
+        )
     with unit_of_work(ctx) as session:
         return consent.record(
             session, ctx, body.exam_id, body.ticket, body.consent, _client_info(request)

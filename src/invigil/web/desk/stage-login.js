@@ -19,7 +19,7 @@ VIEWS.login = () => {
   const msg = h("div", { id: "login-message", "aria-live": "assertive" });
   if (S.loginMessage) msg.append(S.loginMessage);
   const shot = h("div", { class: "shot" });
-  const go = button(L("人脸登录", "Log in with face"), doLogin, { class: "primary", aria: "人脸登录" });
+  const go = button(L("人脸登录", "Log in with face"), () => doLogin(), { class: "primary", aria: "人脸登录" });
   const helpBox = h("div", { id: "login-help" });
   // A choice made on this page is the person's at the computer, recorded for the ticket they
   // log in with; one carried from an earlier visit holds for that visit's ticket only.
@@ -75,7 +75,7 @@ VIEWS.login = () => {
     }, (err) => clear(msg).append(note("error", cameraError(err))));
   }
 
-  async function doLogin() {
+  async function doLogin(again = false) {
     const t = ticket.value.trim();
     if (!t) {
       clear(msg).append(note("error", L("请先输入准考证号。", "Enter your admission ticket number first.")));
@@ -141,6 +141,13 @@ VIEWS.login = () => {
       const r = await api.request("POST", "/api/v1/candidate/login", { form, token: S.token || store.token || null });
       await loggedIn(r);
     } catch (err) {
+      if (!again && err instanceof ApiError && err.code === "face_consent_refused" && S.consent.given === true) {
+        // A refusal recorded elsewhere since this page's consent (another device, or someone
+        // who knows the ticket): the person here has just agreed, so record that and retry.
+        store.faceConsent = null;
+        save();
+        return doLogin(true);
+      }
       refused(err);
     }
   }
