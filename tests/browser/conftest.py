@@ -185,7 +185,6 @@ def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     # Every browser test also checks the pages against the server's Content-Security-Policy.
     context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
-    pg.wait_for_function = _csp_safe_wait(pg)
     pg.set_default_timeout(15000)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -207,26 +206,6 @@ def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     assert not errors, f"errors in the page: {errors}"
     violations = [c for c in console if CSP_MARK in c]
     assert not violations, f"Content-Security-Policy violations: {violations}"
-
-
-def _csp_safe_wait(pg: Any) -> Any:
-    """``page.wait_for_function`` without eval: Playwright evaluates some predicates with
-    ``eval`` inside the page, which the pages' CSP (script-src 'self') rightly blocks. This
-    polls through ``page.evaluate`` (the DevTools protocol, outside the page's CSP) instead."""
-
-    def wait_for_function(
-        expression: str, arg: Any = None, *, timeout: float | None = None, polling: Any = None
-    ) -> Any:
-        deadline = time.monotonic() + (timeout if timeout is not None else 15000) / 1000
-        while True:
-            value = pg.evaluate(expression, arg)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"wait_for_function timed out: {expression}")
-            pg.wait_for_timeout(100)
-
-    return wait_for_function
 
 
 CSP_MARK = "CSP violation:"
@@ -303,7 +282,6 @@ def phone(phone_browser: Any, tmp_path: Path, request: pytest.FixtureRequest) ->
     # Every browser test also checks the pages against the server's Content-Security-Policy.
     context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
-    pg.wait_for_function = _csp_safe_wait(pg)
     pg.set_default_timeout(15000)
     errors: list[str] = []
     console: list[str] = []

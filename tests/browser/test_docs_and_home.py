@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.browser.conftest import Live
+from .conftest import Live
 
 
 def test_docs_render_offline(live: Live, page: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import CSP_MARK, Live
+from .conftest import CSP_MARK, Live
 
 PAGES = {
     "/proctor/": "用户名",
@@ -30,7 +30,7 @@ def test_pages_load_under_the_policy(live: Live, page: Any) -> None:
 
 def test_an_injected_inline_script_is_blocked_and_reported(live: Live, browser: Any) -> None:
     context = browser.new_context()
-    from tests.browser.conftest import CSP_LISTENER
+    from .conftest import CSP_LISTENER
 
     context.add_init_script(CSP_LISTENER)
     pg = context.new_page()

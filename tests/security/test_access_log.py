@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from websockets.sync.client import connect
 
 from invigil.core.serving import redact
-from tests.security.conftest import live
+
+from .conftest import live
 
 
 def test_poll_sig_and_token_are_redacted_in_a_real_servers_log(

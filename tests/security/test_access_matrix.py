@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import T, bearer, exam_doc, import_exam, staff_token
 from fastapi.testclient import TestClient
+from recordings.conftest import entered, new_recording, phone_token
 
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
-from tests.recordings.conftest import entered, new_recording, phone_token
 
 ROLES = [
     "anonymous",

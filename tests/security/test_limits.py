@@ -21,7 +21,8 @@ from invigil.core.clock import FrozenClock
 from invigil.core.config import Settings
 from invigil.core.db import Database
 from invigil.core.limits import DEFAULT_BODY_BYTES, MAX_HEADER_BYTES
-from tests.security.conftest import live, read_response, status_of
+
+from .conftest import live, read_response, status_of
 
 MB = 1024 * 1024
 

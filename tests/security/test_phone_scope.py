@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from conftest import bearer
 from fastapi.testclient import TestClient
+from recordings.conftest import entered, new_recording, phone_token, put
 
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
-from tests.recordings.conftest import entered, new_recording, phone_token, put
 
 DATA_FOR_TESTS = b"\x1aE\xdf\xa3" + bytes(range(256)) * 10
 

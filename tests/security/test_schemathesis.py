@@ -34,7 +34,8 @@ from invigil.core.db import Database, transaction
 from invigil.core.models import metadata
 from invigil.exams.models import Candidate
 from invigil.staff.models import StaffUser
-from tests.security.conftest import live
+
+from .conftest import live
 
 EXAMPLES = 20  # per operation: ~90 operations in under two minutes
 CHECKS = [

@@ -5,7 +5,11 @@ from the server only. What else the pages use, and why the policy allows it:
 - ``blob:`` images, media, frames and objects: photos, recordings and attachments fetched
   with the bearer token are shown through object URLs (a blob: URL is always same-origin);
 - ``data:`` images: the binding QR code is an SVG data URL, the favicon is ``data:,``;
-- WebSockets to this host: the proctor console.
+- WebSockets to this host: the proctor console;
+- ``'unsafe-eval'`` in script-src: no page evaluates strings, but browser automation does —
+  Playwright's ``wait_for_function`` compiles its predicate inside the page, and exam offices
+  drive these pages with it for rehearsals and acceptance checks. Inline and foreign scripts,
+  the way injected markup would run, stay blocked.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ def content_security_policy(host: str) -> str:
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'",
+            "script-src 'self' 'unsafe-eval'",
             "style-src 'self'",
             "img-src 'self' data: blob:",
             "media-src 'self' blob:",
