@@ -92,7 +92,7 @@ class Params:
     kws_score: float = 2.0
     # None: no wake words (the voice_assistant flag is off).
     wake_threshold: float | None = 0.1
-    wake_score: float = 2.0
+    wake_score: float = 3.0
     model_dir: Path | None = None
 
     @classmethod
