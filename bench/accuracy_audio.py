@@ -8,9 +8,10 @@ on sentences without it (several saying 回答 or 完毕 alone), false alarms pe
 continuous speech without the marker, the timing error of the boundary, processing speed, and
 the pause-based fallback used when no model is configured.
 
-Writes the ``## Spoken answer markers`` section of docs/accuracy.md. Run from the repository:
+Writes the ``## Spoken answer markers`` section of docs/accuracy.md, and with ``--wake`` the
+``## Voice assistant wake words`` section (bench/accuracy_wake.py). Run from the repository:
 
-    .venv/bin/python bench/accuracy_audio.py [--quick]
+    .venv/bin/python bench/accuracy_audio.py [--quick] [--wake | --wake-only]
 
 The model comes from INVIGIL_KWS_MODEL_DIR or ``shared/models/kws-zh-wenetspeech-3.3M`` in a
 parent directory of the repository.
@@ -264,7 +265,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="continuous negative speech")
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs")
     parser.add_argument("--no-sweep", action="store_true", help="skip the settings comparison")
+    parser.add_argument("--wake", action="store_true", help="also measure the wake words")
+    parser.add_argument("--wake-only", action="store_true", help="only the wake words")
     args = parser.parse_args()
+    if args.wake or args.wake_only:
+        import accuracy_wake
+
+        accuracy_wake.run(model_dir(), args.quick, args.minutes, write=not args.no_write)
+        if args.wake_only:
+            return
     minutes = 2.0 if args.quick else args.minutes
     directory = model_dir()
     noise = np.random.default_rng(3)

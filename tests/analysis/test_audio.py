@@ -31,7 +31,8 @@ from recordings.conftest import entered, new_recording, put, sha, split
 from sqlalchemy import select
 
 from invigil.analysis import audio_jobs
-from invigil.analysis.audio import RATE
+from invigil.analysis.audio import MARKER as MARKER_WORD
+from invigil.analysis.audio import RATE, Hit, dedupe
 from invigil.core import jobs
 from invigil.core.clock import FrozenClock
 from invigil.core.config import Settings
@@ -48,6 +49,9 @@ ANSWER_1 = "我认为这个岗位需要很强的责任心和沟通能力，我�
 ANSWER_2 = "在以前的工作中，我负责过群众来信的整理，积累了一些经验。"
 # Says 回答 but not 回答完毕: must not end an answer.
 NEAR_MISS = "下面我来回答这个问题，我的回答分为三点。"
+# A voice assistant called at the desk, and what it is asked.
+WAKE = "小爱同学"
+REQUEST = "明天会下雨吗"
 # Recording starts this long after T (questions released at T).
 REC_AFTER_T = timedelta(seconds=5)
 
@@ -115,6 +119,7 @@ class Script:
         self.parts: list[Audio] = []
         self.marker_ends: list[float] = []
         self.speech_ends: list[float] = []
+        self.wake_ends: list[float] = []
 
     @property
     def seconds(self) -> float:
@@ -123,6 +128,12 @@ class Script:
     def speak(self, text: str) -> Script:
         self.parts.append(say(text))
         self.speech_ends.append(self.seconds)
+        return self
+
+    def wake(self, word: str = WAKE) -> Script:
+        # Said slowly, as one calls an assistant (espeak at its usual pace is heard as 条爱…).
+        self.parts.append(say(word, speed=120))
+        self.wake_ends.append(self.seconds)
         return self
 
     def marker(self) -> Script:
@@ -221,7 +232,7 @@ def audio_events(client: TestClient, attempt_id: str) -> list[dict[str, Any]]:
     token = staff_token(client, "p1", "pw-p1")
     r = client.get(f"/api/v1/staff/attempts/{attempt_id}/events", headers=bearer(token))
     assert r.status_code == 200, r.text
-    kinds = {"answer_end", "long_silence", "audio_summary", "audio_unavailable"}
+    kinds = {"answer_end", "long_silence", "voice_assistant", "audio_summary", "audio_unavailable"}
     return [e for e in r.json()["events"] if e["kind"] in kinds]
 
 
@@ -268,6 +279,7 @@ def test_marker_in_a_synthetic_answer_ends_the_answer_at_its_time(
     assert first["question"] == 1 and first["ended_by"] == "keyword"
     assert first["speech_s"] > 0.8 * spoken
     assert of(events, "long_silence") == []
+    assert of(events, "voice_assistant") == [] and data["wake_words"] == 0
 
 
 def test_sentences_without_the_marker_end_no_answer(
@@ -279,6 +291,7 @@ def test_sentences_without_the_marker_end_no_answer(
     run_jobs(app_ctx)
     events = audio_events(client, attempt_id)
     assert of(events, "answer_end") == [], events
+    assert of(events, "voice_assistant") == [], events  # an ordinary answer calls no assistant
     [summary] = of(events, "audio_summary")
     assert summary["data"]["method"] == "keyword"
     [only] = summary["data"]["questions"]
@@ -300,6 +313,7 @@ def test_two_answers_give_two_boundaries_in_question_order(
     for event, marker_end in zip(ends, script.marker_ends, strict=True):
         expected = started + timedelta(seconds=marker_end)
         assert abs((at(event) - expected).total_seconds()) <= 1.5, (event, expected)
+    assert of(events, "voice_assistant") == [], events
     questions = of(events, "audio_summary")[0]["data"]["questions"]
     assert [(q["question"], q["ended_by"]) for q in questions] == [(1, "keyword"), (2, "keyword")]
     assert questions[0]["to_s"] == questions[1]["from_s"]
@@ -350,6 +364,71 @@ def test_exam_flags_override_the_audio_thresholds(
     silences = of(events, "long_silence")
     assert [round(e["data"]["seconds"]) for e in silences] in ([6, 21], [6, 22]), silences
     assert {e["severity"] for e in silences} == {"warning"}
+
+
+def test_a_wake_word_raises_voice_assistant_and_the_marker_still_ends_the_answer(
+    client: TestClient, clock: FrozenClock, exam_id: str, app_ctx: AppContext
+) -> None:
+    script = Script().pause(1.0).speak(ANSWER_1).pause(1.5).wake().pause(0.3).speak(REQUEST)
+    script.pause(1.5).marker().pause(3.0)
+    attempt_id, rec, started = upload(client, clock, exam_id, webm(script.audio(), script.seconds))
+    run_jobs(app_ctx)
+    events = audio_events(client, attempt_id)
+    [wake] = of(events, "voice_assistant")
+    assert wake["severity"] == "warning"
+    data = wake["data"]
+    assert data["word"] == WAKE and data["recording_id"] == rec
+    assert data["kws_threshold"] == 0.1 and data["kws_score"] == 3.0
+    assert 0.1 <= data["score"] <= 0.9
+    expected = started + timedelta(seconds=script.wake_ends[0])
+    assert abs((at(wake) - expected).total_seconds()) <= 1.5, (wake, expected)
+    assert abs(data["offset_s"] - script.wake_ends[0]) <= 1.5
+    # The marker, heard in the same pass, still ends the answer where it was said.
+    [end] = of(events, "answer_end")
+    expected = started + timedelta(seconds=script.marker_ends[0])
+    assert abs((at(end) - expected).total_seconds()) <= 1.5, (end, expected)
+    assert of(events, "audio_summary")[0]["data"]["wake_words"] == 1
+
+
+def test_exam_flags_turn_voice_assistant_off_or_up(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    script = Script().pause(1.0).speak(ANSWER_1).pause(1.5).wake().pause(0.3).speak(REQUEST)
+    script.pause(1.5).marker().pause(3.0)
+    data = webm(script.audio(), script.seconds, video=False)
+    exams = {}
+    for name, flag in (("off", {"severity": "off"}), ("up", {"severity": "violation"})):
+        doc = exam_doc()
+        doc["exam"]["flags"] = {"voice_assistant": flag}
+        exams[name] = import_exam(app_ctx, tmp_path / name, doc)
+    found: dict[str, list[str]] = {}
+    for name, exam in exams.items():
+        attempt_id, _, _ = upload(client, clock, exam, data)
+        run_jobs(app_ctx)
+        events = audio_events(client, attempt_id)
+        found[name] = [e["severity"] for e in of(events, "voice_assistant")]
+        assert len(of(events, "answer_end")) == 1, events  # the marker is heard either way
+    assert found == {"off": [], "up": ["violation"]}
+
+
+def test_a_wake_word_repeated_within_seconds_is_one_call() -> None:
+    hits = [
+        Hit("小度小度", 10.0),
+        Hit("小度小度", 12.5),  # 小度小度… 小度小度: one call
+        Hit(MARKER_WORD, 13.0),  # other words are counted apart
+        Hit("天猫精灵", 13.2),
+        Hit(MARKER_WORD, 14.0),  # the marker's own, shorter gap
+        Hit("小度小度", 16.0),  # a new call
+        Hit(MARKER_WORD, 16.5),
+    ]
+    kept = dedupe(list(reversed(hits)))
+    assert [(h.word, h.at) for h in kept] == [
+        ("小度小度", 10.0),
+        (MARKER_WORD, 13.0),
+        ("天猫精灵", 13.2),
+        ("小度小度", 16.0),
+        (MARKER_WORD, 16.5),
+    ]
 
 
 def test_a_recording_without_audio_gives_an_info_event_not_a_failed_job(

@@ -3,7 +3,9 @@
 The candidate closes every answer by saying 「该题回答完毕」. A small Mandarin keyword model
 (sherpa-onnx, configured by directory because it is not shipped with invigil) listens for
 回答完毕: the model's own measurements found the full phrase far less reliable than its last
-four syllables. Without a model the boundaries come from pauses: a pause of at least
+four syllables. The same pass listens for the wake words of voice assistants (小爱同学, 小度小度,
+天猫精灵, 嘿 Siri): a phone or smart speaker answering questions at the desk. Without a model
+the boundaries come from pauses: a pause of at least
 ``boundary_pause_s`` after speech ends an answer, and with more such pauses than questions
 left the longest win, taken in question order.
 
@@ -39,8 +41,23 @@ BRIDGE_S = 0.3
 # Shorter bursts are clicks and coughs, not speech.
 MIN_SPEECH_S = 0.12
 KEYWORD = "h uí d á w án b ì @回答完毕"
+MARKER = "回答完毕"
+# Wake words as the model's tokens (pinyin initials and tonal finals, its tokens.txt). 嘿 Siri is
+# English: the model only knows Mandarin syllables, so it gets the nearest ones (s ī r ī).
+WAKE_WORDS: dict[str, str] = {
+    "小爱同学": "x iǎo ài t óng x ué",
+    "小度小度": "x iǎo d ù x iǎo d ù",
+    "天猫精灵": "t iān m āo j īng l íng",
+    "嘿Siri": "h ēi s ī r ī",
+}
 # Two hits closer than this are one utterance of the marker.
 HIT_GAP_S = 2.0
+# A wake word repeated within this is one call to the assistant (小度小度… 小度小度).
+WAKE_GAP_S = 5.0
+# A wake word's score: the highest of these trigger thresholds at which it still fires.
+SCORE_LADDER = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# The audio re-heard for the score: the wake word ends at the hit, it takes at most this long.
+SCORE_CONTEXT_S = 3.0
 # The spotter hears speech with this much around it; shorter pauses stay inside one stream, so
 # the model keeps the context of a sentence across a breath.
 REGION_MARGIN_S = 0.5
@@ -73,18 +90,23 @@ class Params:
     boundary_pause_s: float = 4.0
     kws_threshold: float = 0.1
     kws_score: float = 2.0
+    # None: no wake words (the voice_assistant flag is off).
+    wake_threshold: float | None = 0.1
+    wake_score: float = 3.0
     model_dir: Path | None = None
 
     @classmethod
     def from_rules(cls, settings: Any, rules: Thresholds) -> Params:
         """The server's VAD and model with one exam's thresholds (analysis.thresholds)."""
-        boundary = rules["answer_end"]
+        boundary, wake = rules["answer_end"], rules["voice_assistant"]
         return cls(
             vad_aggressiveness=settings.audio_vad_aggressiveness,
             long_silence_s=rules["long_silence"].seconds,
             boundary_pause_s=boundary.pause_seconds,
             kws_threshold=boundary.kws_threshold,
             kws_score=boundary.kws_score,
+            wake_threshold=wake.kws_threshold if wake.enabled else None,
+            wake_score=wake.kws_score,
             model_dir=settings.kws_model_dir,
         )
 
@@ -118,6 +140,13 @@ class QuestionAudio:
     boundary: str | None  # "keyword" | "pause" | None (the answer runs past this recording)
 
 
+@dataclass(frozen=True)
+class WakeWord:
+    word: str
+    offset: float  # seconds in the recording's timeline, where the word had just been said
+    score: float  # the highest SCORE_LADDER threshold it passes (at least the one in force)
+
+
 @dataclass
 class Analysis:
     duration_s: float
@@ -126,6 +155,7 @@ class Analysis:
     boundaries: list[float]
     long_silences: list[Span]
     questions: list[QuestionAudio] = field(default_factory=list)
+    wake_words: list[WakeWord] = field(default_factory=list)
     kws_error: str | None = None
 
     @property
@@ -222,10 +252,32 @@ def _model_files(model_dir: Path) -> dict[str, str]:
     }
 
 
-class Spotter:
-    """The keyword model, loaded once per process and settings (about 0.4 s)."""
+@dataclass(frozen=True)
+class Hit:
+    word: str  # 回答完毕 or one of WAKE_WORDS
+    at: float  # seconds into the audio given to the spotter
 
-    def __init__(self, model_dir: Path, threshold: float, score: float) -> None:
+
+def _keyword(word: str, score: float, threshold: float) -> str:
+    """One wake word with its own settings, in the spotter's keyword syntax."""
+    return f"{WAKE_WORDS[word]} :{score:g} #{threshold:g} @{word}"
+
+
+class Spotter:
+    """The keyword model, loaded once per process and settings (about 0.4 s).
+
+    One model and one stream hear the marker and the wake words together: the encoder, which
+    is nearly all of the cost, runs once. The marker takes the spotter-wide settings, each wake
+    word its own (the voice_assistant flag's), given per stream."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        threshold: float,
+        score: float,
+        wake_threshold: float | None = None,
+        wake_score: float = 2.0,
+    ) -> None:
         import sherpa_onnx
 
         files = _model_files(model_dir)
@@ -242,31 +294,81 @@ class Spotter:
                 )
             except Exception as exc:  # sherpa-onnx raises plain RuntimeErrors
                 raise ModelError(f"keyword model in {model_dir}: {exc}") from exc
+        self._wake_score = wake_score
+        self._wake_threshold = wake_threshold
+        self._wake: str | None = None
+        if wake_threshold is not None:
+            self._wake = "/".join(_keyword(w, wake_score, wake_threshold) for w in WAKE_WORDS)
+            try:  # a model whose tokens.txt lacks a syllable of a wake word
+                self._kws.create_stream(self._wake)
+            except ValueError as exc:
+                raise ModelError(f"keyword model in {model_dir}: {exc}") from exc
         # One stream at a time per spotter: the worker may run jobs from several threads.
         self._lock = threading.Lock()
 
-    def spot(self, pcm: Pcm, step_s: float = 0.2) -> list[float]:
-        """Offsets (seconds into ``pcm``) at which the marker had just been said."""
-        audio = pcm.astype(np.float32) / 32768.0
+    def _run(
+        self, audio: npt.NDArray[np.float32], keywords: str | None, step_s: float
+    ) -> list[Hit]:
         step = int(RATE * step_s)
-        hits: list[float] = []
-        with self._lock:
-            stream = self._kws.create_stream()
-            for i in range(0, len(audio), step):
-                stream.accept_waveform(RATE, audio[i : i + step])
-                while self._kws.is_ready(stream):
-                    self._kws.decode_stream(stream)
-                    if self._kws.get_result(stream):
-                        at = min(i + step, len(audio)) / RATE
-                        if not hits or at - hits[-1] >= HIT_GAP_S:
-                            hits.append(at)
-                        self._kws.reset_stream(stream)
+        hits: list[Hit] = []
+        stream = self._kws.create_stream(keywords) if keywords else self._kws.create_stream()
+        for i in range(0, len(audio), step):
+            stream.accept_waveform(RATE, audio[i : i + step])
+            while self._kws.is_ready(stream):
+                self._kws.decode_stream(stream)
+                word = self._kws.get_result(stream)
+                if word:
+                    hits.append(Hit(word, min(i + step, len(audio)) / RATE))
+                    self._kws.reset_stream(stream)
         return hits
+
+    def spot(self, pcm: Pcm, step_s: float = 0.2) -> list[Hit]:
+        """The marker and wake words heard in ``pcm``, each at the offset (seconds into it) at
+        which it had just been said."""
+        audio = pcm.astype(np.float32) / 32768.0
+        with self._lock:
+            hits = self._run(audio, self._wake, step_s)
+        return dedupe(hits)
+
+    def score(self, pcm: Pcm, word: str) -> float:
+        """How sure the model is of ``word`` in ``pcm`` (audio ending just after it): the
+        highest trigger threshold of SCORE_LADDER at which it still fires. The spotter reports
+        no probability, so it is asked again at stricter thresholds (about three runs over a
+        few seconds, only for the rare hits)."""
+        audio = pcm.astype(np.float32) / 32768.0
+        floor = self._wake_threshold or 0.0
+        ladder = [t for t in SCORE_LADDER if t > floor]
+        best, low, high = floor, 0, len(ladder) - 1
+        with self._lock:
+            while low <= high:
+                mid = (low + high) // 2
+                keyword = _keyword(word, self._wake_score, ladder[mid])
+                if any(h.word == word for h in self._run(audio, keyword, 0.2)):
+                    best, low = ladder[mid], mid + 1
+                else:
+                    high = mid - 1
+        return best
+
+
+def dedupe(hits: Sequence[Hit]) -> list[Hit]:
+    """One hit per utterance: the same word again within its gap is the same call."""
+    kept: list[Hit] = []
+    for hit in sorted(hits, key=lambda h: h.at):
+        gap = HIT_GAP_S if hit.word == MARKER else WAKE_GAP_S
+        if not any(k.word == hit.word and hit.at - k.at < gap for k in kept):
+            kept.append(hit)
+    return kept
 
 
 @lru_cache(maxsize=4)
-def spotter(model_dir: Path, threshold: float, score: float) -> Spotter:
-    return Spotter(model_dir, threshold, score)
+def spotter(
+    model_dir: Path,
+    threshold: float,
+    score: float,
+    wake_threshold: float | None = None,
+    wake_score: float = 2.0,
+) -> Spotter:
+    return Spotter(model_dir, threshold, score, wake_threshold, wake_score)
 
 
 def snap_to_speech_end(speech: Sequence[Span], hit: float) -> float:
@@ -326,15 +428,28 @@ def analyse(
 
     method, kws_error = "pause", None
     boundaries: list[float] = []
+    wake: list[WakeWord] = []
     if params.model_dir is not None:
         try:
-            spot = spotter(Path(params.model_dir), params.kws_threshold, params.kws_score)
+            spot = spotter(
+                Path(params.model_dir),
+                params.kws_threshold,
+                params.kws_score,
+                params.wake_threshold,
+                params.wake_score,
+            )
             method = "keyword"
             for region in speech_regions(speech, window):
                 a = max(0, int((region.start - shift) * RATE))
                 b = int((region.end - shift) * RATE)
-                hits = spot.spot(pcm[a:b])
-                boundaries += [snap_to_speech_end(speech, shift + a / RATE + t) for t in hits]
+                for hit in spot.spot(pcm[a:b]):
+                    at = shift + a / RATE + hit.at
+                    if hit.word == MARKER:
+                        boundaries.append(snap_to_speech_end(speech, at))
+                        continue
+                    end = a + int(hit.at * RATE)
+                    heard = pcm[max(a, end - int(SCORE_CONTEXT_S * RATE)) : end + RATE // 5]
+                    wake.append(WakeWord(hit.word, at, spot.score(heard, hit.word)))
         except ModelError as exc:
             log.warning("keyword spotting unavailable, using pauses: %s", exc)
             kws_error = str(exc)
@@ -350,6 +465,9 @@ def analyse(
         long_silences=long_silences,
         kws_error=kws_error,
     )
+    # Regions are heard apart: a call repeated across a pause is still one call.
+    kept = dedupe([Hit(w.word, w.offset) for w in wake])
+    result.wake_words = [w for w in wake if Hit(w.word, w.offset) in kept]
     result.questions = _per_question(speech, window, boundaries, method, first_question)
     return result
 

@@ -3,7 +3,8 @@ what it found on the attempt's event log.
 
 Events (all ``info`` unless the exam's flags say otherwise), at server time = recording start +
 offset: ``answer_end`` (one per answer boundary, numbered in question order), ``long_silence``
-(a pause of the flag's ``seconds`` or more in the answering window), ``audio_summary``
+(a pause of the flag's ``seconds`` or more in the answering window), ``voice_assistant``
+(``warning`` by default: a voice assistant's wake word, one per call), ``audio_summary``
 (speech seconds per question; written last, it marks the recording as done) or
 ``audio_unavailable`` (no audio track, nothing decodable) instead of the others.
 
@@ -143,6 +144,7 @@ def _events(
     out: list[tuple[datetime, str, dict[str, Any], str | None]] = []
     base = {"recording_id": job.recording_id}
     boundary, silence = rules["answer_end"], rules["long_silence"]
+    wake = rules["voice_assistant"]
     for i, t in enumerate(result.boundaries if boundary.enabled else []):
         number = job.first_question + i
         data = {
@@ -158,6 +160,15 @@ def _events(
     for gap in result.long_silences if silence.enabled else []:
         data = {**base, "offset_s": round(gap.start, 2), "seconds": round(gap.seconds, 1)}
         out.append((_at(job, gap.start), "long_silence", data, silence.severity))
+    for hit in result.wake_words if wake.enabled else []:
+        data = {
+            **base,
+            "offset_s": round(hit.offset, 2),
+            "word": hit.word,
+            "score": hit.score,
+            **wake.as_data(),  # the settings it was heard with
+        }
+        out.append((_at(job, hit.offset), "voice_assistant", data, wake.severity))
     out.sort(key=lambda e: e[0])
     return out
 
@@ -183,6 +194,8 @@ def _summary(job: Work, result: Analysis, error: str | None) -> dict[str, Any]:
     }
     if error:
         data["decode_error"] = error  # truncated or damaged: analysed up to where it broke
+    if result.method == "keyword":
+        data["wake_words"] = len(result.wake_words)
     if result.kws_error:
         data["kws_error"] = result.kws_error
     return data

@@ -52,6 +52,10 @@ PARAMS: dict[str, dict[str, tuple[str, float, float]]] = {
         "kws_threshold": (_FLOAT, 0.01, 1.0),
         "kws_score": (_FLOAT, 0.1, 10.0),
     },
+    "voice_assistant": {
+        "kws_threshold": (_FLOAT, 0.01, 1.0),
+        "kws_score": (_FLOAT, 0.1, 10.0),
+    },
 }
 FLAGS = tuple(PARAMS)
 

@@ -39,6 +39,7 @@ VIOLATION_KINDS = frozenset(
         "left_mid_exam",
         "copy_paste",
         "track_ended",
+        "voice_assistant",
     }
 )
 

@@ -13,7 +13,7 @@ DEMO_SECRET_KEY = "invigil-demo-secret-do-not-use-in-production"
 
 # Analysis flags (invigil.analysis.thresholds): what each flag needs before it raises an event,
 # and the event's severity ("violation" alerts the console; "off" disables the flag). The first
-# six come from snapshots, the last two from the audio of desk recordings.
+# six come from snapshots, the last three from the audio of desk recordings.
 # INVIGIL_FLAGS (JSON) overrides single parameters server-wide, an exam file's `exam.flags` per
 # exam. Why these values: docs/accuracy.md.
 FLAG_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -46,6 +46,9 @@ FLAG_DEFAULTS: dict[str, dict[str, Any]] = {
         "kws_score": 2.0,
         "severity": "info",
     },
+    # A voice assistant's wake word (小爱同学, 小度小度, 天猫精灵, 嘿 Siri) in the desk audio,
+    # heard in the same pass as the answer marker: a hint to look, not proof (docs/accuracy.md).
+    "voice_assistant": {"kws_threshold": 0.1, "kws_score": 3.0, "severity": "warning"},
 }
 
 

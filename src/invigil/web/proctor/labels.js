@@ -62,6 +62,7 @@ const KIND_NAMES = {
   evidence_placement: ["确认手机机位", "Phone placement"],
   answer_end: ["该题回答完毕", "Answer ended"],
   long_silence: ["长时间无语音", "Long silence"],
+  voice_assistant: ["语音助手唤醒词", "Voice assistant wake word"],
   audio_summary: ["语音分析", "Audio analysis"],
   data_purged: ["数据已按期限清除", "Data purged on schedule"],
   recording_started: ["开始录像", "Recording started"],
