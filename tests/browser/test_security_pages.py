@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from .conftest import CSP_MARK, Live
 
 PAGES = {
@@ -45,3 +47,23 @@ def test_an_injected_inline_script_is_blocked_and_reported(live: Live, browser: 
     assert pg.evaluate("() => window.injected") is None  # the inline script never ran
     assert any(CSP_MARK in c and "script-src" in c for c in console), console
     context.close()
+
+
+def test_sign_out_revokes_the_token_on_the_server(live: Live, page: Any) -> None:
+    """退出 ends the session on the server too (issue 13 #12): the token the page held is
+    refused afterwards, not only forgotten by the tab. The review and admin pages share this
+    sign-out (web/shared/staffauth.js); the console has its own test."""
+    for path, username in (("/review/", "rev"),):
+        page.goto(live.url + path)
+        page.get_by_label("用户名").fill(username)
+        page.get_by_label("密码").fill(f"pw-{username}")
+        page.get_by_role("button", name="登录").click()
+        page.get_by_role("button", name="退出").wait_for(timeout=15000)
+        token = page.evaluate("() => sessionStorage.getItem('invigil.staff.token')")
+        assert token
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(live.url + "/api/v1/staff/me", headers=auth).status_code == 200
+        page.get_by_role("button", name="退出").click()
+        page.get_by_label("用户名").wait_for(timeout=15000)
+        assert page.evaluate("() => sessionStorage.getItem('invigil.staff.token')") is None
+        assert httpx.get(live.url + "/api/v1/staff/me", headers=auth).status_code == 401

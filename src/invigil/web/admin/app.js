@@ -286,8 +286,8 @@ function resultsTable(results) {
   );
 }
 
-$("#logout").addEventListener("click", () => {
-  session.logout();
+$("#logout").addEventListener("click", async () => {
+  await session.signOut();
   location.hash = "";
 });
 $("#lang").addEventListener("click", () => setLang(currentLang() === "en" ? "zh-CN" : "en"));

@@ -101,8 +101,8 @@ async function renderExams(root, { api }) {
   );
 }
 
-$("#logout").addEventListener("click", () => {
-  session.logout();
+$("#logout").addEventListener("click", async () => {
+  await session.signOut();
   location.hash = "";
 });
 $("#lang").addEventListener("click", () => setLang(currentLang() === "en" ? "zh-CN" : "en"));

@@ -25,6 +25,14 @@ export function createStaffSession({ onLogout } = {}) {
       blobs.clear();
       if (onLogout) onLogout();
     },
+    /** 退出: revoke the token on the server (and the signed media links made with it), then
+     * forget it here. Out of reach or refused, the page signs out all the same. */
+    async signOut() {
+      if (session.token) {
+        await fetch("/api/v1/staff/logout", { method: "POST", headers: { Authorization: `Bearer ${session.token}` } }).catch(() => {});
+      }
+      session.logout();
+    },
     hasRole(...roles) {
       return !!session.me && session.me.roles.some((r) => roles.includes(r));
     },
