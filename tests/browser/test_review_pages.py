@@ -763,7 +763,9 @@ def test_review_page_reads_in_chinese_in_time_order(
     page.get_by_label("违纪类型").select_option(label="佐证画面出现他人")
     expect(page.locator("#triage tbody tr")).to_have_count(1)
     page.locator("#triage tbody tr a").first.click()
-    page.wait_for_function("window.__review && window.__review.state().length === 3")
+    # The exam has no evidence camera and no phone recorded: no phone player, no 无录像 tile.
+    page.wait_for_function("window.__review && window.__review.state().length === 2")
+    expect(page.locator('.player[data-kind="evidence"]')).to_have_count(0)
     # Before play, the webcam (which has a recording) shows it, not 无录像.
     page.wait_for_function(
         "[...document.querySelectorAll('video')].some(v => !v.hidden && v.readyState >= 1)"

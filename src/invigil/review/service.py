@@ -471,7 +471,11 @@ def attempt_review(
     audit.record(session, ctx, user, "view", exam_id=exam.id, attempt_id=attempt.id)
     return {
         "attempt_id": attempt.id,
-        "exam": {"id": exam.id, "title": exam.title},
+        "exam": {
+            "id": exam.id,
+            "title": exam.title,
+            "evidence_camera": "required" if exam.evidence_camera else "off",
+        },
         "candidate": {
             "ticket": c.ticket,
             "name": c.name,

@@ -34,8 +34,12 @@ export async function renderCandidate(root, ctx, attemptId) {
   const start = times.length ? Math.min(...times) : Date.now();
   const end = times.length ? Math.max(...times) : start;
 
+  // No phone player (and no 无录像 tile) for an exam without the evidence camera, unless a
+  // phone recorded anyway.
+  const noPhone = (data.exam || {}).evidence_camera === "off" && !recs.some((r) => r.kind === "evidence");
+  const streams = STREAMS.filter((k) => !(noPhone && k === "evidence"));
   const player = new SyncPlayer({
-    streams: STREAMS.map((kind) => ({
+    streams: streams.map((kind) => ({
       kind,
       label: streamLabel(kind),
       recordings: recs.filter((r) => r.kind === kind && r.media_url),
@@ -437,7 +441,7 @@ export async function renderCandidate(root, ctx, attemptId) {
       "select",
       { id: "snap-kind", onchange: () => draw() },
       h("option", { value: "" }, tr("全部画面", "All streams")),
-      STREAMS.map((k) => h("option", { value: k }, streamLabel(k))),
+      streams.map((k) => h("option", { value: k }, streamLabel(k))),
     );
     const grid = h("div", { class: "gallery" });
     const draw = () =>

@@ -77,7 +77,12 @@ export class StreamRecorder {
   }
 }
 
+// A frame this small is no picture: a track being torn down (the screen share ending at 交卷)
+// can hand out a 2×2 black frame, which would show as a black tile and look like a covered camera.
+const MIN_SIDE = 16;
+
 function toJpeg(source, w, h, maxWidth, quality) {
+  if (w < MIN_SIDE || h < MIN_SIDE) return Promise.resolve(null);
   const scale = Math.min(1, maxWidth / w);
   const canvas = document.createElement("canvas");
   canvas.width = Math.round(w * scale);
@@ -141,6 +146,7 @@ export async function trackSnapshotJpeg(track, maxWidth = 640, quality = 0.7) {
     } catch {
       // A track that is muted or between frames: fall through to the video element.
     }
+    if (track.readyState !== "live") return null;
   }
   const v = frameVideo(track);
   if (!v.videoWidth) {
