@@ -34,15 +34,9 @@ VIEWS.login = () => {
       S.consent = Object.assign(S.consent, { given: true, ticket: null });
       consent.draw();
       clear(msg);
-      if (S.pendingLogin) {
-        // 人脸登录 was clicked before the choice: carry on with it now.
-        S.pendingLogin = false;
-        doLogin();
-      }
     },
     onDecline: () => {
       S.consent = Object.assign(S.consent, { given: false, ticket: null });
-      S.pendingLogin = false;
       S.lastFace = null; // a capture taken before must not reach anyone now
       clear(shot);
       drawChoice();
@@ -89,7 +83,7 @@ VIEWS.login = () => {
       consent.draw();
     }
     if (S.consent.given !== true) {
-      S.pendingLogin = false;
+      // Declined (Enter in the ticket field; the button is hidden then): no capture.
       clear(msg).append(note("error", L("拍照前请先阅读上方的人脸识别告知并作出选择。", "Before any photo is taken, read the face recognition notice above and choose.")));
       consent.el.classList.add("attention");
       consent.el.scrollIntoView({ block: "nearest" });
