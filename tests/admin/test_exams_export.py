@@ -127,3 +127,21 @@ def test_web_exam_exports_and_imports_the_same(
     assert _exam_facts(app_ctx, new_id) == _exam_facts(app_ctx, exam_id)
     # Staff listed without a password keep theirs.
     assert staff_token(adm.client, "p1", "pw-p1")
+
+
+def test_new_account_without_password_is_locked(
+    adm: Admin, imported: str, settings: Settings, tmp_path: Path
+) -> None:
+    r = adm.get(f"/exams/{imported}/examfile.zip")
+    folder = tmp_path / "again"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        archive.extractall(folder)
+    doc = yaml.safe_load((folder / "exam.yaml").read_text(encoding="utf-8"))
+    doc["staff"].append({"username": "newbie", "roles": ["proctor"], "rooms": ["R01"]})
+    (folder / "exam.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    import_exam_file(settings, folder / "exam.yaml", as_new=True)
+    for password in ("", "!locked", "locked"):
+        r = adm.client.post(
+            "/api/v1/staff/login", json={"username": "newbie", "password": password or "x"}
+        )
+        assert r.status_code == 401, password

@@ -5,6 +5,7 @@ deletes; an exam whose face login has opened offers only its safe fields."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from invigil.core.context import AppContext
 
 from .conftest import Live
 
-PNG = (Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg").read_bytes()
+PHOTO = (Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg").read_bytes()
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_admin_creates_edits_attaches_exports_copies_deletes(
     # --- an attachment: upload with progress, then its preview ---------------------------------------
     page.get_by_label("附件标题").fill("座位示意图")
     page.locator("#attachment-file").set_input_files(
-        {"name": "seat.jpg", "mimeType": "image/jpeg", "buffer": PNG}
+        {"name": "seat.jpg", "mimeType": "image/jpeg", "buffer": PHOTO}
     )
     page.get_by_role("button", name="上传附件").click()
     expect(page.locator("#flash")).to_contain_text("附件“座位示意图”已上传")
@@ -122,6 +123,12 @@ def test_admin_creates_edits_attaches_exports_copies_deletes(
     assert doc["exam"]["flags"] == {"no_face": {"seconds": 25}}
     assert [q["points"] for q in doc["exam"]["questions"]] == [10, 20]
     assert doc["exam"]["attachments"][0]["title"] == "座位示意图"
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="导出考试包（含照片和附件）").click()
+    with zipfile.ZipFile(dl.value.path()) as package:
+        assert set(package.namelist()) == {"exam.yaml", "attachments/1-seat.jpg"}
+        assert package.read("attachments/1-seat.jpg") == PHOTO
+    expect(page.locator("#export-done")).to_have_text("已导出。")
 
     # --- copy, then delete the copy (取消 first) ----------------------------------------------------
     page.get_by_text("复制考试…").click()

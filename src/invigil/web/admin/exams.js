@@ -7,7 +7,7 @@ import { confirmDialog } from "../shared/confirm.js";
 import { formatBytes, tr } from "../shared/i18n.js";
 import { dateTime } from "../review/labels.js";
 import { section as resultsSection } from "./results.js";
-import { progressBar, uploadWithProgress } from "./ui.js";
+import { downloadWithProgress, progressBar, uploadWithProgress } from "./ui.js";
 
 const API = "/api/v1/admin";
 let schemaCache = null;
@@ -103,10 +103,15 @@ async function examPage(root, ctx) {
     }
   }
 
+  // The package holds every photo: its download shows a progress bar.
   async function exportFile(kind) {
+    const bar = progressBar(tr("导出进度", "Export progress"));
+    clear(status).append(h("p", { class: "muted" }, tr("正在导出…", "Exporting…")), bar.el);
+    bar.set(null);
     try {
-      await ctx.session.download(`${API}/exams/${id}/${kind === "zip" ? "examfile.zip" : "examfile"}`, kind === "zip" ? "exam.zip" : "exam.yaml");
-      clear(status).append(h("p", { class: "note ok" }, tr("已导出。", "Exported.")));
+      const path = `${API}/exams/${id}/${kind === "zip" ? "examfile.zip" : "examfile"}`;
+      await downloadWithProgress(ctx.session, path, kind === "zip" ? "exam.zip" : "exam.yaml", (got, total) => bar.set(total ? got : null, total));
+      clear(status).append(h("p", { class: "note ok", id: "export-done" }, tr("已导出。", "Exported.")));
     } catch (err) {
       fail(err);
     }

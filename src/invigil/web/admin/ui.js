@@ -48,3 +48,39 @@ export function uploadWithProgress(session, method, path, body, onProgress) {
     xhr.send(body);
   });
 }
+
+/** Download an authenticated file under its server-given name, reporting progress
+ * onProgress(received, total) as the bytes arrive (total 0 when the server gives none). */
+export async function downloadWithProgress(session, path, fallbackName, onProgress) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
+  if (!res.ok) {
+    let message = `HTTP ${res.status}`;
+    try {
+      message = (await res.json()).error.message || message;
+    } catch {
+      /* not JSON */
+    }
+    throw Object.assign(new Error(message), { status: res.status });
+  }
+  const total = Number(res.headers.get("content-length")) || 0;
+  const parts = [];
+  let received = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    received += value.length;
+    if (onProgress) onProgress(received, total);
+  }
+  const cd = res.headers.get("content-disposition") || "";
+  const m = /filename\*=UTF-8''([^;]+)/i.exec(cd) || /filename="?([^";]+)"?/i.exec(cd);
+  const name = m ? decodeURIComponent(m[1]) : fallbackName;
+  const url = URL.createObjectURL(new Blob(parts, { type: res.headers.get("content-type") || "application/octet-stream" }));
+  const a = h("a", { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  return name;
+}
