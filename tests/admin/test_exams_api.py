@@ -60,6 +60,8 @@ def test_create_read_and_audit(adm: Admin, app_ctx: AppContext) -> None:
     assert exam["id"] in [e["id"] for e in listed]
     again = adm.get(f"/exams/{exam['id']}").json()["exam"]
     assert again["questions"] == exam["questions"]
+    page = adm.get(f"/exams/{exam['id']}?questions=false").json()["exam"]
+    assert page["questions"] == [{"points": 10}, {"points": 20}]  # no text, no read logged
     rows = audit_rows(app_ctx, exam["id"])
     assert [e.action for e in rows] == ["exam_create", "exam_read"]
     created = rows[0].detail["changes"]

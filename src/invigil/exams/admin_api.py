@@ -13,7 +13,7 @@ import tempfile
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -132,12 +132,23 @@ def create_exam(request: Request, body: ExamIn, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/exams/{exam_id}")
-def read_exam(request: Request, exam_id: str, ctx: Ctx) -> dict[str, Any]:
+def read_exam(
+    request: Request,
+    exam_id: str,
+    ctx: Ctx,
+    questions: Annotated[bool, Query(description="false: without the question text")] = True,
+) -> dict[str, Any]:
+    """The exam for the form; ``questions=false`` (the exam's page) leaves the question text
+    out, and with it the audit entry every read of the text gets."""
     with as_staff(request, ctx) as (session, user):
         _admin(user)
         exam = editing.get_exam(session, exam_id)
-        audit.record(session, ctx, user, "exam_read", exam_id=exam.id)
-        return {"exam": detail(session, ctx, exam)}
+        data = detail(session, ctx, exam)
+        if questions:
+            audit.record(session, ctx, user, "exam_read", exam_id=exam.id)
+        else:
+            data["questions"] = [{"points": q["points"]} for q in data["questions"]]
+        return {"exam": data}
 
 
 @router.patch("/exams/{exam_id}")
@@ -186,10 +197,10 @@ def add_attachment(
     title: Annotated[str, Form(max_length=1000)],
     file: Annotated[UploadFile, File()],
 ) -> dict[str, Any]:
-    # Read at most one byte past the limit: the size check needs no more.
-    data = file.file.read(editing.ATTACHMENT_MAX_BYTES + 1)
     with as_staff(request, ctx) as (session, user):
         _admin(user)
+        # At most one byte past the limit: the size check needs no more.
+        data = file.file.read(editing.ATTACHMENT_MAX_BYTES + 1)
         exam = editing.get_exam(session, exam_id, lock=True)
         a = editing.add_attachment(
             session, ctx, user, exam, title, file.filename or "attachment", data

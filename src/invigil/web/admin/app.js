@@ -64,7 +64,8 @@ function chrome(current) {
   nav.hidden = !session.me;
   clear(nav);
   if (!session.me) return;
-  const exam = current && current.examId ? current.examId : lastExam();
+  const named = current && current.examId && (current.tab.perExam || current.name === "exam");
+  const exam = named ? current.examId : lastExam();
   for (const t of TABS) {
     const href = t.perExam && exam ? `#${t.id}/${encodeURIComponent(exam)}` : `#${t.id}`;
     const active = current && current.tab === t;
@@ -103,7 +104,7 @@ async function route() {
     return;
   }
   let { tab, examId } = current;
-  if (examId) sessionStorage.setItem(LAST_EXAM, examId);
+  if (examId && (tab.perExam || current.name === "exam")) sessionStorage.setItem(LAST_EXAM, examId);
   try {
     if (tab.perExam && !examId) {
       examId = lastExam();

@@ -87,7 +87,7 @@ async function list(root, ctx) {
 
 async function examPage(root, ctx) {
   const id = encodeURIComponent(ctx.examId);
-  const { exam } = await ctx.api.get(`${API}/exams/${id}`);
+  const { exam } = await ctx.api.get(`${API}/exams/${id}?questions=false`);
   const status = h("div", { id: "exam-status", role: "status" });
   const fail = (err) => clear(status).append(h("p", { class: "note error" }, err.message));
 
@@ -96,6 +96,7 @@ async function examPage(root, ctx) {
     if (!ok) return;
     try {
       await ctx.api.request("DELETE", `${API}/exams/${id}`);
+      if (sessionStorage.getItem("invigil.admin.exam") === exam.id) sessionStorage.removeItem("invigil.admin.exam");
       flash = tr("已删除考试“{t}”。", "Deleted “{t}”.", { t: exam.title });
       ctx.go("#exams");
     } catch (err) {
