@@ -811,7 +811,9 @@ def history(session: Session, exam_id: str, limit: int = 500) -> list[dict[str, 
     oldest first."""
     rows = session.scalars(
         select(AuditEntry)
-        .where(AuditEntry.exam_id == exam_id, AuditEntry.action.startswith("exam_"))
+        .where(
+            AuditEntry.exam_id == exam_id, AuditEntry.action.startswith("exam_", autoescape=True)
+        )
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         .limit(limit)
     )
