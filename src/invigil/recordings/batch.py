@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
+from invigil.core import metrics
 from invigil.core.db import Database
 from invigil.core.errors import APIError
 from invigil.recordings.tx import transaction
@@ -102,6 +104,13 @@ class Committer:
             self._commit(items)
 
     def _commit(self, items: list[_Item]) -> None:
+        started = time.perf_counter()
+        try:
+            self._commit_batch(items)
+        finally:
+            metrics.observe_batch(len(items), time.perf_counter() - started)
+
+    def _commit_batch(self, items: list[_Item]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         batch: Batch | None = None
         try:
