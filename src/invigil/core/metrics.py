@@ -101,6 +101,9 @@ class MetricsMiddleware:
         self.pid = str(os.getpid()).encode() if multiprocess() else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.pid is not None:
+            await self.app(scope, receive, self._naming(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -121,6 +124,14 @@ class MetricsMiddleware:
             REQUEST_SECONDS.labels(
                 route_label(scope), scope.get("method", ""), f"{status // 100}xx"
             ).observe(time.perf_counter() - start)
+
+    def _naming(self, send: Send) -> Send:
+        async def accepting(message: Message) -> None:
+            if message["type"] == "websocket.accept" and self.pid is not None:
+                message["headers"] = [*message.get("headers", []), (PROCESS_HEADER, self.pid)]
+            await send(message)
+
+        return accepting
 
 
 # --- numbers read from the database at scrape time ----------------------------------------
