@@ -46,12 +46,10 @@ HEADER = PROCESS_HEADER.decode()
 WORKERS = 2
 LOT_ROOM_SIZE = 8
 
-if not PG_URL:
-    pytest.skip(
-        "several server processes need PostgreSQL (SQLite serves one process): "
-        "set INVIGIL_TEST_DATABASE_URL",
-        allow_module_level=True,
-    )
+SKIP_REASON = (
+    "several server processes need PostgreSQL (SQLite serves one process): "
+    "set INVIGIL_TEST_DATABASE_URL"
+)
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FACES, bearer
+from conftest import FACES, PG_URL, bearer
 from prometheus_client.parser import text_string_to_metric_families
 from recordings.conftest import decode_check, sha, split, webm_bytes
 from sqlalchemy import select
@@ -24,7 +24,9 @@ from invigil.core import jobs
 from invigil.core.db import transaction
 from invigil.exams.lots import LOT_AUTO_ASSIGN
 
-from .conftest import HEADER, LOT_ROOM_SIZE, WORKERS, Server
+from .conftest import HEADER, LOT_ROOM_SIZE, SKIP_REASON, WORKERS, Server
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
