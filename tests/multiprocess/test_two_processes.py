@@ -22,6 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from invigil.core import jobs
 from invigil.core.db import transaction
+from invigil.core.limits import MAX_HEADER_BYTES
 from invigil.exams.lots import LOT_AUTO_ASSIGN
 
 from .conftest import HEADER, LOT_ROOM_SIZE, SKIP_REASON, WORKERS, Server
@@ -57,6 +58,24 @@ def scrape(server: Server, pid: str, **kw: Any) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_workers_keep_the_server_configuration(server: Server) -> None:
+    """Each worker runs core/serving.py's configuration: credentials in query strings never
+    reach the access log, and request heads are bounded."""
+    for pid in two(server):
+        r = server.call(pid, "GET", f"/api/v1/health?token=SECRET-IN-QUERY-{pid}")
+        assert r.status_code == 200
+        big = {"X-Padding": "x" * (MAX_HEADER_BYTES + 100)}
+        r = server.on(pid).get("/api/v1/health", headers=big)
+        assert r.status_code == 431
+        server.pool.pop(pid).close()  # the server closed that connection
+    deadline = time.monotonic() + 10
+    while "token=[redacted]" not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = server.log.read_text()
+    assert "token=[redacted]" in log
+    assert "SECRET-IN-QUERY" not in log
 
 
 def test_second_login_on_the_other_process_is_refused(server: Server) -> None:
