@@ -163,6 +163,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     exam_id = import_exam(ctx, tmp / "exam", exam_file_doc())
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("INVIGIL_")}
+    if env.get("PYTHONPATH"):  # absolute: the code under test, whatever the workers' cwd
+        paths = env["PYTHONPATH"].split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in paths if p)
     env.update(
         INVIGIL_DATA_DIR=str(data_dir),
         INVIGIL_DATABASE_URL=url,
