@@ -130,7 +130,9 @@ def test_concurrent_lot_draws_on_both_processes_are_distinct(server: Server) -> 
 
 def test_rate_limits_hold_across_processes(server: Server) -> None:
     a, b = two(server)
-    # Staff login: 5 wrong passwords per username, then a wait; alternate the processes.
+    # Staff login: 5 wrong passwords per username, then a wait of 2 s after the newest failure
+    # (doubling with each further one). Alternating the processes: with a budget per process
+    # all eight would be judged (401).
     answers = []
     for i in range(8):
         r = server.call(
@@ -140,7 +142,9 @@ def test_rate_limits_hold_across_processes(server: Server) -> None:
             json={"username": "exm", "password": f"wrong-{i}"},
         )
         answers.append(r.status_code)
-    assert answers == [401] * 5 + [429] * 3, answers
+    assert answers[:5] == [401] * 5, answers
+    # Normally all three are 429; a machine that stalls for the 2 s may judge one more.
+    assert answers.count(429) >= 2, answers
 
     # An unauthenticated window (results look-up: 10 a minute per address).
     answers = []
