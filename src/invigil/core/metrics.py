@@ -109,6 +109,14 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            observed = True
+            REQUEST_SECONDS.labels(
+                route_label(scope), scope.get("method", ""), f"{status // 100}xx"
+            ).observe(time.perf_counter() - start)
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -116,14 +124,16 @@ class MetricsMiddleware:
                 status = int(message["status"])
                 if self.pid is not None:
                     message["headers"] = [*message.get("headers", []), (PROCESS_HEADER, self.pid)]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Before the last byte leaves: a scrape the client makes next counts this.
+                observe()
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            REQUEST_SECONDS.labels(
-                route_label(scope), scope.get("method", ""), f"{status // 100}xx"
-            ).observe(time.perf_counter() - start)
+            if not observed:  # no complete response (an error, a client gone)
+                observe()
 
     def _naming(self, send: Send) -> Send:
         async def accepting(message: Message) -> None:
