@@ -20,7 +20,7 @@ from invigil.attempts.api import SPEEDTEST_MAX_BYTES
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
-from invigil.core import openapi, ratelimit
+from invigil.core import metrics, openapi, ratelimit
 from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
@@ -121,6 +121,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: error responses get them too
+    metrics.install(app)  # /metrics and request timing (around everything above)
 
     @app.get("/api/v1/health")
     def health() -> dict[str, str]:

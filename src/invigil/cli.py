@@ -72,12 +72,28 @@ def _serve(
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    workers: Annotated[
+        int, typer.Option(help="Server processes on one port (above 1: PostgreSQL and Redis)")
+    ] = 1,
 ) -> None:
     """Serve the API and the pages (no demo data)."""
+    from invigil.core import serving
+
     settings = _settings(host, port)
     settings.check_production_secret()
+    refusal = serving.multiprocess_refusal(settings, workers)
+    if refusal:
+        _fail(refusal)
     upgrade(settings.sqlalchemy_url)
-    _serve(settings)
+    if workers == 1:
+        _serve(settings)
+        return
+    try:
+        sock = serving.listen(settings.host, settings.port)
+    except OSError as exc:
+        _fail(f"无法监听 / cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+    # Request lines only, as with one process (bodies are never logged).
+    serving.run_workers(settings, workers, sock, log_level="info", access_log=True)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from fastapi import Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from invigil.attempts.models import AuthSession
+from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, unauthorized
 from invigil.core.security import new_token, token_digest
@@ -146,6 +146,13 @@ def revoke_others(
 def live_sessions(
     session: Session, attempt_id: str, kind: str, now: datetime, alive: timedelta
 ) -> list[AuthSession]:
+    """The attempt's sessions of ``kind`` seen within ``alive``.
+
+    Locks the attempt row first (PostgreSQL; SQLite's writer lock serialises anyway): logins
+    ask this before they issue a session, and two logins at once, in two threads or two server
+    processes, would otherwise both find no live session and both get one. The second now waits
+    for the first to commit and then sees its session."""
+    session.execute(select(Attempt.id).where(Attempt.id == attempt_id).with_for_update())
     return list(
         session.scalars(
             select(AuthSession).where(

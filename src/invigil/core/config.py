@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks).
     # Empty: the socket peer is the client, and the header is ignored.
     trusted_proxies: str = ""
+    # Who may read /metrics (comma-separated addresses or networks, seen through
+    # trusted_proxies like the rate limits); everyone else gets a 404. Default: this machine.
+    metrics_allow: str = "127.0.0.1,::1"
 
     # Audio of desk recordings (analysis/audio.py; its thresholds are flags above). The keyword
     # model is not shipped: without a directory (INVIGIL_KWS_MODEL_DIR) answer boundaries come

@@ -185,7 +185,8 @@ def run_due_jobs(ctx: JobContext, limit: int = 1000) -> int:
 
 
 class WorkerThread(threading.Thread):
-    """The embedded worker: one loop inside the server process."""
+    """The embedded worker: one loop inside each server process (``--workers N`` gives N; the
+    claim's row lock keeps them from running a job twice)."""
 
     def __init__(self, ctx: JobContext, poll_seconds: float, lease: timedelta) -> None:
         super().__init__(name="invigil-worker", daemon=True)

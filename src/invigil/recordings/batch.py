@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
+from invigil.core import metrics
 from invigil.core.db import Database
 from invigil.core.errors import APIError
 from invigil.recordings.tx import transaction
@@ -102,6 +104,7 @@ class Committer:
             self._commit(items)
 
     def _commit(self, items: list[_Item]) -> None:
+        started = time.perf_counter()
         outcomes: list[tuple[bool, Any]] = []
         batch: Batch | None = None
         try:
@@ -116,6 +119,8 @@ class Committer:
                         outcomes.append((False, exc))
                 for folder in batch.dirs:
                     _fsync_dir(folder)
+            # Committed; observed before anyone is answered, so a scrape after an ack counts it.
+            metrics.observe_batch(len(items), time.perf_counter() - started)
         except BaseException as exc:  # nothing of this batch was committed
             log.exception("group commit of %d uploads failed", len(items))
             for item in items:
