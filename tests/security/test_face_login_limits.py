@@ -117,3 +117,33 @@ def test_liveness_answers_unknown_tickets_like_known_ones(
         assert _challenge(c, live, "1001").status_code == 429
     with from_address(app, "203.0.113.61") as other:
         assert _challenge(other, live, "1001").status_code == 200
+
+
+def test_logins_in_flight_hold_the_address_budget(
+    app: FastAPI, app_ctx: AppContext, clock: FrozenClock, exam_id: str
+) -> None:
+    """A burst cannot overshoot: each login counts its hit before the face is judged (slow
+    work), so the 21st request arriving while 20 are still being judged is refused at once;
+    a login that succeeds gives its hit back."""
+    from invigil.attempts.api import FACE_ADDRESS_RULE
+    from invigil.core import ratelimit
+    from invigil.core.db import transaction
+
+    clock.set(T - timedelta(minutes=20))
+    bucket = "face-login:addr:192.0.2.9"
+    now = clock.now()
+    held = []
+    for _ in range(FACE_ADDRESS_RULE.limit):
+        verdict, hit = ratelimit.reserve(app_ctx.db, bucket, FACE_ADDRESS_RULE, now)
+        assert verdict.allowed and hit is not None
+        held.append(hit)
+    verdict, hit = ratelimit.reserve(app_ctx.db, bucket, FACE_ADDRESS_RULE, now)
+    assert not verdict.allowed and hit is None and verdict.retry_after > 0
+    with from_address(app, "192.0.2.9") as c:
+        assert face_login(c, exam_id, "1001", "obama2.jpg").status_code == 429
+    for hit in held:
+        ratelimit.release(app_ctx.db, hit)
+    with from_address(app, "192.0.2.9") as c:
+        assert face_login(c, exam_id, "1001", "obama2.jpg").status_code == 200
+    with transaction(app_ctx.db) as session:
+        assert ratelimit.count(session, bucket, now - timedelta(hours=1)) == 0

@@ -129,12 +129,15 @@ def login(
     by_address = None if ratelimit.exempt(address, ctx.settings) else f"face-login:addr:{address}"
     by_ticket = f"face-login:ticket:{exam_id}:{ticket.strip()}"
     succeeded_here = f"face-login:ok:{exam_id}:{ticket.strip()}:{address}"
+    # The address's hit is counted before the face is judged and given back when the login
+    # succeeds or is refused for a reason that does not count (see ratelimit.reserve).
+    reserved: int | None = None
+    if by_address:
+        verdict, reserved = ratelimit.reserve(ctx.db, by_address, FACE_ADDRESS_RULE, now)
+        _throttled([verdict])
     try:
         with unit_of_work(ctx) as session:
-            verdicts = [ratelimit.check(session, by_ticket, _ticket_rule(ctx), now)]
-            if by_address:
-                verdicts.append(ratelimit.check(session, by_address, FACE_ADDRESS_RULE, now))
-            _throttled(verdicts)
+            _throttled([ratelimit.check(session, by_ticket, _ticket_rule(ctx), now)])
             data = face.file.read(ctx.settings.max_photo_bytes + 1)
             if len(data) > ctx.settings.max_photo_bytes:
                 raise APIError(413, "too_large", "照片过大，请重新拍摄。")
@@ -150,26 +153,33 @@ def login(
                 frames=_liveness_frames(frames),
             )
             ratelimit.record(session, succeeded_here, now)
-            return {"token": result.token, "stage": result.stage, "attempt_id": result.attempt.id}
+            outcome = {
+                "token": result.token,
+                "stage": result.stage,
+                "attempt_id": result.attempt.id,
+            }
     except APIError as exc:
-        if exc.code not in NOT_COUNTED:
-            _count_refusal(ctx, exc.code, by_address, by_ticket, succeeded_here, now)
+        if exc.code in NOT_COUNTED:
+            if reserved is not None:
+                ratelimit.release(ctx.db, reserved)
+        else:
+            _count_judged(ctx, exc.code, by_ticket, succeeded_here, now)
         raise
+    except BaseException:
+        if reserved is not None:
+            ratelimit.release(ctx.db, reserved)  # a server error is not the client's attempt
+        raise
+    if reserved is not None:
+        ratelimit.release(ctx.db, reserved)
+    return outcome
 
 
-def _count_refusal(
-    ctx: AppContext,
-    code: str,
-    by_address: str | None,
-    by_ticket: str,
-    succeeded_here: str,
-    now: datetime,
+def _count_judged(
+    ctx: AppContext, code: str, by_ticket: str, succeeded_here: str, now: datetime
 ) -> None:
     """After the login's own transaction ended (it may have rolled back)."""
+    lifetime = timedelta(hours=ctx.settings.session_lifetime_hours)
     with transaction(ctx.db) as session:
-        if by_address:
-            ratelimit.record(session, by_address, now)
-        lifetime = timedelta(hours=ctx.settings.session_lifetime_hours)
         if code in FACE_JUDGED and ratelimit.count(session, succeeded_here, now - lifetime):
             ratelimit.record(session, by_ticket, now)
 

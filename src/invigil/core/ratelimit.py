@@ -97,6 +97,27 @@ def record_apart(db: Database, bucket: str, now: datetime) -> None:
         record(session, bucket, now)
 
 
+def reserve(db: Database, bucket: str, rule: Rule, now: datetime) -> tuple[Verdict, int | None]:
+    """Check and count one hit at once, in a transaction of its own, before slow work: requests
+    in flight then cannot all pass a check that none of them has recorded yet (a burst over
+    several processes would overshoot the limit by one request per thread). Returns the hit's
+    id, for ``release`` when the work ends in a way that must not count."""
+    with transaction(db) as session:
+        lock(session, bucket)
+        verdict = check(session, bucket, rule, now)
+        if not verdict.allowed:
+            return verdict, None
+        hit = RateHit(bucket=bucket, at=now)
+        session.add(hit)
+        session.flush()
+        return verdict, hit.id
+
+
+def release(db: Database, hit_id: int) -> None:
+    with transaction(db) as session:
+        session.execute(delete(RateHit).where(RateHit.id == hit_id))
+
+
 def clear(session: Session, bucket: str) -> None:
     session.execute(delete(RateHit).where(RateHit.bucket == bucket))
 
