@@ -34,6 +34,7 @@ from invigil.core.serving import install_log_redaction
 from invigil.core.storage import LocalBlobStore
 from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
+from invigil.exams.roster_api import router as roster_router  # also registers roster jobs
 from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
@@ -134,6 +135,7 @@ def create_app(
     app.include_router(staff_router)
     app.include_router(recordings_router)
     app.include_router(proctoring_router)
+    app.include_router(roster_router)
     for router in review_routers:
         app.include_router(router)
     _api_fallback(app)
