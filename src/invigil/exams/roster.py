@@ -681,9 +681,8 @@ def template_xlsx() -> bytes:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     # Tickets as text: Excel would drop leading zeros and turn long numbers into 2.03E+09.
-    for row in sheet.iter_rows(min_row=2, max_row=500, max_col=1):
-        for cell in row:
-            cell.number_format = "@"
+    sheet.column_dimensions["A"].number_format = "@"
+    sheet["A2"].number_format = "@"
     for letter, width in zip("ABCD", (16, 12, 10, 22), strict=True):
         sheet.column_dimensions[letter].width = width
     out = io.BytesIO()
