@@ -3,7 +3,7 @@ the import's progress and result, 确认导入, and the exam's current roster.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Request, Response, UploadFile
@@ -40,17 +40,22 @@ def _import(session: Session, import_id: str) -> RosterImport:
     return imp
 
 
-@router.get("/roster/template")
-def template(request: Request, ctx: Ctx, format: str = "xlsx") -> Response:
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/roster/template",
+    response_class=Response,
+    responses={200: {"content": {XLSX: BINARY, "text/csv": BINARY}}},
+)
+def template(request: Request, ctx: Ctx, format: Literal["xlsx", "csv"] = "xlsx") -> Response:
     """The roster template: the header row and one example row."""
     with as_staff(request, ctx) as (_, user):
         require_admin(user)
     if format == "csv":
         body, media, name = roster.template_csv(), "text/csv; charset=utf-8", "考生名单模板.csv"
-    elif format == "xlsx":
-        body, media, name = roster.template_xlsx(), XLSX, "考生名单模板.xlsx"
     else:
-        raise APIError(422, "bad_format", "格式应为 xlsx 或 csv。")
+        body, media, name = roster.template_xlsx(), XLSX, "考生名单模板.xlsx"
     disposition = f"attachment; filename*=UTF-8''{quote(name)}"
     return Response(
         body, media_type=media, headers={**NO_STORE, "Content-Disposition": disposition}
