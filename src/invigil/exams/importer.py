@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -162,11 +163,18 @@ def enrol_photos(
                 progress(i, len(sources))
         return results
     context = multiprocessing.get_context("spawn") if spawn else None
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=faces.warm_up, mp_context=context
-    ) as pool:
-        for i, result in enumerate(pool.map(_enrol, sources, chunksize=8), 1):
-            results.append(result)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=faces.warm_up, mp_context=context
+        ) as pool:
+            for i, result in enumerate(pool.map(_enrol, sources, chunksize=8), 1):
+                results.append(result)
+                if progress:
+                    progress(i, len(sources))
+    except BrokenProcessPool:
+        # A worker died (out of memory, or a host program that cannot spawn): the rest here.
+        for i, source in enumerate(sources[len(results) :], len(results) + 1):
+            results.append(_enrol(source))
             if progress:
                 progress(i, len(sources))
     return results
