@@ -205,3 +205,34 @@ def test_admins_only(client: TestClient, exam: str) -> None:
     assert client.get(f"/api/v1/admin/exams/{exam}/roster", headers=proctor).status_code == 403
     assert client.get("/api/v1/admin/roster/template", headers=proctor).status_code == 403
     assert _upload(client, exam, {}, xlsx(GOOD_ROWS), None).status_code == 401
+
+
+def test_a_long_check_runs_in_parts(
+    client: TestClient,
+    app_ctx: AppContext,
+    exam: str,
+    admin: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each part is a job of its own: between parts the worker takes other due jobs."""
+    from invigil.core.jobs import Job, run_one
+    from invigil.exams import roster_jobs
+
+    monkeypatch.setattr(roster_jobs, "CHUNK_PHOTOS", 2)
+    r = _upload(client, exam, admin, xlsx(GOOD_ROWS), good_zip())
+    import_id = r.json()["id"]
+    assert run_one(app_ctx.job_context())
+    part = client.get(f"/api/v1/admin/roster-imports/{import_id}", headers=admin).json()
+    assert (part["state"], part["done"], part["total"]) == ("checking", 2, 3)
+    result = _checked(client, app_ctx, admin, import_id)
+    assert result["state"] == "ready" and (result["done"], result["total"]) == (3, 3)
+    assert [a["ticket"] for a in result["diff"]["added"]] == ["1001", "1002", "2001"]
+    with transaction(app_ctx.db) as s:
+        parts = s.scalars(select(Job).where(Job.kind == "roster.check")).all()
+        assert len(parts) == 2 and {j.state for j in parts} == {"done"}
+    assert not app_ctx.blobs.exists(f"roster-imports/{import_id}/faces")
+    client.post(f"/api/v1/admin/roster-imports/{import_id}/apply", headers=admin)
+    assert _checked(client, app_ctx, admin, import_id)["state"] == "applied"
+    with transaction(app_ctx.db) as s:
+        embedded = s.scalars(select(Candidate).where(Candidate.face_embedding.is_not(None))).all()
+        assert sorted(c.ticket for c in embedded) == ["1001", "1002", "2001"]

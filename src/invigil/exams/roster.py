@@ -533,6 +533,28 @@ def _order(p: RosterProblem) -> tuple[int, int, str]:
     return (p.row if p.row is not None else 0, column, p.code)
 
 
+@dataclass
+class RosterPlan:
+    """A roster read and checked except for the faces: ``pending`` are the photos (candidate,
+    bytes) still to go through the slow face check, in order."""
+
+    candidates: list[CheckedCandidate]
+    problems: list[RosterProblem]
+    pending: list[tuple[CheckedCandidate, bytes]]
+    existing: dict[str, Existing]
+
+    def complete(self, results: Sequence[PhotoCheck]) -> RosterCheck:
+        """The check, given the face checks of every pending photo."""
+        problems = list(self.problems)
+        for (cand, _), checked in zip(self.pending, results, strict=True):
+            if checked.embedding is None:
+                code = checked.code or "bad_image"
+                problems.append(RosterProblem(code, cand.row, PHOTO, dict(checked.params)))
+            cand.embedding = checked.embedding
+        problems.sort(key=_order)
+        return RosterCheck(self.candidates, problems, difference(self.candidates, self.existing))
+
+
 def check_roster(
     filename: str,
     roster: bytes,
@@ -550,6 +572,24 @@ def check_roster(
     ``existing``: the exam's current candidates by ticket: a row without a new photo keeps the
     candidate's current one, and the result carries the difference (added, changed, removed).
     """
+    plan = plan_roster(filename, roster, photos, rooms, existing=existing, practice=practice)
+    results: list[PhotoCheck] = []
+    if plan.pending:
+        sources = [data for _, data in plan.pending]
+        results = enrol_photos(sources, progress, workers=workers, spawn=spawn)
+    return plan.complete(results)
+
+
+def plan_roster(
+    filename: str,
+    roster: bytes,
+    photos: bytes | None,
+    rooms: Sequence[tuple[str, str]],
+    *,
+    existing: dict[str, Existing] | None = None,
+    practice: bool = False,
+) -> RosterPlan:
+    """Everything of :func:`check_roster` but the face checks (fast: no photo is decoded)."""
     existing = existing or {}
     rows, problems = read_roster(filename, roster)
     archive: PhotoArchive | None = None
@@ -614,18 +654,7 @@ def check_roster(
             if key not in used and key.endswith(PHOTO_EXTENSIONS):
                 problems.append(RosterProblem("unused_photo", None, ZIP_COLUMN, {"photo": shown}))
 
-    results: list[PhotoCheck] = []
-    if pending:
-        results = enrol_photos(
-            [data for _, data in pending], progress, workers=workers, spawn=spawn
-        )
-    for (cand, _), checked in zip(pending, results, strict=True):
-        if checked.embedding is None:
-            code = checked.code or "bad_image"
-            problems.append(RosterProblem(code, cand.row, PHOTO, dict(checked.params)))
-        cand.embedding = checked.embedding
-    problems.sort(key=_order)
-    return RosterCheck(candidates, problems, difference(candidates, existing))
+    return RosterPlan(candidates, problems, pending, existing)
 
 
 def _told_photo(problems: list[RosterProblem]) -> bool:
@@ -705,8 +734,10 @@ __all__ = [
     "Existing",
     "RosterCheck",
     "RosterError",
+    "RosterPlan",
     "RosterProblem",
     "check_roster",
+    "plan_roster",
     "read_photos",
     "read_roster",
     "template_csv",

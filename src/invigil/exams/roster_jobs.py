@@ -2,7 +2,9 @@
 确认导入 (a background job with progress) → applied.
 
 Both slow steps run as durable jobs (core/jobs) so no request waits minutes for 2,000 face
-checks and a restart does not lose them (a job that dies is run again from the start). A job
+checks and a restart does not lose them (a job that dies is run again). The check runs in
+parts of CHUNK_PHOTOS face checks, each part a job that queues the next, so the one embedded
+worker is never held for minutes while a lot assignment or another exam's jobs fall due. A job
 writes its progress in short transactions of its own (the page polls the import row) and
 extends its lease as it goes, so no second worker picks up a long check. The job's own session
 stays untouched until the end: on SQLite its first write takes the database's write lock.
@@ -18,6 +20,7 @@ failed transaction leaves the exam as it was.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -38,7 +41,7 @@ from invigil.core.jobs import JobContext
 from invigil.core.storage import BlobStore
 from invigil.exams import roster
 from invigil.exams.durations import format_local
-from invigil.exams.importer import add_candidate
+from invigil.exams.importer import PhotoCheck, add_candidate, enrol_photos
 from invigil.exams.models import Candidate, Exam, Room
 from invigil.exams.removal import used
 
@@ -55,6 +58,9 @@ CHECKING, INVALID, READY, APPLYING, APPLIED, FAILED = (
 )
 # How often a running job writes its progress (and renews its lease).
 PROGRESS_EVERY_S = 0.5
+# Face checks per check job (about half a minute to a minute of work); the rest goes on in
+# the next job, queued behind whatever else fell due.
+CHUNK_PHOTOS = 200
 
 
 class RosterImport(Base):
@@ -265,9 +271,33 @@ def _finish(ctx: JobContext, import_id: str, **values: Any) -> None:
         )
 
 
-@jobs.handler(CHECK)
-def run_check(_: Session, payload: dict[str, Any], ctx: JobContext) -> None:
+def _photo_checks_to_json(checks: list[PhotoCheck]) -> bytes:
+    return json.dumps(
+        [
+            {
+                "e": base64.b64encode(c.embedding).decode() if c.embedding else None,
+                "c": c.code,
+                "p": c.params,
+            }
+            for c in checks
+        ]
+    ).encode()
+
+
+def _photo_checks_from_json(data: bytes) -> list[PhotoCheck]:
+    return [
+        PhotoCheck(base64.b64decode(d["e"]) if d["e"] else None, d["c"], d["p"])
+        for d in json.loads(data)
+    ]
+
+
+@jobs.handler(CHECK, background=True)
+def run_check(session: Session, payload: dict[str, Any], ctx: JobContext) -> None:
+    """One part of a check: CHUNK_PHOTOS face checks, then the next part is queued as a job
+    of its own, so the worker takes the jobs that fell due meanwhile (a lot assignment at
+    T−10 min must not wait for 2,000 photos); the last part writes the result."""
     import_id = payload["import_id"]
+    offset = int(payload.get("offset", 0))
     blobs = _blobs(ctx)
     with transaction(ctx.db) as s:
         imp = s.get(RosterImport, import_id)
@@ -278,20 +308,29 @@ def run_check(_: Session, payload: dict[str, Any], ctx: JobContext) -> None:
         rooms = [(r.code, r.name) for r in _rooms(s, exam.id)]
         existing, basis = _current(s, blobs, exam.id)
         practice, roster_name, has_photos = exam.practice, imp.roster_name, bool(imp.photos_name)
-    progress = _Progress(ctx, import_id, f"{CHECK}:{import_id}")
+    job_key = f"{CHECK}:{import_id}" + (f":{offset}" if offset else "")
+    progress = _Progress(ctx, import_id, job_key)
     try:
-        data = blobs.get(_key(import_id, "roster"))
-        photos = blobs.get(_key(import_id, "photos")) if has_photos else None
-        checked = roster.check_roster(
+        plan = roster.plan_roster(
             roster_name,
-            data,
-            photos,
+            blobs.get(_key(import_id, "roster")),
+            blobs.get(_key(import_id, "photos")) if has_photos else None,
             rooms,
             existing=existing,
             practice=practice,
-            progress=progress,
-            spawn=True,
+        )
+        done: list[PhotoCheck] = []
+        if offset:
+            done = _photo_checks_from_json(blobs.get(_key(import_id, "faces")))[:offset]
+            if len(done) < offset:
+                raise RuntimeError("the face checks of the earlier parts are missing")
+        total = len(plan.pending)
+        part = plan.pending[offset : offset + CHUNK_PHOTOS]
+        done += enrol_photos(
+            [data for _, data in part],
+            lambda n, _: progress(offset + n, total),
             workers=max(1, (os.cpu_count() or 1) - 1),  # one core stays with the server
+            spawn=True,
         )
     except Exception:
         log.exception("roster check %s failed", import_id)
@@ -299,6 +338,18 @@ def run_check(_: Session, payload: dict[str, Any], ctx: JobContext) -> None:
             ctx, import_id, state=FAILED, message="检查时出错，请重新上传；如仍失败请联系技术人员。"
         )
         return
+    if offset + CHUNK_PHOTOS < total:
+        blobs.put(_key(import_id, "faces"), _photo_checks_to_json(done))
+        after = offset + CHUNK_PHOTOS
+        jobs.enqueue(
+            session,
+            CHECK,
+            {"import_id": import_id, "offset": after},
+            now=ctx.clock.now(),
+            dedupe_key=f"{CHECK}:{import_id}:{after}",
+        )
+        return
+    checked = plan.complete(done)
     errors = len(checked.errors)
     result = {
         "problems": [p.as_dict() for p in checked.problems],
@@ -312,7 +363,16 @@ def run_check(_: Session, payload: dict[str, Any], ctx: JobContext) -> None:
         blobs.put(_key(import_id, "checked"), body)
     else:
         _drop_files(blobs, import_id)
-    _finish(ctx, import_id, state=READY if checked.ok else INVALID, result=result, basis=basis)
+    blobs.delete(_key(import_id, "faces"))
+    _finish(
+        ctx,
+        import_id,
+        state=READY if checked.ok else INVALID,
+        result=result,
+        basis=basis,
+        done=total,
+        total=total,
+    )
 
 
 @jobs.handler(APPLY)
@@ -428,5 +488,5 @@ def run_apply(session: Session, payload: dict[str, Any], ctx: JobContext) -> Non
 
 
 def _drop_files(blobs: BlobStore, import_id: str) -> None:
-    for what in ("roster", "photos", "checked"):
+    for what in ("roster", "photos", "checked", "faces"):
         blobs.delete(_key(import_id, what))
