@@ -99,15 +99,15 @@ def test_every_problem_in_one_run() -> None:
     assert check.diff["added"]  # computed, though nothing may be applied
 
 
-def test_rows_with_other_problems_do_not_cost_a_face_check() -> None:
-    rows = [("1001", "", "R01", "obama.jpg"), ("1002", "拜登", "R01", "biden.jpg")]
+def test_a_row_with_other_problems_still_has_its_photo_checked() -> None:
+    rows = [("1001", "", "R01", "empty.jpg"), ("1002", "拜登", "R01", "biden.jpg")]
     seen: list[tuple[int, int]] = []
-    zipped = zip_bytes({"obama.jpg": photo("obama.jpg"), "biden.jpg": photo("biden.jpg")})
+    zipped = zip_bytes({"empty.jpg": photo("empty.jpg"), "biden.jpg": photo("biden.jpg")})
     check = roster.check_roster(
         "r.xlsx", xlsx(rows), zipped, ROOMS, progress=lambda d, t: seen.append((d, t))
     )
-    assert _found(check) == [("empty_cell", 2, "姓名")]
-    assert seen == [(1, 1)]
+    assert _found(check) == [("empty_cell", 2, "姓名"), ("no_face", 2, "照片文件名")]
+    assert seen[-1] == (2, 2)
 
 
 def test_photo_found_by_ticket_and_no_zip() -> None:

@@ -644,8 +644,9 @@ def plan_roster(
             cand.photo_sha256 = hashlib.sha256(data).hexdigest()
             if current is not None and current.photo_sha256 == cand.photo_sha256:
                 cand.photo, cand.photo_sha256 = None, current.photo_sha256  # the same photo
-            elif len(problems) == before:
-                pending.append((cand, data))  # only rows without other problems: slow check
+            else:
+                # Checked even when the row has other problems: one run lists everything.
+                pending.append((cand, data))
         elif keeps and current is not None:
             cand.photo_sha256 = current.photo_sha256
         candidates.append(cand)
