@@ -535,18 +535,28 @@ def _order(p: RosterProblem) -> tuple[int, int, str]:
 
 @dataclass
 class RosterPlan:
-    """A roster read and checked except for the faces: ``pending`` are the photos (candidate,
-    bytes) still to go through the slow face check, in order."""
+    """A roster read and checked except for the faces: ``pending`` are the candidates whose
+    photos (ZIP entries) still go through the slow face check, in order. Their bytes are read
+    when a part of them is checked, so a large ZIP is not held twice in memory."""
 
     candidates: list[CheckedCandidate]
     problems: list[RosterProblem]
-    pending: list[tuple[CheckedCandidate, bytes]]
+    pending: list[CheckedCandidate]
     existing: dict[str, Existing]
+    archive: PhotoArchive | None
+
+    def photos(self, start: int = 0, stop: int | None = None) -> list[bytes]:
+        """The bytes of pending photos [start:stop]."""
+        part = self.pending[start:stop]
+        if not part:
+            return []
+        assert self.archive is not None
+        return [self.archive.read(c.photo) for c in part if c.photo]
 
     def complete(self, results: Sequence[PhotoCheck]) -> RosterCheck:
         """The check, given the face checks of every pending photo."""
         problems = list(self.problems)
-        for (cand, _), checked in zip(self.pending, results, strict=True):
+        for cand, checked in zip(self.pending, results, strict=True):
             if checked.embedding is None:
                 code = checked.code or "bad_image"
                 problems.append(RosterProblem(code, cand.row, PHOTO, dict(checked.params)))
@@ -575,8 +585,7 @@ def check_roster(
     plan = plan_roster(filename, roster, photos, rooms, existing=existing, practice=practice)
     results: list[PhotoCheck] = []
     if plan.pending:
-        sources = [data for _, data in plan.pending]
-        results = enrol_photos(sources, progress, workers=workers, spawn=spawn)
+        results = enrol_photos(plan.photos(), progress, workers=workers, spawn=spawn)
     return plan.complete(results)
 
 
@@ -600,7 +609,7 @@ def plan_roster(
     known = "、".join(code if code == name else f"{code} {name}" for code, name in rooms) or "无"
     seen: dict[str, int] = {}
     used: set[str] = set()
-    pending: list[tuple[CheckedCandidate, bytes]] = []  # photos to check
+    pending: list[CheckedCandidate] = []  # photos to check
     candidates: list[CheckedCandidate] = []
     for r in rows:
         before = len(problems)
@@ -646,7 +655,7 @@ def plan_roster(
                 cand.photo, cand.photo_sha256 = None, current.photo_sha256  # the same photo
             else:
                 # Checked even when the row has other problems: one run lists everything.
-                pending.append((cand, data))
+                pending.append(cand)
         elif keeps and current is not None:
             cand.photo_sha256 = current.photo_sha256
         candidates.append(cand)
@@ -655,7 +664,7 @@ def plan_roster(
             if key not in used and key.endswith(PHOTO_EXTENSIONS):
                 problems.append(RosterProblem("unused_photo", None, ZIP_COLUMN, {"photo": shown}))
 
-    return RosterPlan(candidates, problems, pending, existing)
+    return RosterPlan(candidates, problems, pending, existing, archive)
 
 
 def _told_photo(problems: list[RosterProblem]) -> bool:

@@ -325,9 +325,8 @@ def run_check(session: Session, payload: dict[str, Any], ctx: JobContext) -> Non
             if len(done) < offset:
                 raise RuntimeError("the face checks of the earlier parts are missing")
         total = len(plan.pending)
-        part = plan.pending[offset : offset + CHUNK_PHOTOS]
         done += enrol_photos(
-            [data for _, data in part],
+            plan.photos(offset, offset + CHUNK_PHOTOS),
             lambda n, _: progress(offset + n, total),
             workers=max(1, (os.cpu_count() or 1) - 1),  # one core stays with the server
             spawn=True,
