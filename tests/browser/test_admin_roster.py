@@ -134,3 +134,9 @@ def test_bad_roster_then_fixed_then_imported(
         ["2001", "汉克斯", "R02"],
     ]
     _shot(page, screens, "admin-roster-3-imported")
+    # The English switch: the page's own words change, the contract's labels stay findable.
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Roster import")).to_be_visible()
+    expect(page.get_by_role("button", name="导入考生")).to_contain_text("Import")
+    expect(page.locator("#candidates thead")).to_contain_text("Ticket")
+    expect(page.get_by_label("考生名单")).to_be_visible()

@@ -36,7 +36,13 @@ Progress = Callable[[int, int], None]
 # The columns, as the template names them, with the other headers each one accepts.
 TICKET, NAME, ROOM, PHOTO = "准考证号", "姓名", "考场", "照片文件名"
 COLUMNS = (TICKET, NAME, ROOM, PHOTO)
-COLUMN_EN = {TICKET: "Ticket", NAME: "Name", ROOM: "Room", PHOTO: "Photo file"}
+COLUMN_EN = {
+    TICKET: "Ticket",
+    NAME: "Name",
+    ROOM: "Room",
+    PHOTO: "Photo file",
+    "照片压缩包": "Photo ZIP",
+}
 _ALIASES = {
     TICKET: ("准考证号", "准考证", "准考证编号", "ticket", "ticketno", "ticketnumber"),
     NAME: ("姓名", "考生姓名", "name"),
