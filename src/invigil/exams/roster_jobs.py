@@ -338,6 +338,7 @@ def run_check(session: Session, payload: dict[str, Any], ctx: JobContext) -> Non
         )
         return
     if offset + CHUNK_PHOTOS < total:
+        progress(len(done), total, force=True)  # the bar stands where the next part starts
         blobs.put(_key(import_id, "faces"), _photo_checks_to_json(done))
         after = offset + CHUNK_PHOTOS
         jobs.enqueue(
