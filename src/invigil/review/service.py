@@ -357,7 +357,7 @@ def _gaps(recs: list[dict[str, Any]], attempt: Attempt, exam: Exam) -> list[dict
     """Stretches of the exam without a recording, per stream."""
     if attempt.entered_at is None:
         return []
-    stop = attempt.finished_at or exam.deadline
+    stop = attempt.finished_at or attempt.deadline
     out: list[dict[str, Any]] = []
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in recs:

@@ -69,6 +69,9 @@ def login(session: Session, ctx: AppContext, username: str, password: str, addre
         # keep_changes: the failure counts even though the request fails.
         raise APIError(401, "invalid_credentials", "用户名或密码错误。", keep_changes=True)
     ratelimit.clear(session, buckets[0][0])  # the right password resets the username's count
+    if user.disabled_at is not None:  # told only to whoever knows the password
+        log.warning("staff login of a disabled account: user=%r address=%s", name, address)
+        raise APIError(403, "account_disabled", "该账号已停用，请联系管理员。")
     log.info("staff login: user=%r address=%s", name, address)
     return sessions.issue(session, ctx, "staff", now, staff_id=user.id).token
 
