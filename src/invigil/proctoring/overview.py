@@ -205,52 +205,52 @@ def upload_problems(
 ) -> list[dict[str, Any]]:
     """Open recordings that are in trouble: chunks missing below the highest received, no chunk
     for a while although the candidate is answering, or still open well after finishing."""
-    stats = (
-        select(
-            Chunk.recording_id.label("rid"),
-            func.count().label("n"),
-            func.max(Chunk.seq).label("top"),
-            func.max(Chunk.received_at).label("last"),
+    listed = list(
+        session.execute(
+            select(
+                Recording.id,
+                Recording.kind,
+                Recording.attempt_id,
+                Recording.created_at,
+                Attempt.room_id,
+                Attempt.finished_at,
+                Attempt.extra_time_s,
+                Candidate.ticket,
+                Candidate.name,
+            )
+            .join(Attempt, Attempt.id == Recording.attempt_id)
+            .join(Candidate, Candidate.id == Attempt.candidate_id)
+            .where(Attempt.exam_id == exam.id, Recording.state == OPEN)
+            .order_by(Candidate.ticket, Recording.created_at)
         )
-        .join(Recording, Recording.id == Chunk.recording_id)
-        .join(Attempt, Attempt.id == Recording.attempt_id)
-        .where(Attempt.exam_id == exam.id, Recording.state == OPEN)
-        .group_by(Chunk.recording_id)
-        .subquery()
     )
-    rows = session.execute(
-        select(
-            Recording.id,
-            Recording.kind,
-            Recording.attempt_id,
-            Recording.created_at,
-            Attempt.room_id,
-            Attempt.finished_at,
-            Attempt.extra_time_s,
-            Candidate.ticket,
-            Candidate.name,
-            stats.c.n,
-            stats.c.top,
-            stats.c.last,
-        )
-        .join(Attempt, Attempt.id == Recording.attempt_id)
-        .join(Candidate, Candidate.id == Attempt.candidate_id)
-        .outerjoin(stats, stats.c.rid == Recording.id)
-        .where(Attempt.exam_id == exam.id, Recording.state == OPEN)
-        .order_by(Candidate.ticket, Recording.created_at)
-    )
+    # Per open recording: chunks held, the highest seq, the last arrival. By recording id (the
+    # chunks' primary key leads with it), not by a join the planner may scan the table for.
+    stats: dict[str, tuple[int, int | None, datetime | None]] = {}
+    ids = [r.id for r in listed]
+    for i in range(0, len(ids), 1000):
+        for rid, held, highest, arrived in session.execute(
+            select(
+                Chunk.recording_id,
+                func.count(),
+                func.max(Chunk.seq),
+                func.max(Chunk.received_at),
+            )
+            .where(Chunk.recording_id.in_(ids[i : i + 1000]))
+            .group_by(Chunk.recording_id)
+        ):
+            stats[rid] = (int(held), highest, arrived)
     # A newer recording of the same kind supersedes an older open one (a reload or crash):
     # only the newest of each kind can be stale; any can miss chunks.
     newest: dict[tuple[str, str], datetime] = {}
-    listed = list(rows)
     for r in listed:
         key = (r.attempt_id, r.kind)
         newest[key] = max(newest.get(key, ensure_utc(r.created_at)), ensure_utc(r.created_at))
     out: list[dict[str, Any]] = []
     for r in listed:
         reason = None
-        count, top = r.n or 0, r.top
-        last = ensure_utc(r.last) if r.last else ensure_utc(r.created_at)
+        count, top, seen = stats.get(r.id, (0, None, None))
+        last = ensure_utc(seen) if seen else ensure_utc(r.created_at)
         done_at = ensure_utc(r.finished_at) if r.finished_at else None
         if done_at is None and status_of.get(r.attempt_id) == FINISHED:
             done_at = exam.deadline + timedelta(seconds=r.extra_time_s or 0)

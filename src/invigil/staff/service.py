@@ -175,6 +175,10 @@ def attempt_view(session: Session, ctx: AppContext, attempt: Attempt) -> dict[st
         "face_verified_at": iso(attempt.face_verified_at) if attempt.face_verified_at else None,
         "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
         "finished_at": iso(attempt.finished_at) if attempt.finished_at else None,
+        # The candidate's own deadline and entry close (extra time, late entry: arrangements).
+        "deadline": iso(attempt.deadline),
+        "extra_time_s": attempt.extra_time_s,
+        "late_entry_until": iso(attempt.late_entry_until) if attempt.late_entry_until else None,
         "event_count": attempt.last_event_seq,
         "recordings": recording_status.for_attempt(session, attempt.id),
     }
