@@ -34,6 +34,7 @@ from invigil.core.serving import install_log_redaction
 from invigil.core.storage import LocalBlobStore
 from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
+from invigil.exams.admin_api import router as exams_admin_router
 from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
@@ -135,6 +136,7 @@ def create_app(
     app.include_router(staff_router)
     app.include_router(recordings_router)
     app.include_router(proctoring_router)
+    app.include_router(exams_admin_router)
     for router in review_routers:
         app.include_router(router)
     app.include_router(admin_office_router)

@@ -376,7 +376,9 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
     for i, s in enumerate(_list(c, root.get("staff"), ("staff",), False)):
         where = ("staff", i)
         s = _mapping(c, s, where)
-        username, password = _text(c, s, "username", where), _text(c, s, "password", where)
+        username = _text(c, s, "username", where)
+        # Without a password an existing account keeps its own (exported exam files have none).
+        password = _text(c, s, "password", where) if s.get("password") is not None else ""
         if username in usernames:
             c.add((*where, "username"), f"用户名重复：{username}")
         usernames.add(username)

@@ -180,7 +180,12 @@ def create_exam(
             user = StaffUser(username=s.username, created_at=now, roles=[])
             session.add(user)
         # The latest exam file is the authority on a staff member's password and roles.
-        user.password_hash = hash_password(s.password)
+        if s.password:
+            user.password_hash = hash_password(s.password)
+        elif user.id is None:
+            # A new account listed without a password stays locked (no password matches an
+            # invalid hash) until one is set.
+            user.password_hash = "!locked"
         user.roles = sorted(set(s.roles))
         session.flush()
         for code in s.rooms:

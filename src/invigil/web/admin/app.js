@@ -1,26 +1,61 @@
-// 考试管理 (admin): exams with their counts, one exam's results (final score, examiners,
-// verdict), 发布成绩 with a 确定/取消 confirmation, and CSV/XLSX exports.
+// The exam office's console (/admin/): a shell with tabs. Each tab is an ES module loaded on
+// demand; the shell owns sign-in, the language switch, the tab bar and the routing.
+//
+// Interface for tab modules (admin helpers build on it; keep it stable):
+//   export async function render(root, ctx)   // draw into `root` (a fresh, empty <div>)
+//   ctx = {
+//     api,        // JSON client (shared/api.js): api.get(path), api.post(path, json),
+//                 //   api.request(method, path, {json, form, body}); errors are ApiError
+//                 //   {status, code, message, body} with the server's Chinese message
+//     session,    // shared/staffauth.js session: me, hasRole(), blobUrl(path), download(path)
+//     tr,         // tr("中文", "English", vars): every visible string goes through it
+//     examId,     // the exam the hash names (or the last one chosen), or null
+//     parts,      // the rest of the hash after the tab and exam: "#exam/ID/edit" -> ["edit"]
+//     go(hash),   // navigate, e.g. ctx.go(`#roster/${id}`) (re-renders)
+//     refresh(),  // re-render the current route (after a change)
+//     exams(),    // Promise of [{id, title, starts_at, ...}] (GET /api/v1/admin/exams)
+//   }
+// Routes are location.hash = "#<tab>[/<examId>[/<more>...]]"; "#exam/<id>" is one exam's page
+// (考试管理 tab). A tab with `perExam` and no exam in the hash gets the last exam chosen, or
+// an exam picker drawn by the shell.
+// ui.js beside this file has the shared widgets: a progress bar and an upload with progress
+// (every long step shows one).
+// A render whose route changed meanwhile writes into a detached box: harmless.
 
 import { $, clear, h } from "../shared/dom.js";
-import { confirmDialog } from "../shared/confirm.js";
 import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { createStaffSession, routeBox } from "../shared/staffauth.js";
-import { dateTime, verdictLabel } from "../review/labels.js";
+import { dateTime } from "../review/labels.js";
 
+export const TABS = [
+  { id: "exams", zh: "考试管理", en: "Exams", load: () => import("./exams.js"), aliases: ["exam"] },
+  { id: "roster", zh: "考生导入", en: "Roster import", load: () => import("./roster.js"), perExam: true },
+  { id: "people", zh: "考场与人员", en: "Rooms & staff", load: () => import("./people.js"), perExam: true },
+  { id: "overview", zh: "考务总览", en: "Overview", load: () => import("./overview.js"), perExam: true },
+  { id: "arrangements", zh: "个别安排", en: "Arrangements", load: () => import("./arrangements.js"), perExam: true },
+  { id: "results", zh: "成绩发布", en: "Results", load: () => import("./results.js"), perExam: true },
+];
+
+const LAST_EXAM = "invigil.admin.exam";
 const view = $("#view");
 const session = createStaffSession({ onLogout: () => route() });
 const api = session.api;
 
-const EXPORTS = [
-  ["scores", "成绩", "Scores"],
-  ["absences", "缺考", "Absences"],
-  ["uploads", "上传完整性", "Upload completeness"],
-  ["rulings", "违纪裁定", "Rulings"],
-];
+function parseHash() {
+  const parts = (location.hash.slice(1) || "").split("/").filter(Boolean).map(decodeURIComponent);
+  const name = parts.shift() || "exams";
+  const tab = TABS.find((t) => t.id === name || (t.aliases || []).includes(name)) || TABS[0];
+  const examId = parts.length ? parts.shift() : null;
+  return { name, tab, examId, parts };
+}
 
-function chrome() {
-  document.title = tr("考试管理 · invigil", "Administration · invigil");
-  $("#app-title").textContent = tr("考试管理", "Administration");
+function lastExam() {
+  return sessionStorage.getItem(LAST_EXAM);
+}
+
+function chrome(current) {
+  document.title = tr("考务管理 · invigil", "Exam office · invigil");
+  $("#app-title").textContent = tr("考务管理", "Exam office");
   $("#lang").textContent = currentLang() === "en" ? "中文" : "English";
   $("#logout").textContent = tr("退出", "Sign out");
   $("#logout").hidden = !session.me;
@@ -28,262 +63,72 @@ function chrome() {
   const nav = $("#nav");
   nav.hidden = !session.me;
   clear(nav);
-  if (session.me) nav.append(h("a", { href: "/review/" }, tr("评审", "Review")));
+  if (!session.me) return;
+  const exam = current && current.examId ? current.examId : lastExam();
+  for (const t of TABS) {
+    const href = t.perExam && exam ? `#${t.id}/${encodeURIComponent(exam)}` : `#${t.id}`;
+    const active = current && current.tab === t;
+    nav.append(h("a", { href, class: active ? "active" : "", "aria-current": active ? "page" : null, "data-tab": t.id }, tr(t.zh, t.en)));
+  }
+  nav.append(h("a", { href: "/review/" }, tr("评审", "Review")));
+}
+
+let examsCache = null;
+function exams() {
+  if (!examsCache) {
+    examsCache = api.get("/api/v1/admin/exams").then((r) => r.exams);
+    examsCache.catch(() => (examsCache = null));
+  }
+  return examsCache;
+}
+
+async function picker(root, tab) {
+  const list = await exams();
+  root.append(
+    h("h2", {}, tr(tab.zh, tab.en)),
+    h("p", { class: "muted" }, tr("请选择考试：", "Choose an exam:")),
+    list.length
+      ? h("ul", { class: "exam-picker" }, list.map((e) => h("li", {}, h("a", { href: `#${tab.id}/${encodeURIComponent(e.id)}` }, e.title), " ", h("span", { class: "muted" }, dateTime(e.starts_at)))))
+      : h("p", { class: "muted" }, tr("暂无考试。", "No exams.")),
+  );
 }
 
 async function route() {
-  const root = await routeBox(session, view, chrome, route);
+  const current = parseHash();
+  examsCache = null; // counts change; each route reads them afresh
+  const root = await routeBox(session, view, () => chrome(current), route);
   if (!root) return;
   if (!session.hasRole("admin")) {
     root.append(h("p", { class: "note error" }, tr("只有管理员可以使用本页面。", "Only administrators may use this page.")));
     return;
   }
-  const [name, arg] = (location.hash.slice(1) || "").split("/");
+  let { tab, examId } = current;
+  if (examId) sessionStorage.setItem(LAST_EXAM, examId);
   try {
-    if (name === "exam" && arg) await renderExam(root, arg);
-    else await renderExams(root);
+    if (tab.perExam && !examId) {
+      examId = lastExam();
+      const known = examId && (await exams()).some((e) => e.id === examId);
+      if (!known) return void (await picker(root, tab));
+    }
+    const mod = await tab.load();
+    await mod.render(root, {
+      api,
+      session,
+      tr,
+      examId,
+      parts: current.parts,
+      route: current.name,
+      go: (hash) => {
+        if (location.hash === hash) route();
+        else location.hash = hash;
+      },
+      refresh: () => route(),
+      exams,
+    });
   } catch (err) {
     if (err.status === 401) return;
     clear(root).append(h("p", { class: "note error", role: "alert" }, tr("加载失败：{m}", "Could not load: {m}", { m: err.message })));
   }
-}
-
-async function renderExams(root) {
-  const { exams } = await api.get("/api/v1/admin/exams");
-  const cols = [
-    tr("考试", "Exam"),
-    tr("开考时间", "Starts"),
-    tr("考生", "Candidates"),
-    tr("入场", "Entered"),
-    tr("缺考", "Absent"),
-    tr("已评分", "Scored"),
-    tr("疑似违纪", "Flagged"),
-    tr("违纪", "Violations"),
-    tr("成绩", "Scores"),
-  ];
-  root.append(
-    h("h2", {}, tr("考试", "Exams")),
-    exams.length
-      ? h(
-          "table",
-          { class: "table", id: "exams" },
-          h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))),
-          h(
-            "tbody",
-            {},
-            exams.map((e) =>
-              h(
-                "tr",
-                {},
-                h("td", {}, h("a", { href: `#exam/${e.id}` }, e.title)),
-                h("td", {}, dateTime(e.starts_at)),
-                ...["candidates", "entered", "absent", "scored", "flagged", "violations"].map((k) => h("td", { class: "num" }, e[k] == null ? "—" : String(e[k]))),
-                h("td", {}, e.published ? h("span", { class: "tag ok" }, tr("已发布", "Published")) : h("span", { class: "tag" }, tr("未发布", "Not published"))),
-              ),
-            ),
-          ),
-        )
-      : h("p", { class: "muted" }, tr("暂无考试。", "No exams.")),
-  );
-}
-
-async function renderExam(root, examId) {
-  const data = await api.get(`/api/v1/admin/exams/${encodeURIComponent(examId)}/results`);
-  const exam = data.exam || { id: examId, title: examId };
-  const msg = h("div", { id: "publish-status", role: "status" });
-  const publishBtn = h("button", { type: "button", class: "primary", id: "publish", disabled: !!data.published, onclick: () => publish(false) }, tr("发布成绩", "Publish scores"));
-
-  async function publish(force) {
-    const text = force
-      ? tr("仍有考生评分不足或疑似违纪未裁定，确定强制发布成绩吗？发布后评分和裁定将被冻结。", "Some candidates lack scores or rulings. Publish anyway? Scores and rulings are frozen afterwards.")
-      : tr("确定发布“{t}”的成绩？发布后考生即可查询，评分和裁定将被冻结。", "Publish the scores of “{t}”? Candidates can then look them up; scores and rulings are frozen.", { t: exam.title });
-    if (!(await confirmDialog(text, { danger: force }))) return;
-    clear(msg);
-    try {
-      await api.post(`/api/v1/admin/exams/${encodeURIComponent(examId)}/publish`, { force });
-      await route();
-      $("#publish-status").append(h("p", { class: "note ok" }, tr("成绩已发布。", "Scores published.")));
-    } catch (err) {
-      if (err.code === "scores_incomplete" || err.code === "flags_unruled") {
-        const lots = (err.body && err.body.lots) || [];
-        const unruled = (err.body && err.body.unruled) || [];
-        msg.append(
-          h(
-            "div",
-            { class: "note warn", id: "publish-problems" },
-            h("p", {}, err.message),
-            lots.length ? h("ul", { class: "short-scores" }, lots.map((l) => h("li", {}, tr("{room} {lot} 号：{n} 位考官已评", "{room} No. {lot}: {n} examiners", { room: l.room || "", lot: l.lot ?? "—", n: l.examiners })))) : null,
-            unruled.length
-              ? h(
-                  "p",
-                  { id: "unruled-count" },
-                  tr("未裁定：{n} 名考生（{list}）", "Unruled: {n} candidates ({list})", {
-                    n: unruled.length,
-                    list: unruled.map((u) => tr("{room} {lot} 号", "{room} No. {lot}", { room: u.room || "", lot: u.lot ?? "—" })).join("、"),
-                  }),
-                )
-              : null,
-            h("button", { type: "button", class: "danger", id: "force-publish", onclick: () => publish(true) }, tr("强制发布", "Publish anyway")),
-          ),
-        );
-      } else {
-        msg.append(h("p", { class: "note error" }, err.message));
-      }
-    }
-  }
-
-  // Re-opening withdraws the publication so reviewers can change rulings; it needs a reason
-  // and goes to the audit log.
-  function reopenForm() {
-    const reason = h("input", { id: "reopen-reason", size: 40 });
-    const err = h("p", { class: "error", role: "status" });
-    const form = h(
-      "form",
-      { class: "reopen-form", id: "reopen-form" },
-      h("label", { for: "reopen-reason" }, tr("重新开放审核的理由", "Reason for re-opening the review")),
-      reason,
-      err,
-      h("button", { type: "submit", class: "danger", id: "reopen" }, tr("重新开放审核", "Re-open review")),
-    );
-    form.addEventListener("submit", async (e) => {
-      e.preventDefault();
-      err.textContent = "";
-      if (!reason.value.trim()) return void (err.textContent = tr("请填写理由。", "Please give a reason."));
-      const ok = await confirmDialog(
-        tr("重新开放审核将撤回已发布的成绩，考生暂时无法查询，直至再次发布。确定继续？", "Re-opening withdraws the published scores until they are published again. Continue?"),
-        { danger: true },
-      );
-      if (!ok) return;
-      try {
-        await api.post(`/api/v1/admin/exams/${encodeURIComponent(examId)}/reopen`, { reason: reason.value.trim() });
-        await route();
-        $("#publish-status").append(h("p", { class: "note ok" }, tr("已重新开放审核，成绩已撤回。", "Review re-opened; scores withdrawn.")));
-      } catch (e2) {
-        err.textContent = e2.message;
-      }
-    });
-    return h("details", { class: "reopen" }, h("summary", {}, tr("重新开放审核…", "Re-open review…")), form);
-  }
-
-  const exports = h(
-    "div",
-    { class: "exports", id: "exports" },
-    EXPORTS.map(([what, zh, en]) => [
-      h("span", {}, tr(zh, en)),
-      ...["csv", "xlsx"].map((fmt) =>
-        h(
-          "a",
-          {
-            href: `/api/v1/admin/exams/${encodeURIComponent(examId)}/export?what=${what}&format=${fmt}`,
-            "data-what": what,
-            "data-format": fmt,
-            "aria-label": tr("导出{w}（{f}）", "Export {w} ({f})", { w: tr(zh, en), f: fmt.toUpperCase() }),
-            onclick: async (e) => {
-              // The export needs the bearer token, which a plain link cannot send.
-              e.preventDefault();
-              try {
-                await session.download(e.currentTarget.getAttribute("href"), `${what}.${fmt}`);
-              } catch (err) {
-                clear(msg).append(h("p", { class: "note error" }, tr("导出失败：{m}", "Export failed: {m}", { m: err.message })));
-              }
-            },
-          },
-          fmt.toUpperCase(),
-        ),
-      ),
-    ]),
-  );
-
-  const ruleText = data.rule === "mean" ? tr("平均分", "mean") : tr("去掉最高分和最低分后取平均（不少于 5 位考官时）", "trimmed mean (with at least 5 examiners)");
-  root.append(
-    h("p", {}, h("a", { href: "#" }, "← ", tr("考试列表", "Exams"))),
-    h("h2", {}, exam.title),
-    h(
-      "p",
-      { class: "muted" },
-      tr("计分规则：{r}；每人至少 {n} 位考官评分。", "Scoring rule: {r}; at least {n} examiners per candidate.", { r: ruleText, n: data.min_examiners ?? "—" }),
-    ),
-    h(
-      "div",
-      { class: "admin-actions" },
-      data.published ? h("span", { class: "tag ok", id: "published" }, tr("已发布 {t}", "Published {t}", { t: dateTime(data.published_at) })) : publishBtn,
-      data.published ? null : h("span", { class: "muted" }, tr("发布后考生可在成绩查询页查询成绩。", "After publishing candidates can look up their score.")),
-    ),
-    data.published ? reopenForm() : null,
-    msg,
-    h("h3", {}, tr("导出", "Exports")),
-    exports,
-    h("p", { class: "hint" }, tr("考生成绩查询页：", "Candidates' score lookup: "), h("a", { href: `/results/?exam=${encodeURIComponent(examId)}` }, `/results/?exam=${examId}`)),
-    retention(data),
-    h("h3", {}, tr("成绩", "Results")),
-    resultsTable(data.results || []),
-  );
-}
-
-// Shown when the results carry `retention` (evidence.retention.status: retention_s, purge_at,
-// purged_at, attempts_purged).
-function retention(data) {
-  const r = data.retention;
-  if (!r || typeof r !== "object") return "";
-  const days = r.retention_s != null ? Math.round(r.retention_s / 86400) : null;
-  return h(
-    "section",
-    { id: "retention" },
-    h("h3", {}, tr("数据保存期限", "Retention")),
-    h(
-      "dl",
-      { class: "facts wide" },
-      h("dt", {}, tr("保存期限", "Kept for")),
-      h("dd", {}, days == null ? "—" : tr("截止时间后 {d} 天", "{d} days after the deadline", { d: days })),
-      h("dt", {}, tr("计划清除时间", "Purge due")),
-      h("dd", {}, dateTime(r.purge_at)),
-      h("dt", {}, tr("清除情况", "Purged")),
-      h(
-        "dd",
-        {},
-        r.purged_at
-          ? tr("已于 {t} 清除 {n} 名考生的录像、截图和人脸数据", "Recordings, snapshots and face data of {n} candidates purged at {t}", { t: dateTime(r.purged_at), n: r.attempts_purged })
-          : tr("尚未清除", "Not yet"),
-      ),
-    ),
-  );
-}
-
-function resultsTable(results) {
-  if (!results.length) return h("p", { class: "muted" }, tr("暂无考生。", "No candidates."));
-  return h(
-    "table",
-    { class: "table", id: "results" },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        [tr("考场", "Room"), tr("签号", "Lot"), tr("准考证号", "Ticket"), tr("姓名", "Name"), tr("考官人数", "Examiners"), tr("各考官总分", "Totals"), tr("最终成绩", "Final score"), tr("裁定", "Ruling")].map((c) =>
-          h("th", { scope: "col" }, c),
-        ),
-      ),
-    ),
-    h(
-      "tbody",
-      {},
-      results.map((r) =>
-        h(
-          "tr",
-          { class: r.absent ? "absent" : "", "data-ticket": r.ticket },
-          h("td", {}, r.room || ""),
-          h("td", {}, r.lot == null ? "—" : String(r.lot)),
-          h("td", {}, r.ticket),
-          h("td", {}, r.name),
-          h("td", { class: "num" }, String(r.examiners ?? 0)),
-          h("td", {}, (r.totals || []).join(" / ")),
-          h("td", { class: "num score" }, r.absent ? tr("缺考", "Absent") : r.score == null ? "—" : String(r.score)),
-          h("td", {}, verdictLabel(r.verdict)),
-        ),
-      ),
-    ),
-  );
 }
 
 $("#logout").addEventListener("click", async () => {
