@@ -30,6 +30,9 @@ export async function render(root, ctx) {
     ctx.api.get(`/api/v1/admin/exams/${id}/arrangements`),
   ]);
   const panel = h("div", { id: "arrangement-panel" });
+  const doneBox = h("div", {}, doneSection(done));
+  // What has been arranged is read again after each decision made on this page.
+  const reloadDone = async () => clear(doneBox).append(doneSection(await ctx.api.get(`/api/v1/admin/exams/${id}/arrangements`)));
   const results = h("div", { id: "candidate-results" });
   const q = h("input", { id: "candidate-q", type: "search", placeholder: tr("准考证号或姓名", "Ticket or name"), required: true, maxlength: 100 });
   const find = async (e) => {
@@ -44,7 +47,7 @@ export async function render(root, ctx) {
   };
   const choose = (c) => {
     clear(results);
-    showCandidate(panel, ctx, id, c, roomsReply.rooms);
+    showCandidate(panel, ctx, id, c, roomsReply.rooms, reloadDone);
   };
   root.append(
     h("h2", {}, tr("个别安排", "Individual arrangements")),
@@ -58,7 +61,7 @@ export async function render(root, ctx) {
     results,
     panel,
     resitSection(ctx, id, resit),
-    doneSection(done),
+    doneBox,
   );
 }
 
@@ -75,15 +78,16 @@ function facts(c) {
   return h("dl", { class: "facts-inline", id: "candidate-facts" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-function showCandidate(panel, ctx, id, c, rooms) {
+function showCandidate(panel, ctx, id, c, rooms, reloadDone) {
   const note = h("div", { role: "status", id: "arrangement-note" });
   const base = `/api/v1/admin/exams/${id}/attempts/${encodeURIComponent(c.attempt_id)}`;
   const run = async (fn, ok) => {
     try {
       const updated = await fn();
-      showCandidate(panel, ctx, id, updated, rooms);
+      showCandidate(panel, ctx, id, updated, rooms, reloadDone);
       const box = document.getElementById("arrangement-note");
       if (box) box.append(h("p", { class: "note ok" }, ok(updated)));
+      reloadDone().catch(() => {});
     } catch (err) {
       clear(note).append(h("p", { class: "note error", role: "alert" }, err.message));
     }

@@ -45,5 +45,6 @@ export function officeStyles() {
 export function duration(seconds) {
   const m = Math.floor(seconds / 60);
   const s = Math.round(seconds % 60);
+  if (m && !s) return tr("{m}分钟", "{m} min", { m });
   return m ? tr("{m}分{s}秒", "{m} min {s} s", { m, s: String(s).padStart(2, "0") }) : tr("{s}秒", "{s} s", { s });
 }

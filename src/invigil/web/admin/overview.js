@@ -129,8 +129,7 @@ function draw(body, title, data) {
         ),
       ),
     ),
-    helpList(data),
-    uploadList(data),
+    h("div", {}, helpList(data), uploadList(data)),
   );
 }
 
