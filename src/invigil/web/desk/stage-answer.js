@@ -78,7 +78,6 @@ export function startAnswering() {
 }
 
 VIEWS.answering = () => {
-  const st = S.state;
   const q = S.questions;
   const cd = h("div", { class: "countdown", id: "answer-countdown", role: "timer" });
   // Read at every tick: extra time granted meanwhile arrives with the heartbeat.
