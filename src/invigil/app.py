@@ -73,6 +73,7 @@ def body_rules(settings: Settings) -> list[BodyRule]:
         rule("POST", r"/api/v1/staff/login", 8 * 1024),
         rule("POST", r"/api/v1/admin/.*", admin),
         rule("PUT", r"/api/v1/admin/.*", admin),
+        rule("PATCH", r"/api/v1/admin/.*", admin),
     ]
 
 

@@ -31,6 +31,11 @@ from invigil.staff.models import StaffUser
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+ATTACHMENT_TYPES = {
+    t: _BINARY
+    for t in ("application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain")
+}
 NO_STORE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -200,7 +205,11 @@ def add_attachment(
         }
 
 
-@router.get("/exams/{exam_id}/attachments/{attachment_id}")
+@router.get(
+    "/exams/{exam_id}/attachments/{attachment_id}",
+    response_class=Response,
+    responses={200: {"content": ATTACHMENT_TYPES}},
+)
 def attachment_file(request: Request, exam_id: str, attachment_id: str, ctx: Ctx) -> Response:
     with as_staff(request, ctx) as (session, user):
         _admin(user)
@@ -247,7 +256,11 @@ def _disposition(name: str) -> str:
     )
 
 
-@router.get("/exams/{exam_id}/examfile")
+@router.get(
+    "/exams/{exam_id}/examfile",
+    response_class=Response,
+    responses={200: {"content": {"application/yaml": {"schema": {"type": "object"}}}}},
+)
 def export_yaml(request: Request, exam_id: str, ctx: Ctx) -> Response:
     """The exam file (YAML, no passwords)."""
     with as_staff(request, ctx) as (session, user):
@@ -263,7 +276,11 @@ def export_yaml(request: Request, exam_id: str, ctx: Ctx) -> Response:
     )
 
 
-@router.get("/exams/{exam_id}/examfile.zip")
+@router.get(
+    "/exams/{exam_id}/examfile.zip",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": _BINARY}}},
+)
 def export_zip(request: Request, exam_id: str, ctx: Ctx) -> FileResponse:
     """The exam file with its photos and attachments: unpack and ``invigil exam import``."""
     fd, tmp = tempfile.mkstemp(suffix=".zip", prefix="invigil-export-")

@@ -127,7 +127,7 @@ export async function section(root, ctx, { heading = true } = {}) {
 
   const ruleText = data.rule === "mean" ? tr("平均分", "mean") : tr("去掉最高分和最低分后取平均（不少于 5 位考官时）", "trimmed mean (with at least 5 examiners)");
   root.append(
-    heading ? h("p", {}, h("a", { href: "#exams" }, "← ", tr("考试列表", "Exams"))) : null,
+    heading ? h("p", {}, h("a", { href: "#exams" }, "← ", tr("考试列表", "Exams"))) : "",
     heading ? h("h2", {}, exam.title) : h("h3", {}, tr("成绩发布", "Results")),
     h(
       "p",
@@ -140,7 +140,7 @@ export async function section(root, ctx, { heading = true } = {}) {
       data.published ? h("span", { class: "tag ok", id: "published" }, tr("已发布 {t}", "Published {t}", { t: dateTime(data.published_at) })) : publishBtn,
       data.published ? null : h("span", { class: "muted" }, tr("发布后考生可在成绩查询页查询成绩。", "After publishing candidates can look up their score.")),
     ),
-    data.published ? reopenForm() : null,
+    data.published ? reopenForm() : "",
     msg,
     h("h3", {}, tr("导出", "Exports")),
     exports,
