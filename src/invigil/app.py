@@ -35,6 +35,7 @@ from invigil.core.storage import LocalBlobStore
 from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
 from invigil.exams.admin_api import router as exams_admin_router
+from invigil.exams.roster_api import router as roster_router  # also registers roster jobs
 from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(recordings_router)
     app.include_router(proctoring_router)
     app.include_router(exams_admin_router)
+    app.include_router(roster_router)
     for router in review_routers:
         app.include_router(router)
     app.include_router(admin_office_router)

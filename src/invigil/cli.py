@@ -106,11 +106,22 @@ def exam_import(
     as_new: Annotated[
         bool, typer.Option("--as-new", help="Create another exam beside one with the same title")
     ] = False,
+    roster: Annotated[
+        Path | None,
+        typer.Option(help="The candidates from a roster (XLSX/CSV) instead of the exam file"),
+    ] = None,
+    photos: Annotated[
+        Path | None, typer.Option(help="With --roster: the enrolment photos as a ZIP")
+    ] = None,
 ) -> None:
     """Validate an exam file, enrol its photos and create the exam. Prints {"exam_id": ...}."""
     settings = _settings()
     upgrade(settings.sqlalchemy_url)
-    exam_id = import_exam_file(settings, file, replace=replace, as_new=as_new)
+    if photos is not None and roster is None:
+        _fail("--photos 须与 --roster 一起使用。 --photos needs --roster.")
+    exam_id = import_exam_file(
+        settings, file, replace=replace, as_new=as_new, roster=roster, photos=photos
+    )
     typer.echo(json.dumps({"exam_id": exam_id}))
 
 
@@ -142,7 +153,13 @@ class _PhotoProgress:
 
 
 def import_exam_file(
-    settings: Settings, file: Path, *, replace: str | None = None, as_new: bool = False
+    settings: Settings,
+    file: Path,
+    *,
+    replace: str | None = None,
+    as_new: bool = False,
+    roster: Path | None = None,
+    photos: Path | None = None,
 ) -> str:
     from invigil.exams.durations import format_local
     from invigil.exams.importer import create_exam, load_exam_file
@@ -153,7 +170,7 @@ def import_exam_file(
     clock = SystemClock()
     progress = _PhotoProgress()
     try:
-        spec, embeddings = load_exam_file(file, clock.now(), progress)
+        spec, embeddings = load_exam_file(file, clock.now(), progress, roster=roster is not None)
     except ExamFileError as exc:
         progress.close()
         typer.echo(f"考试文件有 {len(exc.problems)} 处问题，未导入任何内容：", err=True)
@@ -161,6 +178,8 @@ def import_exam_file(
             typer.echo(f"  - {problem}", err=True)
         raise typer.Exit(1) from None
     progress.close()
+    if roster is not None:
+        embeddings = _roster_candidates(spec, roster, photos)
     starts = format_local(spec.starts_at, spec.utc_offset_minutes)
     db = Database(settings.sqlalchemy_url)
     try:
@@ -202,6 +221,43 @@ def import_exam_file(
         err=True,
     )
     return exam_id
+
+
+def _roster_candidates(spec: Any, roster: Path, photos: Path | None) -> dict[int, bytes]:
+    """Fill the spec's candidates from a roster and its photo ZIP, through the same checks
+    and messages as the web's 考生导入; every problem listed, nothing imported on one."""
+    from invigil.exams import roster as rosters
+    from invigil.exams.examfile import CandidateSpec
+
+    try:
+        roster_bytes = roster.read_bytes()
+        zip_bytes = photos.read_bytes() if photos is not None else None
+    except OSError as exc:
+        _fail(f"无法读取文件：{exc}")
+    progress = _PhotoProgress()
+    checked = rosters.check_roster(
+        roster.name, roster_bytes, zip_bytes, spec.rooms, practice=spec.practice, progress=progress
+    )
+    progress.close()
+    warnings = [p for p in checked.problems if p.warning]
+    if not checked.ok:
+        errors = checked.errors
+        typer.echo(f"考生名单有 {len(errors)} 处问题，未导入任何内容：", err=True)
+        for problem in checked.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1)
+    for problem in warnings:
+        typer.echo(f"  - {problem}", err=True)
+    archive = rosters.read_photos(zip_bytes)[0] if zip_bytes is not None else None
+    embeddings: dict[int, bytes] = {}
+    spec.candidates = []
+    for i, c in enumerate(checked.candidates):
+        data = archive.read(c.photo) if archive is not None and c.photo else None
+        where = f"{roster.name} 第 {c.row} 行"
+        spec.candidates.append(CandidateSpec(c.ticket, c.name, c.room, None, where, c.row, data))
+        if c.embedding is not None:
+            embeddings[i] = c.embedding
+    return embeddings
 
 
 def _fail(message: str) -> NoReturn:

@@ -9,6 +9,7 @@ from invigil.core import (
 from invigil.core.db import Base
 from invigil.evidence import models as evidence_models  # noqa: F401
 from invigil.exams import models as exams_models  # noqa: F401
+from invigil.exams import roster_jobs  # noqa: F401  (roster_imports)
 from invigil.identity import models as identity_models  # noqa: F401
 from invigil.proctoring import models as proctoring_models  # noqa: F401
 from invigil.recordings import models as recordings_models  # noqa: F401

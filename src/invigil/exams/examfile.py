@@ -78,6 +78,8 @@ class CandidateSpec:
     photo: Path | None
     where: str
     line: int | None
+    # The photo's bytes when they come from elsewhere than a file (a roster's ZIP).
+    photo_data: bytes | None = None
 
 
 @dataclass
@@ -249,8 +251,11 @@ def _starts_at(c: _Collector, value: Any, now: datetime) -> tuple[datetime, int]
     return starts, minutes
 
 
-def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
-    """Read and validate; raises :class:`ExamFileError` listing every problem."""
+def parse_exam_file(path: Path, now: datetime, *, roster: bool = False) -> ExamSpec:
+    """Read and validate; raises :class:`ExamFileError` listing every problem.
+
+    ``roster``: the candidates come from a roster file beside it (exams/roster.py), so the
+    exam file must not list any."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -345,7 +350,13 @@ def parse_exam_file(path: Path, now: datetime) -> ExamSpec:
     candidates: list[CandidateSpec] = []
     valid: list[tuple[int, CandidateSpec]] = []  # own fields without a problem
     tickets: dict[str, int] = {}
-    for i, cand in enumerate(_list(c, root.get("candidates"), ("candidates",), True)):
+    if roster and root.get("candidates"):
+        c.add(
+            ("candidates",),
+            "已用 --roster 提供考生名单，考试文件中不能再列 candidates（二者选一）",
+        )
+    listed = _list(c, root.get("candidates"), ("candidates",), not roster) if not roster else []
+    for i, cand in enumerate(listed):
         where = ("candidates", i)
         known = len(c.problems)
         cand = _mapping(c, cand, where)
