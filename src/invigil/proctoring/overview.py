@@ -376,7 +376,8 @@ class Shared:
     """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the dicts; each exam computes under its own lock
+        self.exam_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.cache: dict[str, tuple[float, dict[str, Any], int]] = {}
         self.uploads: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self.versions: dict[str, int] = defaultdict(int)
@@ -387,20 +388,24 @@ class Shared:
 
     def get(self, ctx: AppContext, exam_id: str, max_age: float) -> dict[str, Any]:
         with self.lock:
-            version = self.versions[exam_id]
-            hit = self.cache.get(exam_id)
+            exam_lock = self.exam_locks[exam_id]
+        with exam_lock:  # one computation per exam at a time; the others wait and reuse it
+            with self.lock:
+                version = self.versions[exam_id]
+                hit = self.cache.get(exam_id)
+                up = self.uploads.get(exam_id)
             if hit and hit[2] == version and time.monotonic() - hit[0] < max_age:
                 return hit[1]
-            up = self.uploads.get(exam_id)
             uploads = up[1] if up and time.monotonic() - up[0] < UPLOADS_EVERY_S else None
             with unit_of_work(ctx) as session:
                 exam = session.get(Exam, exam_id)
                 if exam is None:
                     raise LookupError(exam_id)
                 data = overview(session, ctx, exam, uploads)
-            if uploads is None:
-                self.uploads[exam_id] = (time.monotonic(), data["uploads"])
-            self.cache[exam_id] = (time.monotonic(), data, version)
+            with self.lock:
+                if uploads is None:
+                    self.uploads[exam_id] = (time.monotonic(), data["uploads"])
+                self.cache[exam_id] = (time.monotonic(), data, version)
             return data
 
 

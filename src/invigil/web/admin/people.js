@@ -12,10 +12,12 @@ import { officeStyles, roleName, ROLES } from "./office.js";
 export async function render(root, ctx) {
   officeStyles();
   const id = encodeURIComponent(ctx.examId);
+  // #people/ID lists this exam's staff; #people/ID/all every account (to give one a room here).
+  const everyone = (ctx.parts || [])[0] === "all";
   const [exam, roomsReply, staffReply] = await Promise.all([
     ctx.api.get(`/api/v1/admin/exams/${id}`).catch(() => null),
     ctx.api.get(`/api/v1/admin/exams/${id}/rooms`),
-    ctx.api.get(`/api/v1/admin/staff?exam=${id}`),
+    ctx.api.get(everyone ? "/api/v1/admin/staff" : `/api/v1/admin/staff?exam=${id}`),
   ]);
   const rooms = roomsReply.rooms;
   const staff = staffReply.staff;
@@ -24,7 +26,7 @@ export async function render(root, ctx) {
     h("h2", {}, tr("考场与人员", "Rooms & staff"), exam && exam.title ? h("span", { class: "muted" }, ` · ${exam.title}`) : null),
     notice,
     roomsSection(ctx, id, rooms, notice),
-    staffSection(ctx, id, rooms, staff, notice),
+    staffSection(ctx, id, rooms, staff, notice, everyone),
     importSection(ctx, id),
   );
 }
@@ -133,7 +135,7 @@ function shownOnce(username, password) {
   );
 }
 
-function staffSection(ctx, id, rooms, staff, notice) {
+function staffSection(ctx, id, rooms, staff, notice, everyone) {
   const username = h("input", { id: "new-username", required: true, maxlength: 100, autocomplete: "off" });
   const name = h("input", { id: "new-name", maxlength: 200, autocomplete: "off" });
   const roles = h("fieldset", { class: "row" }, h("legend", {}, tr("角色", "Roles")), roleBoxes("new", ["proctor"]));
@@ -221,7 +223,14 @@ function staffSection(ctx, id, rooms, staff, notice) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "staff-title" },
-    h("h3", { id: "staff-title" }, tr("工作人员", "Staff")),
+    h(
+      "div",
+      { class: "title-row" },
+      h("h3", { id: "staff-title" }, tr("工作人员", "Staff")),
+      everyone
+        ? h("a", { href: `#people/${id}` }, tr("只看本场考试的工作人员", "Only this exam's staff"))
+        : h("a", { href: `#people/${id}/all` }, tr("显示全部账号", "Show every account")),
+    ),
     staff.length
       ? h(
           "table",
