@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +73,12 @@ def parse(session: Session, exam: Exam, data: bytes) -> Parsed:
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        # Read it whole here: a damaged workbook fails while it is read, not only when opened.
+        table = list(book.worksheets[0].iter_rows(values_only=True, max_row=MAX_ROWS + 2))
+    except Exception:  # openpyxl and zipfile raise many kinds for a file that is no workbook
         problem(None, None, "无法读取文件：请上传 .xlsx 格式的 Excel 表格。")
         return Parsed([], problems)
-    sheet = book.worksheets[0]
-    lines = sheet.iter_rows(values_only=True)
+    lines = iter(table)
     header = next(lines, None)
     if header is None:
         problem(1, None, "表格是空的：第 1 行应为表头（用户名、姓名、角色、考场）。")
