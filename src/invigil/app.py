@@ -41,6 +41,7 @@ from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
 from invigil.recordings.api import router as recordings_router
 from invigil.review.api import routers as review_routers
+from invigil.staff.admin_api import router as admin_office_router
 from invigil.staff.api import router as staff_router
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def create_app(
     app.include_router(roster_router)
     for router in review_routers:
         app.include_router(router)
+    app.include_router(admin_office_router)
     _api_fallback(app)
     openapi.install(app)
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")

@@ -87,7 +87,7 @@ def _prepare(ctx: jobs.JobContext, recording_id: str) -> Work | None:
         attempt = session.get(Attempt, rec.attempt_id)
         assert attempt is not None
         exam = attempt.exam
-        end = min(exam.deadline, attempt.finished_at or exam.deadline) + WINDOW_SLACK
+        end = min(attempt.deadline, attempt.finished_at or attempt.deadline) + WINDOW_SLACK
         # Answers closed in earlier recordings of this attempt (reconnects) come first.
         earlier = session.scalars(
             select(Event.at).where(

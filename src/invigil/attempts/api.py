@@ -292,6 +292,8 @@ def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
         return {
             "now": iso(now),
             "stage": service.current_stage(session, me.attempt, now),
+            # Extra time granted by the exam office reaches the desk's countdown within one beat.
+            "deadline": iso(me.attempt.deadline),
             # Proctor warnings reach the desk within one heartbeat.
             "warnings": warnings_for(session, me.attempt.id),
         }

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from invigil.core.db import Base, UTCDateTime, new_id
@@ -35,9 +35,30 @@ class Attempt(Base):
     # Head of the hash-chained event log; the row is locked while an event is appended.
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_event_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+    # Individual arrangements by the exam office (attempts.arrangements): extra answering time,
+    # and entry allowed until this moment although the exam's entry has closed.
+    extra_time_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    late_entry_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     exam: Mapped[Exam] = relationship()
     candidate: Mapped[Candidate] = relationship()
+
+    # This candidate's own windows: the exam's, moved by their arrangements. Every decision
+    # about one candidate (stage, questions, finish, uploads, login) reads these.
+    @property
+    def deadline(self) -> datetime:
+        return self.exam.deadline + timedelta(seconds=self.extra_time_s or 0)
+
+    @property
+    def uploads_close_at(self) -> datetime:
+        return self.deadline + timedelta(seconds=self.exam.upload_grace_after_s)
+
+    @property
+    def entry_closes_at(self) -> datetime:
+        closes = self.exam.entry_closes_at
+        if self.late_entry_until is not None and self.late_entry_until > closes:
+            return self.late_entry_until
+        return closes
 
 
 class AuthSession(Base):
@@ -109,3 +130,20 @@ class PhoneBindingOffer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ResitDecision(Base):
+    """The exam office's decision on a re-sit proposal (attempts.arrangements): proposals are
+    computed from the recorded outages; only the decision is stored."""
+
+    __tablename__ = "resit_decisions"
+
+    attempt_id: Mapped[str] = mapped_column(
+        ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # confirmed | dismissed
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(Text, default="")
+    # The outages the office saw when deciding.
+    outages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

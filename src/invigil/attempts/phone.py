@@ -35,7 +35,7 @@ def _code_digest(ctx: AppContext, code: str) -> str:
 
 def offer(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, Any]:
     now = ctx.clock.now()
-    if now >= attempt.exam.deadline:
+    if now >= attempt.deadline:
         raise APIError(409, "exam_over", "考试已结束，无需绑定手机。")
     token = secrets.token_urlsafe(24)
     # Eight digits: easy to type on a phone, and with offers expiring after 15 minutes and
@@ -89,7 +89,7 @@ def bind(
         )
     attempt = session.get(Attempt, found.attempt_id)
     assert attempt is not None
-    if now >= attempt.exam.deadline:
+    if now >= attempt.deadline:
         raise APIError(409, "exam_over", "考试已结束。")
     found.used_at = now
     issued = sessions.issue(session, ctx, "phone", now, attempt_id=attempt.id, client_info=client)

@@ -57,7 +57,7 @@ def state(request: Request, ctx: Ctx) -> dict[str, Any]:
             "attempt_id": attempt.id,
             "candidate": {"name": attempt.candidate.name, "ticket": attempt.candidate.ticket},
             "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
-            "schedule": schedule(attempt.exam),
+            "schedule": schedule(attempt.exam, attempt),
             "evidence": phone.evidence_status(session, ctx, attempt),
         }
 

@@ -32,7 +32,15 @@ log = logging.getLogger(__name__)
 LOGIN_EVENT_KINDS = ("login", "login_failed", "session_active_elsewhere")
 
 
-def schedule(exam: Exam) -> dict[str, str]:
+def schedule(exam: Exam, attempt: Attempt | None = None) -> dict[str, str]:
+    """The exam's windows; with ``attempt``, that candidate's own (extra time, late entry)."""
+    if attempt is not None:
+        return {
+            **schedule(exam),
+            "entry_closes_at": iso(attempt.entry_closes_at),
+            "deadline": iso(attempt.deadline),
+            "uploads_close_at": iso(attempt.uploads_close_at),
+        }
     return {
         "login_opens_at": iso(exam.login_opens_at),
         "lot_closes_at": iso(exam.lot_closes_at),
@@ -96,7 +104,7 @@ def check_login_window(exam: Exam, attempt: Attempt | None, now: datetime) -> No
         )
     if attempt is None:
         return
-    if now >= exam.uploads_close_at or (attempt.entered_at is None and now >= exam.deadline):
+    if now >= attempt.uploads_close_at or (attempt.entered_at is None and now >= attempt.deadline):
         raise APIError(403, "exam_over", "本场考试已结束，无法登录。")
 
 
@@ -306,7 +314,7 @@ def state(session: Session, ctx: AppContext, attempt: Attempt, auth: AuthSession
             "name": candidate.name,
             "room": {"id": candidate.room.code, "name": candidate.room.name},
         },
-        "schedule": schedule(exam),
+        "schedule": schedule(exam, attempt),
         "attachments": [
             {
                 "id": a.id,
@@ -368,7 +376,7 @@ def enter(session: Session, ctx: AppContext, attempt: Attempt) -> None:
             f"尚未到入场时间，将于 {iso(exam.entry_opens_at)} 开放，请稍候点击【刷新】。",
             opens_at=iso(exam.entry_opens_at),
         )
-    if now >= exam.entry_closes_at:
+    if now >= attempt.entry_closes_at:
         raise APIError(
             403,
             "entry_closed",
@@ -414,7 +422,7 @@ def questions(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, 
     )
     return {
         "questions": [{"number": q.position, "text": q.text} for q in items],
-        "deadline": iso(exam.deadline),
+        "deadline": iso(attempt.deadline),
         "now": iso(now),
     }
 
@@ -426,14 +434,14 @@ def finish(session: Session, ctx: AppContext, attempt: Attempt, reason: str) -> 
     if attempt.entered_at is None:
         raise APIError(409, "not_entered", "您尚未进入考试。")
     # At or after the deadline the attempt is over whenever the client says so.
-    attempt.finished_at = min(now, attempt.exam.deadline)
+    attempt.finished_at = min(now, attempt.deadline)
     events.append(
         session,
         attempt.id,
         "finished",
         at=now,
         actor="candidate",
-        data={"reason": reason, "early": now < attempt.exam.deadline},
+        data={"reason": reason, "early": now < attempt.deadline},
     )
 
 

@@ -25,10 +25,10 @@ def stage_of(exam: Exam, attempt: Attempt, now: datetime, unread_attachments: in
     if attempt.finished_at is not None:
         return FINISHED
     if attempt.entered_at is not None:
-        if now >= exam.deadline:
+        if now >= attempt.deadline:  # extra time moves it (attempts.arrangements)
             return FINISHED
         return ANSWERING if now >= exam.starts_at else WAITING
-    if now >= exam.entry_closes_at:
+    if now >= attempt.entry_closes_at:  # a late entry moves it
         return ABSENT
     if attempt.face_verified_at is None:
         return NOT_LOGGED_IN

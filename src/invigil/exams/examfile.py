@@ -31,6 +31,10 @@ RULE_DEFAULTS = {
     "retention": "180d",
 }
 SWITCHES = ("evidence_camera", "liveness")
+# rules.resit: when the exam office is proposed a re-sit for a candidate (attempts.arrangements):
+# one outage of at least `min_outage`, or `short_outages` shorter ones of at least `short_from`
+# each, during the candidate's answering time. "off" turns proposals off.
+RESIT_DEFAULTS = {"min_outage": "2m", "short_outages": 2, "short_from": "10s"}
 SCORING_RULES = ("trimmed_mean", "mean")
 DEFAULT_POINTS = 10
 
@@ -114,6 +118,8 @@ class ExamSpec:
     scoring_rule: str = "trimmed_mean"
     scoring_min_examiners: int | None = None
     flags: dict[str, dict[str, Any]] = field(default_factory=dict)  # analysis.thresholds
+    # rules.resit in seconds ({"off": True} when turned off); None: the defaults.
+    resit: dict[str, Any] | None = None
 
 
 def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
@@ -293,7 +299,7 @@ def parse_exam_file(path: Path, now: datetime, *, roster: bool = False) -> ExamS
             c.add(("exam", "rules", key), str(exc))
             rules_s[key] = parse_duration(default)
     for key in rules:
-        if key not in RULE_DEFAULTS and key not in SWITCHES:
+        if key not in RULE_DEFAULTS and key not in SWITCHES and key != "resit":
             c.add(("exam", "rules", key), "未知的规则")
     if rules_s["entry_opens_before"] > rules_s["login_opens_before"]:
         c.add(
@@ -304,6 +310,7 @@ def parse_exam_file(path: Path, now: datetime, *, roster: bool = False) -> ExamS
         c.add(("exam", "rules", "retention"), "保存期限至少 1d（评审需要时间查看录像）")
     evidence_camera = _switch(c, rules, "evidence_camera")
     liveness = _switch(c, rules, "liveness")
+    resit = _resit(c, rules.get("resit"))
     practice = bool(exam.get("practice", False))
     flags, flag_problems = flag_thresholds.check(exam.get("flags"))
     for p in flag_problems:
@@ -414,6 +421,7 @@ def parse_exam_file(path: Path, now: datetime, *, roster: bool = False) -> ExamS
         candidates=candidates,
         staff=staff,
         flags=flags,
+        resit=resit,
         question_points=question_points,
         scoring_rule=scoring_rule,
         scoring_min_examiners=scoring_min_examiners,
@@ -449,6 +457,30 @@ def _scoring(c: _Collector, value: Any) -> tuple[str, int | None]:
         c.add((*path, "rule"), f"应为 trimmed_mean 或 mean，而不是 {rule!r}")
         rule = "trimmed_mean"
     return str(rule), _count(c, scoring, "min_examiners", path, None, 100)
+
+
+def _resit(c: _Collector, value: Any) -> dict[str, Any] | None:
+    """``exam.rules.resit``: omitted means the defaults (None), "off" turns proposals off."""
+    path: tuple[str | int, ...] = ("exam", "rules", "resit")
+    if value is None:
+        return None
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return {"off": True}
+    given = _mapping(c, value, path)
+    for key in given:
+        if key not in RESIT_DEFAULTS:
+            c.add((*path, key), "未知的重考规则（应为 min_outage、short_outages、short_from）")
+    out: dict[str, Any] = {}
+    for key in ("min_outage", "short_from"):
+        try:
+            out[f"{key}_s"] = parse_duration(given.get(key, RESIT_DEFAULTS[key]))
+        except ValueError as exc:
+            c.add((*path, key), str(exc))
+            out[f"{key}_s"] = parse_duration(RESIT_DEFAULTS[key])
+    if out["short_from_s"] >= out["min_outage_s"]:
+        c.add((*path, "short_from"), "应小于 min_outage")
+    out["short_outages"] = _count(c, given, "short_outages", path, 2, 100) or 2
+    return out
 
 
 def _where(path: tuple[str | int, ...]) -> str:

@@ -235,6 +235,7 @@ def create_exam(
         scoring_rule=spec.scoring_rule,
         scoring_min_examiners=spec.scoring_min_examiners,
         flags=spec.flags or None,
+        resit_rule=spec.resit,
         created_at=now,
     )
     session.add(exam)

@@ -44,6 +44,8 @@ class Exam(Base):
     # The exam file's `exam.flags`: per-exam overrides of the snapshot-flag thresholds
     # (invigil.analysis.thresholds), validated on import.
     flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The exam file's `exam.rules.resit` in seconds (attempts.arrangements); None: the defaults.
+    resit_rule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     rooms: Mapped[list[Room]] = relationship(back_populates="exam", order_by="Room.code")

@@ -258,6 +258,9 @@ def room_status(session: Session, ctx: AppContext, room: Room) -> dict[str, Any]
                 "late": late,
                 "absent": c["stage"] == "absent",
                 "last_event_seq": attempt.last_event_seq,
+                # The candidate's own deadline: extra time from the exam office moves it.
+                "deadline": iso(attempt.deadline),
+                "extra_time_s": attempt.extra_time_s,
             }
         )
     view["schedule"] = {

@@ -108,11 +108,14 @@ def recording_for(
     return Found(rec, attempt, exam)
 
 
-def check_upload_window(exam: Exam, now: datetime) -> None:
-    if now >= exam.uploads_close_at:
+def check_upload_window(exam: Exam, now: datetime, attempt: Attempt | None = None) -> None:
+    """Uploads close ``upload_grace_after`` past the deadline (the candidate's own with
+    ``attempt``: extra time moves it)."""
+    closes = attempt.uploads_close_at if attempt is not None else exam.uploads_close_at
+    if now >= closes:
         raise APIError(
             403,
             "uploads_closed",
             "上传时间已过，无法继续上传。如有未上传完的录像，请联系技术服务。",
-            closed_at=iso(exam.uploads_close_at),
+            closed_at=iso(closes),
         )

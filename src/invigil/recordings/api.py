@@ -232,9 +232,9 @@ def _candidate_uploads(session: Session, ctx: Any, request: Request) -> dict[str
     attempt = session.get(Attempt, who.attempt_id)
     assert attempt is not None
     exam = attempt.exam
-    if ctx.clock.now() >= exam.uploads_close_at:
+    if ctx.clock.now() >= attempt.uploads_close_at:
         raise APIError(
-            403, "uploads_closed", "上传查询时间已过。", closed_at=iso(exam.uploads_close_at)
+            403, "uploads_closed", "上传查询时间已过。", closed_at=iso(attempt.uploads_close_at)
         )
     recordings = status.for_attempt(session, attempt.id)
     problems = status.problems(recordings, exam.evidence_camera)
@@ -244,7 +244,7 @@ def _candidate_uploads(session: Session, ctx: Any, request: Request) -> dict[str
         recordings = [r for r in recordings if r["kind"] in own]
         problems = [p for p in problems if p["kind"] in own]
     return {
-        "uploads_close_at": iso(exam.uploads_close_at),
+        "uploads_close_at": iso(attempt.uploads_close_at),
         "recordings": recordings,
         "problems": problems,
         "complete": not problems,

@@ -100,7 +100,7 @@ def _chunk_work(
         if fast is None:  # anything unusual: the full checks, with their precise errors
             who = actor(session, ctx, request, ("candidate", "phone", "staff"))
             found = recording_for(session, who, recording_id, write=True, lock=True)
-            check_upload_window(found.exam, now)
+            check_upload_window(found.exam, now, found.attempt)
             attempt_id, state = found.attempt.id, found.recording.state
             held = _held(session, recording_id, seq)
         else:

@@ -56,7 +56,7 @@ def create(
     attempt = session.get(Attempt, who.attempt_id)
     assert attempt is not None
     exam = attempt.exam
-    check_upload_window(exam, now)
+    check_upload_window(exam, now, attempt)
     # The desk records from entering on; the phone from binding on (its room sweep comes first).
     if kind != "evidence" and attempt.entered_at is None:
         raise APIError(409, "not_entered", "进入考试后才开始录像。")
@@ -157,7 +157,7 @@ def finalize(
         rec, attempt, exam = found.recording, found.attempt, found.exam
         if rec.state == FINALIZED:
             return _finalized_answer(rec, chunks, sha256)
-        check_upload_window(exam, ctx.clock.now())
+        check_upload_window(exam, ctx.clock.now(), attempt)
         rows = {
             c.seq: (c.blob_key, c.size)
             for c in session.execute(

@@ -66,7 +66,7 @@ def _snapshot_work(
         attempt = session.get(Attempt, who.attempt_id)
         assert attempt is not None
         now = ctx.clock.now()
-        check_upload_window(attempt.exam, now)
+        check_upload_window(attempt.exam, now, attempt)
         snapshot_id = new_id()
         key = keys.snapshot_key(attempt.id, kind, snapshot_id)
         batch.move_into_place(tmp, ctx.blobs.local_path(key))  # durable before the commit

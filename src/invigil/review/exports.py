@@ -81,7 +81,7 @@ def _absences(session: Session, ctx: AppContext, exam: Exam) -> list[list[Any]]:
     now = ctx.clock.now()
     rows: list[list[Any]] = [["考场", "准考证号", "姓名", "人脸登录", "抽签号"]]
     for a, c, r in _attempt_rows(session, exam):
-        if a.entered_at is None and now >= exam.entry_closes_at:
+        if a.entered_at is None and now >= a.entry_closes_at:
             rows.append(
                 [r.code, c.ticket, c.name, "是" if a.face_verified_at else "否", a.lot_number]
             )

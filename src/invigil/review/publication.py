@@ -51,7 +51,7 @@ def results(session: Session, ctx: AppContext, exam: Exam) -> dict[str, Any]:
                 "room": r.code,
                 "room_name": r.name,
                 "lot": a.lot_number,
-                "absent": a.entered_at is None and now >= exam.entry_closes_at,
+                "absent": a.entered_at is None and now >= a.entry_closes_at,
                 "entered": a.entered_at is not None,
                 "examiners": len(t),
                 "totals": t,
@@ -91,7 +91,7 @@ def admin_exams(session: Session, ctx: AppContext) -> list[dict[str, Any]]:
                 "published_at": iso(publication.published_at) if publication else None,
                 "entered": sum(1 for a in attempts if a.entered_at is not None),
                 "absent": sum(
-                    1 for a in attempts if a.entered_at is None and now >= exam.entry_closes_at
+                    1 for a in attempts if a.entered_at is None and now >= a.entry_closes_at
                 ),
                 "scored": sum(1 for a in ids if totals.get(a)),
                 "flagged": int(flagged or 0),

@@ -84,7 +84,7 @@ def scorable(attempt: Attempt, exam: Exam, now: Any) -> bool:
     if now < exam.starts_at:
         return False
     return attempt.entered_at is not None and (
-        attempt.finished_at is not None or now >= exam.deadline
+        attempt.finished_at is not None or now >= attempt.deadline
     )
 
 

@@ -208,7 +208,7 @@ def verdict_brief(v: Verdict | None) -> dict[str, Any] | None:
 def _stage(session: Session, exam: Exam, attempt: Attempt, now: datetime) -> str:
     # Unread attachments only matter before entry closes; after the exam (when triage is used)
     # this skips one query per candidate.
-    if attempt.entered_at is None and now < exam.entry_closes_at:
+    if attempt.entered_at is None and now < attempt.entry_closes_at:
         return current_stage(session, attempt, now)
     return stage_of(exam, attempt, now, 0)
 
@@ -251,7 +251,7 @@ def triage(
             continue
         if only_flagged and not flags:
             continue
-        absent = a.entered_at is None and now >= exam.entry_closes_at
+        absent = a.entered_at is None and now >= a.entry_closes_at
         missing = (
             recording_status.problems(recordings.get(a.id, []), exam.evidence_camera)
             if a.entered_at is not None
@@ -357,7 +357,7 @@ def _gaps(recs: list[dict[str, Any]], attempt: Attempt, exam: Exam) -> list[dict
     """Stretches of the exam without a recording, per stream."""
     if attempt.entered_at is None:
         return []
-    stop = attempt.finished_at or exam.deadline
+    stop = attempt.finished_at or attempt.deadline
     out: list[dict[str, Any]] = []
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in recs:

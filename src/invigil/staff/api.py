@@ -24,8 +24,8 @@ router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 def current_staff(request: Request, session: Session, ctx: AppContext) -> StaffUser:
     auth = sessions.authenticate(session, ctx, request, ("staff",))
     user = session.get(StaffUser, auth.staff_id)
-    if user is None:
-        raise unauthorized()
+    if user is None or user.disabled_at is not None:
+        raise unauthorized("该账号已停用，请联系管理员。")
     return user
 
 

@@ -18,6 +18,10 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The person's name as the exam office lists it (optional).
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # A disabled account cannot log in and its sessions were revoked when it was disabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class StaffRoom(Base):

@@ -69,6 +69,9 @@ def login(session: Session, ctx: AppContext, username: str, password: str, addre
         # keep_changes: the failure counts even though the request fails.
         raise APIError(401, "invalid_credentials", "用户名或密码错误。", keep_changes=True)
     ratelimit.clear(session, buckets[0][0])  # the right password resets the username's count
+    if user.disabled_at is not None:  # told only to whoever knows the password
+        log.warning("staff login of a disabled account: user=%r address=%s", name, address)
+        raise APIError(403, "account_disabled", "该账号已停用，请联系管理员。")
     log.info("staff login: user=%r address=%s", name, address)
     return sessions.issue(session, ctx, "staff", now, staff_id=user.id).token
 
@@ -172,6 +175,10 @@ def attempt_view(session: Session, ctx: AppContext, attempt: Attempt) -> dict[st
         "face_verified_at": iso(attempt.face_verified_at) if attempt.face_verified_at else None,
         "entered_at": iso(attempt.entered_at) if attempt.entered_at else None,
         "finished_at": iso(attempt.finished_at) if attempt.finished_at else None,
+        # The candidate's own deadline and entry close (extra time, late entry: arrangements).
+        "deadline": iso(attempt.deadline),
+        "extra_time_s": attempt.extra_time_s,
+        "late_entry_until": iso(attempt.late_entry_until) if attempt.late_entry_until else None,
         "event_count": attempt.last_event_seq,
         "recordings": recording_status.for_attempt(session, attempt.id),
     }

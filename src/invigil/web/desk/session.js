@@ -100,6 +100,7 @@ export function startHeartbeat() {
       const r = await api.post("/api/v1/candidate/heartbeat");
       S.clock.observe(r.now, t0, performance.now());
       showWarnings(r.warnings);
+      applyDeadline(r.deadline);
       onServerStage(r.stage);
     } catch {
       /* offline: the banner says so; 401 is handled by sessionLost */
@@ -107,6 +108,13 @@ export function startHeartbeat() {
     renderNet();
   };
   heartbeatTimer = setInterval(beat, HEARTBEAT_MS);
+}
+
+/** Extra time from the exam office moves this candidate's deadline: the countdown follows. */
+export function applyDeadline(deadline) {
+  if (!deadline || !S.state) return;
+  S.state.schedule.deadline = deadline;
+  if (S.questions && S.questions.deadline !== deadline) S.questions = { ...S.questions, deadline };
 }
 
 export function onServerStage(stage) {

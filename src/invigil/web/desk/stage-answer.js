@@ -78,12 +78,12 @@ export function startAnswering() {
 }
 
 VIEWS.answering = () => {
-  const st = S.state;
   const q = S.questions;
   const cd = h("div", { class: "countdown", id: "answer-countdown", role: "timer" });
-  const deadline = (q && q.deadline) || st.schedule.deadline;
+  // Read at every tick: extra time granted meanwhile arrives with the heartbeat.
+  const deadline = () => (S.questions && S.questions.deadline) || S.state.schedule.deadline;
   S.tick = () => {
-    const left = until(deadline);
+    const left = until(deadline());
     cd.textContent = countdown(left);
     cd.classList.toggle("urgent", left < 5 * 60000);
     if (left <= 0 && !S.finishing) finish("deadline");

@@ -101,7 +101,9 @@ async function start() {
   );
   show($("#room-picker"), rooms.length > 0);
   const saved = sessionStorage.getItem("invigil.proctor.room");
-  const first = rooms.find((r) => r.room_id === saved) || rooms[0];
+  // /proctor/?room=ID (the exam office's overview links here) opens that room.
+  const wanted = new URLSearchParams(location.search).get("room");
+  const first = rooms.find((r) => r.room_id === wanted) || rooms.find((r) => r.room_id === saved) || rooms[0];
   live = new LiveConnection({ token: store.token, onMessage, onState, cursor });
   if (first) {
     select.value = first.room_id;
