@@ -21,6 +21,7 @@ from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
 from invigil.core import openapi, ratelimit
+from invigil.core.backpressure import BackpressureMiddleware, Load
 from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
@@ -118,6 +119,8 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
+    app.state.load = Load.from_settings(settings)  # tests may set .forced
+    app.add_middleware(BackpressureMiddleware, load=app.state.load)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: error responses get them too
 
     @app.get("/api/v1/health")
