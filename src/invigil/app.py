@@ -39,6 +39,7 @@ from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
 from invigil.recordings.api import router as recordings_router
+from invigil.recordings.fastpath import FastUploadRoutes
 from invigil.review.api import routers as review_routers
 from invigil.staff.api import router as staff_router
 
@@ -118,6 +119,8 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    if settings.fast_upload_routes:  # innermost: limits and backpressure still apply
+        app.add_middleware(FastUploadRoutes)
     app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
     app.state.load = Load.from_settings(settings)  # tests may set .forced
     app.add_middleware(BackpressureMiddleware, load=app.state.load)

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     backpressure_loop_lag_ms: float = 200.0  # how late the event loop runs a timer
     backpressure_retry_after: int = 5  # seconds; each answer adds 0..this much jitter
     backpressure_force: int = 0  # tests and drills: 1 busy, 2 overloaded, whatever the load
+    # Chunk PUT and snapshot POST bypass the router (recordings/fastpath.py); off to compare.
+    fast_upload_routes: bool = True
 
     # Audio of desk recordings (analysis/audio.py; its thresholds are flags above). The keyword
     # model is not shipped: without a directory (INVIGIL_KWS_MODEL_DIR) answer boundaries come
