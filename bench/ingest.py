@@ -326,6 +326,7 @@ def run_level(target: Target, n: int, args: argparse.Namespace, work: Path) -> d
     result["ok"] = (
         result["errors"] == 0
         and result["chunks_lost"] == 0
+        and not result["deferred"]  # a 503 (backpressure) means the box is past its capacity
         and result["p99"] is not None
         and result["p99"] < P99_LIMIT_MS
         and not result["unfinished_streams"]
@@ -334,6 +335,7 @@ def run_level(target: Target, n: int, args: argparse.Namespace, work: Path) -> d
     print(
         f"  {target.name:7s} N={n:4d}: p99 {p99:8.1f} ms  p50 {result['p50'] or 0:7.1f} ms  "
         f"requests {result['requests']:6d}  errors {result['errors']}  "
+        f"503s {sum(result['deferred'].values())}  lost {result['chunks_lost']}  "
         f"{'ok' if result['ok'] else 'OVER'}",
         flush=True,
     )
