@@ -23,9 +23,22 @@ CHUNK = re.compile(r"/api/v1/recordings/([^/]+)/chunks/([^/]+)")
 SNAPSHOTS = "/api/v1/snapshots"
 
 
+CHUNK_ROUTE = "/api/v1/recordings/{recording_id}/chunks/{seq}"
+
+
 class FastUploadRoutes:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._routes: dict[str, Any] | None = None
+
+    def _route(self, path_format: str) -> Any:
+        """The registered route, put in the scope as the router would (per-route metrics and
+        logs read ``scope["route"]``)."""
+        if self._routes is None:
+            from invigil.recordings import api
+
+            self._routes = {getattr(r, "path_format", ""): r for r in api.router.routes}
+        return self._routes.get(path_format)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -45,6 +58,13 @@ class FastUploadRoutes:
     ) -> None:
         from invigil.recordings import api  # late: api imports the app's domains (cached)
 
+        if what == "chunk":
+            scope["path_params"] = {"recording_id": args[0], "seq": args[1]}
+            route = self._route(CHUNK_ROUTE)
+        else:
+            route = self._route(SNAPSHOTS)
+        if route is not None:
+            scope["route"] = route
         request = Request(scope, receive)
         try:
             if what == "chunk":
