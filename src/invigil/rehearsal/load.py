@@ -148,7 +148,7 @@ class Load:
         if self.heartbeats and kind == "webcam":
             periodic.append(("heartbeat", HEARTBEAT_EVERY_S))
         if self.heartbeats and STREAMS[kind][1] == "phone":
-            periodic.append(("status", PHONE_STATUS_EVERY_S))
+            periodic.append(("phone_status", PHONE_STATUS_EVERY_S))
         for what, every in periodic:
             t = rng.uniform(0, every)
             while t < self.duration:

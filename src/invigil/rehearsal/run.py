@@ -79,16 +79,16 @@ class Report:
             f"演练结果 rehearsal: {self.ready}/{self.candidates} 名考生就绪 candidates ready, "
             f"{self.duration / 60:.1f} min",
             "",
-            f"{'request':<12}{'count':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}",
+            f"{'request':<14}{'count':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}",
         ]
         for kind, v in sorted(self.setup.items()):
             o = sorted(v)
             lines.append(
-                f"{kind:<12}{len(o):>8}{ms(pct(o, 50)):>9}{ms(pct(o, 99)):>9}{ms(o[-1] if o else None):>9}"
+                f"{kind:<14}{len(o):>8}{ms(pct(o, 50)):>9}{ms(pct(o, 99)):>9}{ms(o[-1] if o else None):>9}"
             )
         for kind, s in self.load["kinds"].items():
             lines.append(
-                f"{kind:<12}{s['count']:>8}{ms(s['p50']):>9}{ms(s['p99']):>9}{ms(s['max']):>9}"
+                f"{kind:<14}{s['count']:>8}{ms(s['p50']):>9}{ms(s['p99']):>9}{ms(s['max']):>9}"
             )
         deferred = ", ".join(f"{k} {n}" for k, n in self.load["deferred"].items()) or "0"
         lines += [
@@ -206,7 +206,7 @@ class Rehearsal:
             await self._recording(conn, c, "evidence")
             await self._call(
                 conn,
-                "status",
+                "phone_status",
                 "POST",
                 "/api/v1/phone/status",
                 token=c.phone_token,
@@ -276,7 +276,7 @@ class Rehearsal:
                             json_body={"chunks": n, "sha256": digests.whole(kind, n)},
                         )
                     r = await self._call(
-                        conn, "status", "GET", f"/api/v1/recordings/{rid}", token=token
+                        conn, "check", "GET", f"/api/v1/recordings/{rid}", token=token
                     )
                     info = json.loads(r.body)
                     want = set(range(n))
