@@ -108,6 +108,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         secret_key="test-secret-key-0123456789",
         embedded_worker=False,
+        # A shared test machine's load must not shed snapshots in unrelated tests; the
+        # backpressure tests force the level themselves (app.state.load.forced).
+        backpressure=False,
     )
 
 

@@ -21,6 +21,7 @@ from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router
 from invigil.attempts.placement import router as placement_router
 from invigil.core import metrics, openapi, ratelimit
+from invigil.core.backpressure import BackpressureMiddleware, Load
 from invigil.core.bus import Bus, LocalBus
 from invigil.core.clock import Clock, SystemClock, iso
 from invigil.core.config import Settings
@@ -40,6 +41,7 @@ from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
 from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
 from invigil.recordings.api import router as recordings_router
+from invigil.recordings.fastpath import FastUploadRoutes
 from invigil.review.api import routers as review_routers
 from invigil.staff.admin_api import router as admin_office_router
 from invigil.staff.api import router as staff_router
@@ -121,7 +123,11 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    if settings.fast_upload_routes:  # innermost: limits and backpressure still apply
+        app.add_middleware(FastUploadRoutes)
     app.add_middleware(BodyLimitMiddleware, rules=body_rules(settings))
+    app.state.load = Load.from_settings(settings)  # tests may set .forced
+    app.add_middleware(BackpressureMiddleware, load=app.state.load)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: error responses get them too
     metrics.install(app)  # /metrics and request timing (around everything above)
 

@@ -23,6 +23,7 @@ from invigil.core.migrate import upgrade
 from invigil.core.storage import LocalBlobStore
 from invigil.exams.durations import parse_duration
 from invigil.exams.examfile import ExamFileError
+from invigil.rehearsal.cli import app as rehearse_app
 
 app = typer.Typer(help="invigil: remote structured interviews with two-camera invigilation.")
 exam_app = typer.Typer(help="Exams: import exam files.")
@@ -33,6 +34,7 @@ retention_app = typer.Typer(help="Retention: purge recordings and face data afte
 app.add_typer(retention_app, name="retention")
 storage_app = typer.Typer(help="Blob storage: clean up after crashes.")
 app.add_typer(storage_app, name="storage")
+app.add_typer(rehearse_app, name="rehearse")
 
 
 def _settings(host: str | None = None, port: int | None = None) -> Settings:

@@ -105,6 +105,18 @@ class Settings(BaseSettings):
     # trusted_proxies like the rate limits); everyone else gets a 404. Default: this machine.
     metrics_allow: str = "127.0.0.1,::1"
 
+    # Backpressure (core/backpressure.py): past any of these, this process answers snapshots
+    # 503 + Retry-After; past twice any of them, heartbeats and client events too. Chunk
+    # uploads and finalize are never refused for load.
+    backpressure: bool = True
+    backpressure_inflight: int = 200  # requests inside the app at once
+    backpressure_commit_queue: int = 256  # uploads waiting for the group commit
+    backpressure_loop_lag_ms: float = 200.0  # how late the event loop runs a timer
+    backpressure_retry_after: int = 5  # seconds; each answer adds 0..this much jitter
+    backpressure_force: int = 0  # tests and drills: 1 busy, 2 overloaded, whatever the load
+    # Chunk PUT and snapshot POST bypass the router (recordings/fastpath.py); off to compare.
+    fast_upload_routes: bool = True
+
     # Audio of desk recordings (analysis/audio.py; its thresholds are flags above). The keyword
     # model is not shipped: without a directory (INVIGIL_KWS_MODEL_DIR) answer boundaries come
     # from pauses and the question order instead of the spoken marker.

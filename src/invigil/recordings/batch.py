@@ -158,3 +158,8 @@ def submit(db: Database, work: Work) -> Future[Any]:
             found.thread.start()
         found.queue.put(_Item(work, future))
     return future
+
+
+def queue_depth() -> int:
+    """Uploads waiting for a group commit in this process (core/backpressure.py reads it)."""
+    return sum(c.queue.qsize() for c in list(_committers.values()))

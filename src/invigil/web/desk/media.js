@@ -1,6 +1,7 @@
 // The exam's media: the entire-screen share, the webcam and screen recorders, device switches,
 // integrity signals and the periodic snapshots.
 
+import { backoffFor } from "../shared/backoff.js";
 import { $ } from "../shared/dom.js";
 import { StreamRecorder, trackSnapshotJpeg } from "../shared/recorder.js";
 import { Signals } from "./signals.js";
@@ -165,18 +166,20 @@ export async function switchDevices(ids, fallbackToDefault = false) {
 let snapshotTimer = null;
 export function startSnapshots() {
   if (snapshotTimer) return;
+  const gate = backoffFor("snapshot");
   snapshotTimer = setInterval(async () => {
     if (!navigator.onLine || !S.token) return;
     for (const kind of ["webcam", "screen"]) {
-      if (!S.recorders[kind]) continue;
+      // A loaded server asked to wait: skip this round (the next snapshot is as good).
+      if (!S.recorders[kind] || !gate.ready()) continue;
       const stream = kind === "webcam" ? S.cam : S.screen;
       const track = stream && stream.getVideoTracks()[0];
       const jpeg = await trackSnapshotJpeg(track, kind === "screen" ? 960 : 640, 0.6);
-      if (!jpeg) continue;
+      if (!jpeg || !gate.ready()) continue; // the previous kind's answer may have come meanwhile
       const form = new FormData();
       form.append("kind", kind);
       form.append("image", jpeg, `${kind}.jpg`);
-      api.request("POST", "/api/v1/snapshots", { form, timeout: 10000 }).catch(() => {});
+      api.request("POST", "/api/v1/snapshots", { form, timeout: 10000 }).catch((err) => gate.note(err));
     }
   }, SNAPSHOT_MS);
 }

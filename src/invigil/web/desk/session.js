@@ -1,6 +1,7 @@
 // The candidate's session: login → state, heartbeat, warnings, a lost session, and routing
 // to the view of the server's stage.
 
+import { backoffFor } from "../shared/backoff.js";
 import { $, clear, h } from "../shared/dom.js";
 import { UploadEngine } from "../shared/upload.js";
 import { renderNet, rerender, show } from "./shell.js";
@@ -93,8 +94,9 @@ export async function refreshState() {
 let heartbeatTimer = null;
 export function startHeartbeat() {
   if (heartbeatTimer) return;
+  const gate = backoffFor("heartbeat");
   const beat = async () => {
-    if (!S.token) return;
+    if (!S.token || !gate.ready()) return;
     const t0 = performance.now();
     try {
       const r = await api.post("/api/v1/candidate/heartbeat");
@@ -102,8 +104,10 @@ export function startHeartbeat() {
       showWarnings(r.warnings);
       applyDeadline(r.deadline);
       onServerStage(r.stage);
-    } catch {
-      /* offline: the banner says so; 401 is handled by sessionLost */
+    } catch (err) {
+      // A loaded server asks to wait (503/429 Retry-After); offline: the banner says so; 401
+      // is handled by sessionLost.
+      gate.note(err);
     }
     renderNet();
   };

@@ -5,6 +5,7 @@
 // become evidence_gap events with their durations.
 
 import { ApiError, createApi } from "../shared/api.js";
+import { backoffFor } from "../shared/backoff.js";
 import { confirmDialog } from "../shared/confirm.js";
 import { $, clear, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
@@ -432,8 +433,13 @@ function stopTimers() {
 /** What the desk and staff see; also the phone's heartbeat. */
 function setDeskState(name) {
   if (!name) return;
+  const changed = name !== S.stateName;
   S.stateName = name;
+  // A loaded server asked to wait (503/429 Retry-After): skip the periodic repeat, never a change.
+  const gate = backoffFor("status");
+  if (!changed && !gate.ready()) return;
   api.post("/api/v1/phone/status", { state: name }).catch((err) => {
+    if (gate.note(err)) return;
     if (err instanceof ApiError && err.status === 401) forget(L("手机绑定已失效，请重新绑定。", "This phone is no longer bound: bind again."));
   });
 }
@@ -572,13 +578,14 @@ async function startRecording() {
  * taken from the camera track itself, so a preview that is scrolled away or hidden never
  * makes it black. */
 async function sendSnapshot() {
-  if (!S.stream) return;
+  const gate = backoffFor("snapshot");
+  if (!S.stream || !gate.ready()) return; // a loaded server asked to wait: skip this one
   const jpeg = await trackSnapshotJpeg(S.stream.getVideoTracks()[0], 640, 0.6);
-  if (!jpeg) return;
+  if (!jpeg || !gate.ready()) return;
   const form = new FormData();
   form.append("kind", "evidence");
   form.append("image", jpeg, "evidence.jpg");
-  api.request("POST", "/api/v1/snapshots", { form, timeout: 10000 }).catch(() => {});
+  api.request("POST", "/api/v1/snapshots", { form, timeout: 10000 }).catch((err) => gate.note(err));
 }
 
 async function keepAwake() {

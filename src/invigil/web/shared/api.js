@@ -2,11 +2,13 @@
 // as ApiError with status 0 and code "network" (so callers can tell "offline" from "refused").
 
 export class ApiError extends Error {
-  constructor(status, code, message, body) {
+  constructor(status, code, message, body, retryAfter = 0) {
     super(message || code);
     this.status = status;
     this.code = code;
     this.body = body || {};
+    // Seconds the server asked to wait (Retry-After of a 503 server_busy or a 429), else 0.
+    this.retryAfter = retryAfter;
   }
   get offline() {
     return this.status === 0;
@@ -47,7 +49,7 @@ export function createApi({ getToken = () => null, onUnauthorized = null, timeou
     }
     if (!res.ok) {
       const e = (data && data.error) || {};
-      const err = new ApiError(res.status, e.code || `http_${res.status}`, e.message || res.statusText, e);
+      const err = new ApiError(res.status, e.code || `http_${res.status}`, e.message || res.statusText, e, retryAfterSeconds(res));
       if (res.status === 401 && onUnauthorized) onUnauthorized(err);
       throw err;
     }
@@ -58,6 +60,14 @@ export function createApi({ getToken = () => null, onUnauthorized = null, timeou
     get: (path, opts) => request("GET", path, opts),
     post: (path, json, opts) => request("POST", path, { ...opts, json }),
   };
+}
+
+/** Retry-After in seconds (a number or an HTTP date), 0 when absent; at most 10 minutes. */
+export function retryAfterSeconds(res) {
+  const v = res.headers.get("retry-after");
+  if (!v) return 0;
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : (Date.parse(v) - Date.now()) / 1000;
+  return Number.isFinite(n) && n > 0 ? Math.min(600, n) : 0;
 }
 
 // The server's clock as seen from here: offset measured at each response, kept on the

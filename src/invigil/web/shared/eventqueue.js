@@ -14,6 +14,7 @@ export class EventQueue {
     this._busy = false;
     this._timer = null;
     this._onOnline = () => this.flush();
+    this._notBefore = 0; // performance.now(): the server asked to wait (503/429 Retry-After)
   }
 
   _load() {
@@ -60,7 +61,7 @@ export class EventQueue {
   }
 
   async flush() {
-    if (!this.enabled || this._busy || !this.queue.length) return;
+    if (!this.enabled || this._busy || !this.queue.length || performance.now() < this._notBefore) return;
     this._busy = true;
     try {
       while (this.queue.length) {
@@ -72,6 +73,7 @@ export class EventQueue {
         try {
           await this.api.post(this.path, { kind: ev.kind, data });
         } catch (err) {
+          if (err.retryAfter) this._notBefore = performance.now() + err.retryAfter * 1000;
           if (err.offline || err.status >= 500 || err.status === 401 || err.status === 429) break;
           // Refused for good (unknown kind, too large): drop it rather than block the queue.
         }

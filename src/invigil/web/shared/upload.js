@@ -317,7 +317,9 @@ export class UploadEngine {
         if (err instanceof ApiError && err.offline) this.online = false;
         this.backoff = Math.min(30000, Math.max(1000, this.backoff * 2));
         this.onChange(this);
-        await this._wait(this.backoff + Math.random() * 300);
+        // A loaded server says how long to wait (503/429 Retry-After): never sooner than that.
+        const asked = err instanceof ApiError ? err.retryAfter * 1000 : 0;
+        await this._wait(Math.max(this.backoff, asked) + Math.random() * 300);
         continue;
       }
       if (!progressed) await this._wait(1000);
