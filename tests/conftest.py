@@ -20,6 +20,7 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from s3_server import s3_bucket, s3_server, s3_settings  # noqa: F401  (fixtures)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -102,7 +103,24 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def blob_backend(request: pytest.FixtureRequest) -> str:
+    """Where the test's blobs live: "local" unless a test asks for both (``both_backends``)."""
+    return str(getattr(request, "param", "local"))
+
+
+# The storage-relevant tests run on local disk and on a real S3 server (tests/s3_server.py).
+both_backends = pytest.mark.parametrize("blob_backend", ["local", "s3"], indirect=True)
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, database_url: str, blob_backend: str, request: pytest.FixtureRequest
+) -> Settings:
+    blobs: dict[str, Any] = {}
+    if blob_backend == "s3":
+        blobs = s3_settings(
+            request.getfixturevalue("s3_server"), request.getfixturevalue("s3_bucket")
+        )
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
@@ -111,6 +129,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         # A shared test machine's load must not shed snapshots in unrelated tests; the
         # backpressure tests force the level themselves (app.state.load.forced).
         backpressure=False,
+        **blobs,
     )
 
 

@@ -32,7 +32,7 @@ from invigil.core.headers import SecurityHeadersMiddleware
 from invigil.core.jobs import WorkerThread
 from invigil.core.limits import FORM_OVERHEAD, BodyLimitMiddleware, BodyRule, rule
 from invigil.core.serving import install_log_redaction
-from invigil.core.storage import LocalBlobStore
+from invigil.core.storage import blob_store
 from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
 from invigil.exams.admin_api import router as exams_admin_router
@@ -95,7 +95,7 @@ def create_app(
         settings=settings,
         db=db or Database(settings.sqlalchemy_url, bus=make_bus(settings)),
         clock=clock or SystemClock(),
-        blobs=LocalBlobStore(settings.blob_dir),
+        blobs=blob_store(settings),
     )
     run_worker = settings.embedded_worker if start_worker is None else start_worker
 

@@ -20,7 +20,7 @@ from invigil.core.config import Settings
 from invigil.core.db import Database, transaction
 from invigil.core.jobs import JobContext, run_one
 from invigil.core.migrate import upgrade
-from invigil.core.storage import LocalBlobStore
+from invigil.core.storage import blob_store
 from invigil.exams.durations import parse_duration
 from invigil.exams.examfile import ExamFileError
 from invigil.rehearsal.cli import app as rehearse_app
@@ -86,6 +86,7 @@ def serve(
     refusal = serving.multiprocess_refusal(settings, workers)
     if refusal:
         _fail(refusal)
+    blob_store(settings)  # a misconfigured or unreachable S3 store stops here, saying why
     upgrade(settings.sqlalchemy_url)
     if workers == 1:
         _serve(settings)
@@ -102,6 +103,7 @@ def serve(
 def worker() -> None:
     """Run background jobs in this process (when scaled out beyond the embedded worker)."""
     settings = _settings()
+    blob_store(settings)  # a misconfigured or unreachable S3 store stops here, saying why
     upgrade(settings.sqlalchemy_url)
     from invigil.app import make_bus  # also registers every job handler
 
@@ -215,7 +217,7 @@ def import_exam_file(
                         "如需另建，请用 --as-new。 Candidates have used that exam: it cannot "
                         "be replaced."
                     )
-                remove_exam(session, LocalBlobStore(settings.blob_dir), replace, clock.now())
+                remove_exam(session, blob_store(settings), replace, clock.now())
             elif same and not as_new:
                 ids = "、".join(e.id for e in same)
                 _fail(
@@ -225,9 +227,7 @@ def import_exam_file(
                     "An exam with this title and start exists: choose --replace EXAM_ID or "
                     "--as-new."
                 )
-            exam = create_exam(
-                session, LocalBlobStore(settings.blob_dir), spec, embeddings, clock.now()
-            )
+            exam = create_exam(session, blob_store(settings), spec, embeddings, clock.now())
             exam_id = exam.id
     finally:
         db.dispose()
@@ -425,20 +425,25 @@ def storage_sweep(
     dry_run: Annotated[bool, typer.Option(help="Only list what would be removed")] = False,
     grace: Annotated[str, typer.Option(help="Only files older than this, e.g. 1h")] = "1h",
 ) -> None:
-    """Remove chunk, snapshot and temp files that a crash left without a database row."""
+    """Remove chunk, snapshot, media and scratch files that a crash left without a database row
+    (on the configured blob store: local disk or S3)."""
     from invigil.recordings import orphans
 
     settings = _settings()
     upgrade(settings.sqlalchemy_url)
+    blobs = blob_store(settings)
     with transaction(Database(settings.sqlalchemy_url)) as session:
         found = orphans.find(
-            session, LocalBlobStore(settings.blob_dir), timedelta(seconds=parse_duration(grace))
+            session, blobs, settings.scratch_dir, timedelta(seconds=parse_duration(grace))
         )
+    for key in found.keys:
+        typer.echo(key)
     for path in found.files:
-        typer.echo(path.relative_to(settings.blob_dir.resolve()).as_posix())
-    removed = 0 if dry_run else orphans.remove(found)
+        typer.echo(path.resolve().relative_to(settings.data_dir.resolve()).as_posix())
+    count = len(found.keys) + len(found.files)
+    removed = 0 if dry_run else orphans.remove(blobs, found)
     verb = "可删除 would remove" if dry_run else "已删除 removed"
-    typer.echo(f"{verb}: {len(found.files) if dry_run else removed} 个文件, {found.bytes} 字节")
+    typer.echo(f"{verb}: {count if dry_run else removed} 个文件, {found.bytes} 字节")
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from invigil.core.clock import SystemClock
 from invigil.core.config import Settings
 from invigil.core.db import Database, transaction
-from invigil.core.storage import LocalBlobStore
+from invigil.core.storage import blob_store
 from invigil.exams.importer import create_exam, load_exam_file
 from invigil.exams.models import Exam
 from invigil.exams.removal import remove_exam
@@ -315,7 +315,7 @@ def create_demo_exams(settings: Settings, starts_in: timedelta) -> DemoInfo:
         doc = _exam_doc(title, starts_at, phone, candidates, passwords)
         path = write_demo_exam_file(settings.data_dir / "exam-files" / folder, doc)
         loaded.append((phone, candidates, *load_exam_file(path, now)))
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = blob_store(settings)
     db = Database(settings.sqlalchemy_url)
     try:
         with transaction(db) as session:

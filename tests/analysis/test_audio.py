@@ -525,7 +525,9 @@ def test_answers_count_on_across_the_recordings_of_a_reconnect(
     second = record(client, clock, token, webm(two.audio(), two.seconds, video=False), second_start)
     ctx = app_ctx.job_context()
     for rec in (second, first):  # assembled (as on demand): both audio jobs are queued
-        assembly.ensure_media(app_ctx.db, app_ctx.blobs, app_ctx.clock, rec)
+        assembly.ensure_media(
+            app_ctx.db, app_ctx.blobs, app_ctx.clock, rec, app_ctx.settings.scratch_dir
+        )
     # The later recording's analysis comes first: it must wait for the earlier one's.
     with app_ctx.db.session() as s, s.begin():
         for job in s.scalars(select(Job).where(Job.kind == AUDIO_JOB)):

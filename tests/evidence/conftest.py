@@ -18,6 +18,7 @@ from conftest import T, bearer, staff_token
 from fastapi.testclient import TestClient
 from PIL import Image
 from recordings.conftest import entered, new_recording, put, sha, split, webm_bytes
+from s3_server import blob_env
 from sqlalchemy import select
 
 from invigil.attempts.models import Event
@@ -137,6 +138,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         INVIGIL_DATABASE_URL=settings.sqlalchemy_url,
         INVIGIL_SECRET_KEY=settings.effective_secret(),
     )
+    env.update(blob_env(settings))  # the test's blob store: its folder, or its S3 bucket
     return env
 
 

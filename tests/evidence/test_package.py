@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import both_backends
 from recordings.conftest import sha
 from sqlalchemy import select
 
@@ -37,6 +38,7 @@ def wheres(report: Report) -> str:
     return "\n".join(str(p) for p in report.problems)
 
 
+@both_backends
 def test_package_holds_the_candidates_evidence_and_verifies(
     built: Built, app_ctx: AppContext, tmp_path: Path
 ) -> None:
@@ -123,6 +125,7 @@ def test_unknown_attempt_and_exam_ticket_reference(
     assert verify_package(path).ok
 
 
+@both_backends
 def test_cli_exports_and_verifies_with_a_pinned_key(
     built: Built, app_ctx: AppContext, tmp_path: Path
 ) -> None:

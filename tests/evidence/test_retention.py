@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import T, bearer, exam_doc, import_exam, staff_token, write_exam
+from conftest import T, bearer, both_backends, exam_doc, import_exam, staff_token, write_exam
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -125,6 +125,7 @@ def _add_login_capture(app_ctx: AppContext, attempt_id: str) -> str:
     return key
 
 
+@both_backends
 def test_purge_job_removes_media_and_face_data_of_that_exam_only(
     built: Built, app_ctx: AppContext, clock: FrozenClock, tmp_path: Path, client: TestClient
 ) -> None:
@@ -173,7 +174,7 @@ def test_purge_job_removes_media_and_face_data_of_that_exam_only(
         }
     assert states[built.exam_id] == "done"
     assert not any(app_ctx.blobs.exists(k) for k in everything)
-    assert not app_ctx.blobs.local_path(f"recordings/{built.attempt_id}").exists()
+    assert list(app_ctx.blobs.list_prefix(f"recordings/{built.attempt_id}")) == []
     assert _blob_keys(app_ctx, built.exam_id) == {k: [] for k in keys}
     # Another exam's data (its purge is not due: it ends later) is untouched.
     gone = [k for ks in other_keys.values() for k in ks if not app_ctx.blobs.exists(k)]
@@ -246,6 +247,7 @@ def test_purge_job_removes_media_and_face_data_of_that_exam_only(
     assert not [n for n in names if n.startswith(("recordings/", "snapshots/"))]
 
 
+@both_backends
 def test_retention_cli_dry_run_force_and_not_due(
     built: Built, app_ctx: AppContext, tmp_path: Path
 ) -> None:

@@ -22,9 +22,15 @@ from invigil.attempts.models import Attempt
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
 from invigil.core.db import transaction
+from invigil.core.storage import BlobStore
 
 WEBM = "video/webm;codecs=vp8,opus"
 FPS = 15
+
+
+def stored_keys(blobs: BlobStore, prefix: str) -> list[str]:
+    """Every key under a folder of the store, on either backend."""
+    return sorted(info.key for info in blobs.list_prefix(prefix))
 
 
 def sha(data: bytes) -> str:

@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import bearer, exam_doc, import_exam
+from conftest import bearer, both_backends, exam_doc, import_exam
 from fastapi.testclient import TestClient
+from s3_server import blob_env
 from sqlalchemy import select, update
 
 from invigil.attempts import sessions
@@ -32,7 +33,7 @@ from invigil.core.jobs import Job
 from invigil.exams.models import Candidate
 from invigil.recordings.models import Chunk, Recording
 from invigil.staff.models import StaffUser
-from recordings.conftest import decode_check, sha, split, webm_bytes
+from recordings.conftest import decode_check, sha, split, stored_keys, webm_bytes
 
 INVIGIL = str(Path(sys.executable).parent / "invigil")
 pytestmark = pytest.mark.slow
@@ -51,6 +52,7 @@ def _env(ctx: AppContext, **extra: str) -> dict[str, str]:
         "INVIGIL_DATA_DIR": str(s.data_dir),
         "INVIGIL_DATABASE_URL": s.sqlalchemy_url,
         "INVIGIL_SECRET_KEY": str(s.secret_key),
+        **blob_env(s),  # the same blob store (local folder or S3 bucket) as the test's app
         **extra,
     }
 
@@ -127,6 +129,14 @@ def _put(http: httpx.Client, url: str, token: str, rec: str, seq: int, data: byt
     return r.status_code
 
 
+def app_ctx_attempt(ctx: AppContext, recording_id: str) -> str:
+    with ctx.db.session() as s:
+        rec = s.get(Recording, recording_id)
+        assert rec is not None
+        return rec.attempt_id
+
+
+@both_backends
 def test_racing_uploads_of_one_seq(
     server: tuple[Server, dict[str, str]], app_ctx: AppContext
 ) -> None:
@@ -161,10 +171,14 @@ def test_racing_uploads_of_one_seq(
         with app_ctx.db.session() as s:
             chunk = s.get(Chunk, (rec, seq))
             assert chunk is not None and app_ctx.blobs.get(chunk.blob_key) == winner
-    chunk_files = list(app_ctx.blobs.local_path("recordings").rglob("chunks/*"))
-    assert len(chunk_files) == 5  # the losers' files are gone
+    attempt_id = app_ctx_attempt(app_ctx, rec)
+    chunk_blobs = [
+        k for k in stored_keys(app_ctx.blobs, f"recordings/{attempt_id}") if "/chunks/" in k
+    ]
+    assert len(chunk_blobs) == 5  # the losers' bytes were never stored
 
 
+@both_backends
 def test_server_sigkilled_20_times_loses_no_acknowledged_chunk(
     server: tuple[Server, dict[str, str]], app_ctx: AppContext
 ) -> None:
@@ -295,6 +309,7 @@ def _finalized_recordings(client: TestClient, app_ctx: AppContext, count: int) -
     return ids
 
 
+@both_backends
 def test_worker_sigkilled_during_assembly_is_finished_by_another(
     client: TestClient, app_ctx: AppContext, tmp_path: Path
 ) -> None:
@@ -307,7 +322,7 @@ def test_worker_sigkilled_during_assembly_is_finished_by_another(
             return list(s.scalars(select(Job).where(Job.kind == "recording.assemble")))
 
     # Kill each worker the moment a remux is under way (its temp file appears), three times.
-    tmp_dir = app_ctx.blobs.temp_dir()
+    tmp_dir = app_ctx.settings.scratch_dir
     killed_running: set[str] = set()
     tries = 0
     while len(killed_running) < 3:
@@ -354,5 +369,5 @@ def test_worker_sigkilled_during_assembly_is_finished_by_another(
         for rec_id in ids:
             rec = s.get(Recording, rec_id)
             assert rec is not None and rec.media_key is not None
-            check = decode_check(app_ctx.blobs.local_path(rec.media_key))
+            check = decode_check(app_ctx.blobs.get(rec.media_key))
             assert check["frames"] == frames and check["duration"] is not None

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
-from conftest import T, bearer, staff_token
+import pytest
+from conftest import T, bearer, both_backends, staff_token
 from fastapi.testclient import TestClient
 
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
-from recordings.conftest import entered, new_recording, phone_token, put, sha
+from invigil.recordings.models import Recording
+from recordings.conftest import entered, new_recording, phone_token, put, sha, stored_keys
 
 DATA = b"\x1aE\xdf\xa3" + os.urandom(3000)
 
 
-def _files(ctx: AppContext) -> list[Path]:
-    root = ctx.blobs.local_path("recordings")
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def _files(ctx: AppContext, attempt_id: str) -> list[str]:
+    return stored_keys(ctx.blobs, f"recordings/{attempt_id}")
 
 
 def _tmp_empty(ctx: AppContext) -> bool:
-    return not any(ctx.blobs.temp_dir().iterdir())
+    scratch = ctx.settings.scratch_dir
+    return not scratch.exists() or not any(scratch.iterdir())
 
 
+@both_backends
 def test_chunk_put_is_idempotent_and_never_overwritten(
     client: TestClient, clock: FrozenClock, exam_id: str, app_ctx: AppContext
 ) -> None:
-    token, _ = entered(client, clock, exam_id)
+    token, attempt_id = entered(client, clock, exam_id)
     rec = new_recording(client, token)
 
     r = put(client, token, rec, 0, DATA)
@@ -45,8 +48,8 @@ def test_chunk_put_is_idempotent_and_never_overwritten(
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "hash_mismatch"
 
-    files = _files(app_ctx)
-    assert len(files) == 1 and files[0].read_bytes() == DATA
+    files = _files(app_ctx, attempt_id)
+    assert len(files) == 1 and app_ctx.blobs.get(files[0]) == DATA
     assert _tmp_empty(app_ctx)
     listing = client.get(f"/api/v1/recordings/{rec}", headers=bearer(token)).json()
     assert listing["state"] == "open"
@@ -69,10 +72,11 @@ def test_out_of_order_listing_shows_gaps(
     assert body["created_at"] == "2030-06-01T00:50:00Z"
 
 
+@both_backends
 def test_bad_input_is_refused_and_nothing_is_stored(
     client: TestClient, clock: FrozenClock, exam_id: str, app_ctx: AppContext
 ) -> None:
-    token, _ = entered(client, clock, exam_id)
+    token, attempt_id = entered(client, clock, exam_id)
     rec = new_recording(client, token)
     limit = app_ctx.settings.max_upload_bytes
 
@@ -109,13 +113,14 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     )
     assert r.status_code == 413
 
-    assert _files(app_ctx) == []
+    assert _files(app_ctx, attempt_id) == []
     assert _tmp_empty(app_ctx)
     assert client.get(f"/api/v1/recordings/{rec}", headers=bearer(token)).json()["received"] == []
 
 
+@both_backends
 def test_finalize_before_any_chunk_and_with_gaps(
-    client: TestClient, clock: FrozenClock, exam_id: str
+    client: TestClient, clock: FrozenClock, exam_id: str, app_ctx: AppContext
 ) -> None:
     token, _ = entered(client, clock, exam_id)
     rec = new_recording(client, token)
@@ -166,6 +171,44 @@ def test_finalize_before_any_chunk_and_with_gaps(
     assert r.status_code == 409 and r.json()["error"]["code"] == "recording_finalized"
     listing = client.get(f"/api/v1/recordings/{rec}", headers=bearer(token)).json()
     assert listing["state"] == "finalized" and listing["received"] == [0, 1, 2]
+    # The exact join is stored under a key that carries its SHA-256; the scratch file is gone.
+    with app_ctx.db.session() as s:
+        stored = s.get(Recording, rec)
+        assert stored is not None and stored.original_key is not None
+    assert stored.original_key.endswith(f"/original-{body['sha256']}")
+    assert app_ctx.blobs.get(stored.original_key) == b"".join(parts)
+    assert _tmp_empty(app_ctx)
+
+
+@both_backends
+def test_a_failed_blob_write_fails_the_batch_and_acknowledges_nothing(
+    client: TestClient,
+    clock: FrozenClock,
+    exam_id: str,
+    app_ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token, attempt_id = entered(client, clock, exam_id)
+    rec = new_recording(client, token)
+    assert put(client, token, rec, 0, b"first").status_code == 201
+    real = app_ctx.blobs.put_files
+
+    def failing(items: Any) -> None:
+        raise OSError("the store refused the write")
+
+    monkeypatch.setattr(app_ctx.blobs, "put_files", failing)
+    with TestClient(client.app, raise_server_exceptions=False) as other:
+        assert put(other, token, rec, 1, b"second").status_code == 500
+    # No row without its bytes: the chunk is not listed, and its retry is a fresh 201.
+    listing = client.get(f"/api/v1/recordings/{rec}", headers=bearer(token)).json()
+    assert listing["received"] == [0]
+    monkeypatch.setattr(app_ctx.blobs, "put_files", real)
+    assert put(client, token, rec, 1, b"second").status_code == 201
+    assert [app_ctx.blobs.get(k) for k in _files(app_ctx, attempt_id)] in (
+        [b"first", b"second"],
+        [b"second", b"first"],
+    )
+    assert _tmp_empty(app_ctx)
 
 
 def test_authorization_between_candidates_phone_and_staff(

@@ -1,20 +1,21 @@
-"""Files left by a crash between the rename and the commit are found and removed; nothing a
-row names is ever touched, and nothing younger than the grace period."""
+"""Blobs left by a crash between the store's write and the commit are found and removed, on
+both backends; nothing a row names is ever touched, and nothing younger than the grace period."""
 
 from __future__ import annotations
 
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
-from conftest import bearer
+from conftest import bearer, both_backends
 from fastapi.testclient import TestClient
 
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
 from invigil.core.db import transaction
 from invigil.recordings import keys, orphans
-from recordings.conftest import entered, new_recording, put
+from recordings.conftest import entered, new_recording, put, stored_keys
 
 
 def _age(path: os.PathLike[str], hours: float) -> None:
@@ -22,6 +23,7 @@ def _age(path: os.PathLike[str], hours: float) -> None:
     os.utime(path, (then, then))
 
 
+@both_backends
 def test_orphans_are_found_by_age_and_reference_only(
     client: TestClient, clock: FrozenClock, exam_id: str, app_ctx: AppContext
 ) -> None:
@@ -36,35 +38,56 @@ def test_orphans_are_found_by_age_and_reference_only(
         headers=bearer(token),
     )
     assert r.status_code == 201
+    r = client.post(
+        f"/api/v1/recordings/{rec}/finalize",
+        json={"chunks": 1, "sha256": keys_sha(b"chunk zero")},
+        headers=bearer(token),
+    )
+    assert r.status_code == 200
 
-    blobs = app_ctx.blobs
-    # What a crash leaves: a chunk renamed into place whose row never committed, a snapshot
-    # likewise, a temp file of a body that was streaming in; plus one fresh orphan-to-be (an
-    # upload between its rename and its commit right now).
-    stray_chunk = blobs.local_path(keys.chunk_key(attempt_id, rec, 1, "ab" * 32))
-    stray_snap = blobs.local_path(keys.snapshot_key(attempt_id, "webcam", "f" * 32))
-    stray_tmp = blobs.temp_dir() / "upload-123"
-    fresh = blobs.local_path(keys.chunk_key(attempt_id, rec, 2, "cd" * 32))
-    for p in (stray_chunk, stray_snap, stray_tmp, fresh):
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(b"x" * 100)
-    every_file = [p for p in blobs.root.rglob("*") if p.is_file()]
-    for p in every_file:
-        if p != fresh:
-            _age(p, 2)
+    blobs, scratch = app_ctx.blobs, app_ctx.settings.scratch_dir
+    # What a crash leaves: a chunk stored whose row never committed, a snapshot likewise, the
+    # join of a finalize that lost its race, a scratch file of a body that was streaming in.
+    stray_chunk = keys.chunk_key(attempt_id, rec, 1, "ab" * 32)
+    stray_snap = keys.snapshot_key(attempt_id, "webcam", "f" * 32)
+    stray_join = keys.original_key(attempt_id, rec, "ee" * 32)
+    for key in (stray_chunk, stray_snap, stray_join):
+        blobs.put(key, b"x" * 100)
+    stray_tmp = scratch / "chunk-123"
+    stray_tmp.write_bytes(b"x" * 100)
+    _age(stray_tmp, 2)
+    known = {*stored_keys(blobs, f"recordings/{attempt_id}")}
+    known |= {*stored_keys(blobs, f"snapshots/{attempt_id}")}
 
+    # Nothing is old enough yet (the blobs were all written just now).
     with transaction(app_ctx.db) as session:
-        found = orphans.find(session, blobs)
-    assert sorted(found.files) == sorted([stray_chunk, stray_snap, stray_tmp])
-    assert found.bytes == 300
-    assert orphans.remove(found) == 3
-    left = {p for p in blobs.root.rglob("*") if p.is_file()}
-    assert left == set(every_file) - {stray_chunk, stray_snap, stray_tmp}
-    # The acknowledged chunk still reads back; a second sweep finds nothing.
+        fresh = orphans.find(session, blobs, scratch)
+    assert [k for k in fresh.keys if attempt_id in k] == [] and fresh.files == [stray_tmp]
+    # With no grace, exactly the three strays of this attempt (other tests share an S3 bucket).
+    with transaction(app_ctx.db) as session:
+        found = orphans.find(session, blobs, scratch, grace=timedelta(0))
+    mine = sorted(k for k in found.keys if attempt_id in k)
+    assert mine == sorted([stray_chunk, stray_snap, stray_join])
+    found.keys = mine
+    found.files = [stray_tmp]
+    assert orphans.remove(blobs, found) == 4
+    left = {*stored_keys(blobs, f"recordings/{attempt_id}")}
+    left |= {*stored_keys(blobs, f"snapshots/{attempt_id}")}
+    assert left == known - {stray_chunk, stray_snap, stray_join} and not stray_tmp.exists()
+    # The acknowledged chunk and the finalized join still read back.
     assert client.get(f"/api/v1/recordings/{rec}", headers=bearer(token)).json()["received"] == [0]
-    with transaction(app_ctx.db) as session:
-        assert orphans.find(session, blobs).files == []
-        assert orphans.find(session, blobs, grace=timedelta(0)).files == [fresh]
+    p1 = client.post("/api/v1/staff/login", json={"username": "p1", "password": "pw-p1"})
+    original = client.get(
+        f"/api/v1/recordings/{rec}/media?original=1",
+        headers=bearer(p1.json()["token"]),
+    )
+    assert original.content == b"chunk zero"
+
+
+def keys_sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def test_storage_sweep_command(
@@ -75,16 +98,17 @@ def test_storage_sweep_command(
     token, attempt_id = entered(client, clock, exam_id)
     rec = new_recording(client, token)
     assert put(client, token, rec, 0, b"chunk zero").status_code == 201
-    stray = app_ctx.blobs.local_path(keys.chunk_key(attempt_id, rec, 1, "ab" * 32))
-    stray.write_bytes(b"y" * 10)
-    for p in app_ctx.blobs.root.rglob("*"):
+    stray = keys.chunk_key(attempt_id, rec, 1, "ab" * 32)
+    app_ctx.blobs.put(stray, b"y" * 10)
+    root = Path(app_ctx.settings.blob_dir)
+    for p in root.rglob("*"):
         if p.is_file():
             _age(p, 3)
     dry = run_cli(app_ctx.settings, "storage", "sweep", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.splitlines()[0] == stray.relative_to(app_ctx.blobs.root).as_posix()
-    assert "10 字节" in dry.stdout and stray.exists()
+    assert dry.stdout.splitlines()[0] == stray
+    assert "10 字节" in dry.stdout and app_ctx.blobs.exists(stray)
     done = run_cli(app_ctx.settings, "storage", "sweep", "--grace", "2h")
     assert done.returncode == 0 and "已删除 removed: 1" in done.stdout, done.stdout
-    assert not stray.exists()
+    assert not app_ctx.blobs.exists(stray)
     assert client.get(f"/api/v1/recordings/{rec}", headers=bearer(token)).json()["received"] == [0]

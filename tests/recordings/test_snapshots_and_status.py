@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-from conftest import T, bearer, staff_token
+from conftest import T, bearer, both_backends, staff_token
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from invigil.core.context import AppContext
 from invigil.core.jobs import Job
 from invigil.recordings import snapshots
 from invigil.recordings.models import Snapshot
-from recordings.conftest import entered, new_recording, phone_token, put, sha
+from recordings.conftest import entered, new_recording, phone_token, put, sha, stored_keys
 
 
 def _jpeg(color: str = "red") -> bytes:
@@ -33,6 +33,7 @@ def _post(client: TestClient, token: str, kind: str, data: bytes) -> object:
     )
 
 
+@both_backends
 def test_snapshots_are_kept_and_the_latest_is_cheap(
     client: TestClient, clock: FrozenClock, exam_id: str, app_ctx: AppContext
 ) -> None:
@@ -63,6 +64,9 @@ def test_snapshots_are_kept_and_the_latest_is_cheap(
         assert r.status_code == status, (kind, r.text)  # type: ignore[attr-defined]
         assert r.json()["error"]["code"] == code  # type: ignore[attr-defined]
 
+    # Three blobs for three rows (the refused uploads stored nothing), no scratch file left.
+    assert len(stored_keys(app_ctx.blobs, f"snapshots/{attempt_id}")) == 3
+    assert not any(app_ctx.settings.scratch_dir.iterdir())
     with app_ctx.db.session() as s:
         assert s.query(Snapshot).count() == 3
         latest = snapshots.latest(s, [attempt_id])[attempt_id]

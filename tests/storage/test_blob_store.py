@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from s3_server import PART, SCRIPT, S3Server, free_port, require_ceph, s3_store
 
 from invigil.core.config import Settings
 from invigil.core.storage import BlobPurged, LocalBlobStore, blob_store
 from invigil.core.storage_s3 import S3BlobStore, content_md5
 
-from .conftest import PART, SCRIPT, Backend, S3Server, free_port, require_ceph, s3_store
+from .conftest import Backend
 
 
 def _random(n: int) -> bytes:
@@ -266,11 +267,47 @@ def test_a_failed_multipart_upload_leaves_nothing(s3_bucket: S3BlobStore) -> Non
     assert uploads.get("Uploads", []) == []
 
 
-def test_no_local_paths_on_s3(s3_bucket: S3BlobStore) -> None:
-    with pytest.raises(NotImplementedError, match="issue 14"):
-        s3_bucket.local_path("a/b")
-    with pytest.raises(NotImplementedError, match="issue 14"):
-        s3_bucket.temp_dir()
+def test_no_local_paths_on_either_backend(backend: Backend) -> None:
+    # Callers store from their own scratch files and read through the store (issue 14).
+    for name in ("local_path", "temp_dir"):
+        assert not hasattr(backend.store, name)
+
+
+def test_folders_list_and_delete(backend: Backend) -> None:
+    store = backend.store
+    keys = [backend.key(k) for k in ("a/1", "a/2", "a/deep/3", "ab/4", "b/5")]
+    for i, key in enumerate(keys):
+        store.put(key, b"x" * (i + 1))
+    listed = {i.key: i.size for i in store.list_prefix(backend.key("a"))}
+    # A folder, not a string prefix: "ab/4" is not under "a".
+    assert listed == {keys[0]: 1, keys[1]: 2, keys[2]: 3}
+    assert all(abs(i.modified - time.time()) < 600 for i in store.list_prefix(backend.key("a")))
+    assert list(store.list_prefix(backend.key("nothing"))) == []
+    assert store.delete_prefix(backend.key("a")) == 3
+    assert backend.keys_under(backend.prefix) == sorted([keys[3], keys[4]])
+    assert store.delete_prefix(backend.key("a")) == 0
+    with pytest.raises(ValueError):
+        store.delete_prefix("")
+    with pytest.raises(ValueError):
+        list(store.list_prefix("../x"))
+
+
+def test_put_files_stores_all_and_consumes_the_sources(backend: Backend) -> None:
+    store = backend.store
+    items = []
+    for i in range(5):
+        source = backend.scratch / f"src-{i}"
+        source.write_bytes(f"file {i}".encode() * 1000)
+        items.append((backend.key(f"many/{i}"), source))
+    store.put_files(items)
+    for i, (key, source) in enumerate(items):
+        assert store.get(key) == f"file {i}".encode() * 1000
+        assert not source.exists()
+    target = backend.scratch / "copy"
+    store.download(items[2][0], target)
+    assert target.read_bytes() == b"file 2" * 1000
+    with pytest.raises(FileNotFoundError):
+        store.download(backend.key("many/missing"), backend.scratch / "none")
 
 
 def test_blob_store_from_settings(
@@ -293,21 +330,30 @@ def test_blob_store_from_settings(
     )
     s3.put("settings/x", b"through the settings")
     assert s3_bucket.get("settings/x") == b"through the settings"
-    wrong = blob_store(
-        Settings(
-            blob_backend="s3",
-            s3_endpoint=s3_server.endpoint,
-            s3_bucket=s3_bucket.bucket,
-            s3_access_key=s3_server.access_key,
-            s3_secret_key="not-the-secret",
-            s3_path_style=True,
-        )
-    )
-    with pytest.raises(ClientError) as denied:
-        wrong.get("settings/x")
-    assert denied.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert blob_store(Settings(data_dir=tmp_path)) is local  # one store per configuration
+
+    def s3_with(**changes: Any) -> Settings:
+        fields: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "blob_backend": "s3",
+            "s3_endpoint": s3_server.endpoint,
+            "s3_bucket": s3_bucket.bucket,
+            "s3_access_key": s3_server.access_key,
+            "s3_secret_key": s3_server.secret_key,
+            "s3_path_style": True,
+        }
+        return Settings(**{**fields, **changes})
+
+    # A misconfigured or unreachable store stops the program at start, saying why (zh + en).
+    with pytest.raises(SystemExit, match=r"(?s)拒绝访问.*INVIGIL_S3_SECRET_KEY") as denied:
+        blob_store(s3_with(s3_secret_key="not-the-secret"))
+    assert "(403)" in str(denied.value)
+    with pytest.raises(SystemExit, match=r"(?s)没有存储桶.*does not exist"):
+        blob_store(s3_with(s3_bucket="no-such-bucket-here"))
+    with pytest.raises(SystemExit, match=r"(?s)无法连接对象存储.*INVIGIL_S3_ENDPOINT"):
+        blob_store(s3_with(s3_endpoint=f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(SystemExit, match="INVIGIL_S3_BUCKET"):
-        blob_store(Settings(blob_backend="s3"))
+        blob_store(Settings(data_dir=tmp_path, blob_backend="s3"))
 
 
 def test_s3_local_refuses_a_taken_port(tmp_path: Path) -> None:

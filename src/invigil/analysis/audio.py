@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -163,11 +163,11 @@ class Analysis:
         return sum(s.seconds for s in self.speech)
 
 
-def decode_pcm(path: Path) -> Decoded:
+def decode_pcm(path: Path | BinaryIO) -> Decoded:
     """The first audio track as 16 kHz mono int16. A file that ends early decodes up to where
     it ends; the error is kept so the summary can say so."""
     try:
-        container = av.open(str(path))
+        container = av.open(str(path) if isinstance(path, Path) else path, "r")
     except (av.FFmpegError, OSError) as exc:
         # strerror, not str(exc): that one names the file's path on this server.
         raise AudioUnavailable("unreadable", getattr(exc, "strerror", None) or "") from exc

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -39,7 +38,7 @@ from invigil.analysis.audio import (
 from invigil.attempts import events
 from invigil.attempts.models import Attempt, Event
 from invigil.core import jobs
-from invigil.core.storage import LocalBlobStore
+from invigil.core.storage import blob_store, seekable_source
 from invigil.recordings.assembly import AUDIO_JOB
 from invigil.recordings.models import FINALIZED, Recording
 
@@ -59,7 +58,7 @@ class Work:
     attempt_id: str
     started_at: datetime  # server time of the recording's creation: its offset 0
     exam_flags: dict[str, Any] | None
-    path: Path
+    key: str
     window_start: datetime
     window_end: datetime
     questions: int
@@ -76,7 +75,6 @@ def _done(session: Session, attempt_id: str, recording_id: str) -> bool:
 
 
 def _prepare(ctx: jobs.JobContext, recording_id: str) -> Work | None:
-    blobs = LocalBlobStore(ctx.settings.blob_dir)
     with ctx.db.session() as session, session.begin():
         rec = session.get(Recording, recording_id)
         if rec is None or rec.kind != "webcam" or rec.state != FINALIZED:
@@ -121,7 +119,7 @@ def _prepare(ctx: jobs.JobContext, recording_id: str) -> Work | None:
             attempt_id=attempt.id,
             started_at=rec.created_at,
             exam_flags=exam.flags,
-            path=blobs.local_path(key),
+            key=key,
             window_start=exam.starts_at,
             window_end=end,
             questions=len(exam.questions),
@@ -224,7 +222,10 @@ def audio_job(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -
     params = Params.from_rules(ctx.settings, rules)
     written: list[tuple[datetime, str, dict[str, Any], str | None]]
     try:
-        decoded = decode_pcm(job.path)
+        with seekable_source(
+            blob_store(ctx.settings), job.key, ctx.settings.scratch_dir, "audio-"
+        ) as source:
+            decoded = decode_pcm(source)
         window = Span(_offset(job, job.window_start), _offset(job, job.window_end))
         result = analyse(decoded, params, window, job.first_question, job.questions)
         summary_at = _at(job, decoded.start_s + decoded.duration_s)

@@ -24,7 +24,7 @@ from invigil.analysis.models import SnapshotAnalysis
 from invigil.attempts.models import Attempt
 from invigil.core import jobs
 from invigil.core.config import Settings
-from invigil.core.storage import LocalBlobStore
+from invigil.core.storage import blob_store
 from invigil.identity import faces
 from invigil.recordings.models import Snapshot
 
@@ -100,7 +100,7 @@ def facts_of(row: SnapshotAnalysis) -> FrameFacts:
 def _facts(settings: Settings, job: _Input, rules: thresholds.Thresholds) -> FrameFacts | None:
     covered = rules["camera_covered"]
     try:
-        image = LocalBlobStore(settings.blob_dir).get(job.blob_key)
+        image = blob_store(settings).get(job.blob_key)
         return analyse_frame(
             image,
             taken_at=job.taken_at,

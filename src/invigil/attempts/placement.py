@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from invigil.attempts import events
 from invigil.attempts.api import as_candidate
 from invigil.attempts.phone import PLACEMENT_EVENT, latest_phone_snapshot, placement_of
+from invigil.core.blob_response import jpeg_response
 from invigil.core.clock import iso
 from invigil.core.context import Ctx
 from invigil.core.errors import APIError
@@ -27,17 +27,17 @@ router = APIRouter(prefix="/api/v1/candidate/evidence", tags=["candidate"])
 
 
 @router.get("/snapshot")
-def phone_snapshot(request: Request, ctx: Ctx) -> FileResponse:
+def phone_snapshot(request: Request, ctx: Ctx) -> Response:
     """The phone's newest picture, for the candidate to check the placement."""
     with as_candidate(request, ctx) as (session, me):
         snap = latest_phone_snapshot(session, me.attempt.id)
         if snap is None:
             raise APIError(404, "no_snapshot", "手机尚未传来画面，请稍候。")
         key, at, snap_id = snap.blob_key, iso(snap.taken_at), snap.id
-    return FileResponse(
-        ctx.blobs.local_path(key),
-        media_type="image/jpeg",
-        headers={
+    return jpeg_response(
+        ctx.blobs,
+        key,
+        {
             "Cache-Control": "private, no-store",
             "X-Snapshot-At": at,
             "X-Snapshot-Id": snap_id,

@@ -6,6 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A key that ships in docs and demos; a real server must not run with it.
@@ -89,6 +90,9 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_path_style: bool = False  # http://host/bucket/key (MinIO, Ceph) vs http://bucket.host/key
+    # Files at or above the threshold go up as a multipart upload in parts of this size.
+    s3_multipart_threshold_mb: int = Field(default=64, ge=5)
+    s3_part_size_mb: int = Field(default=16, ge=5)
 
     max_upload_bytes: int = 16 * 1024 * 1024
     max_photo_bytes: int = 8 * 1024 * 1024
@@ -135,6 +139,12 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Local working files (uploads streaming in, joins, remuxes) on every blob backend.
+        Beside blob_dir, so the local store moves a finished file into place by a rename."""
+        return self.data_dir / "tmp"
 
     @property
     def base_url(self) -> str:

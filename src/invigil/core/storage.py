@@ -8,11 +8,17 @@ rename, fsync of the directory. The S3 backend lives in ``storage_s3`` (docs/sto
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
 import shutil
+import stat
 import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -37,12 +43,43 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    """One stored blob as a listing names it."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
+def check_prefix(prefix: str) -> str:
+    """A folder of keys ("recordings/<attempt id>"): the same rule as a key."""
+    if prefix == "":
+        raise ValueError("an empty prefix would name every blob")
+    return check_key(prefix)
+
+
 class BlobStore(Protocol):
-    """Missing blobs raise FileNotFoundError, purged ones (key "") BlobPurged, on every backend."""
+    """Missing blobs raise FileNotFoundError, purged ones (key "") BlobPurged, on every backend.
+
+    No method hands out a local path: callers write their working files in their own scratch
+    folder (Settings.scratch_dir) and give them to put_file/put_files, and read with open and
+    read_range, so the same code runs on local disk and on S3.
+    """
+
+    # True where put_file moves the source file into place (local disk), so its bytes must be
+    # fsynced by the caller first; False where they are uploaded (S3) and an fsync is wasted.
+    renames_sources: bool
 
     def put(self, key: str, data: bytes) -> None: ...
     def put_file(self, key: str, source: Path) -> None:
         """Store a file's bytes under key; the source file is consumed (moved or deleted)."""
+        ...
+
+    def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
+        """Store several files at once, each as put_file, all durable when this returns
+        (local: one fsync per directory; S3: the uploads run side by side). One failure
+        raises; the others may be stored or not (content-addressed keys make a retry safe)."""
         ...
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
@@ -58,10 +95,22 @@ class BlobStore(Protocol):
         """Up to length bytes from start; fewer at the end of the blob, b"" past it."""
         ...
 
+    def download(self, key: str, target: Path) -> None:
+        """Copy the blob into a local file (PyAV and the audio analysis read files)."""
+        ...
+
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None:
         """Remove the blob; removing a missing one is not an error."""
+        ...
+
+    def list_prefix(self, prefix: str) -> Iterator[BlobInfo]:
+        """Every blob under the folder `prefix` (its keys start with prefix + "/")."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every blob under the folder `prefix`; returns how many there were."""
         ...
 
     def presigned_url(self, key: str, expires: int) -> str | None:
@@ -69,9 +118,41 @@ class BlobStore(Protocol):
         backend can make one (S3); None where clients must go through the server (local)."""
         ...
 
-    # Local paths: only the local backend has them; callers move off them (issue 14).
-    def local_path(self, key: str) -> Path: ...
-    def temp_dir(self) -> Path: ...
+
+def scratch_file(folder: Path, prefix: str) -> tuple[int, Path]:
+    """A new working file in a scratch folder (made when missing): its fd and path."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=prefix)
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=prefix)
+    return fd, Path(name)
+
+
+@contextmanager
+def seekable_source(
+    blobs: BlobStore, key: str, scratch: Path, prefix: str
+) -> Iterator[Path | BinaryIO]:
+    """The blob as a decoder (PyAV) reads it: the stored file itself, opened read-only, where
+    the store hands out a seekable one (local disk: no copy), else a copy in a scratch file
+    (S3: one download, removed afterwards)."""
+    with blobs.open(key) as stream:
+        if stream.seekable():
+            yield stream
+            return
+    fd, copy = scratch_file(scratch, prefix)
+    os.close(fd)
+    try:
+        blobs.download(key, copy)
+        yield copy
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def download_to(blobs: BlobStore, key: str, target: Path) -> None:
+    """The generic download: stream the blob into target."""
+    with blobs.open(key) as src, target.open("wb") as out:
+        shutil.copyfileobj(src, out, _COPY_BUFFER)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -117,23 +198,28 @@ class LimitedReader(io.RawIOBase):
 
 
 class LocalBlobStore:
+    renames_sources = True
+
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / ".tmp").mkdir(exist_ok=True)
+        self._tmp = self.root / ".tmp"  # put_stream's own temp files; never a key (no dots)
+        self._tmp.mkdir(exist_ok=True)
+        # Directories known to exist: the chunk hot path makes each one once.
+        self._made: set[Path] = set()
 
-    def local_path(self, key: str) -> Path:
+    def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def temp_dir(self) -> Path:
-        return self.root / ".tmp"
+    def _folder(self, prefix: str) -> Path:
+        return self.root / check_prefix(prefix)
 
     def put(self, key: str, data: bytes) -> None:
         self.put_stream(key, io.BytesIO(data))
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
         check_key(key)
-        fd, tmp = tempfile.mkstemp(dir=self.temp_dir())
+        fd, tmp = tempfile.mkstemp(dir=self._tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 shutil.copyfileobj(stream, f, _COPY_BUFFER)
@@ -145,18 +231,53 @@ class LocalBlobStore:
                 os.unlink(tmp)
 
     def put_file(self, key: str, source: Path) -> None:
-        """Move an already fsynced file (on the same filesystem) into place."""
-        target = self.local_path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-        _fsync_dir(target.parent)
+        """Move an already fsynced file into place."""
+        self.put_files([(key, source)])
+
+    def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
+        folders: set[Path] = set()
+        for key, source in items:
+            target = self._path(key)
+            self._move(source, target)
+            folders.add(target.parent)
+        for folder in folders:
+            _fsync_dir(folder)
+
+    def _move(self, source: Path, target: Path) -> None:
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if len(self._made) > 10_000:
+                self._made.clear()
+            self._made.add(target.parent)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:  # the folder went away since we made it
+            if not source.exists():
+                raise
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # The scratch folder lies on another filesystem: copy, fsync, then rename.
+            fd, tmp = tempfile.mkstemp(dir=self._tmp)
+            try:
+                with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                    shutil.copyfileobj(src, out, _COPY_BUFFER)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            source.unlink(missing_ok=True)
 
     def get(self, key: str) -> bytes:
-        return self.local_path(key).read_bytes()
+        return self._path(key).read_bytes()
 
     def open(self, key: str, start: int = 0, length: int | None = None) -> BinaryIO:
         _check_range(start, length)
-        f = self.local_path(key).open("rb")
+        f = self._path(key).open("rb")
         if start:
             f.seek(start)
         if length is None:
@@ -165,28 +286,84 @@ class LocalBlobStore:
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         _check_range(start, length)
-        with self.local_path(key).open("rb") as f:
+        with self._path(key).open("rb") as f:
             f.seek(start)
             return f.read(length)
 
+    def download(self, key: str, target: Path) -> None:
+        shutil.copyfile(self._path(key), target)
+
     def exists(self, key: str) -> bool:
-        return self.local_path(key).is_file()
+        return self._path(key).is_file()
 
     def size(self, key: str) -> int:
-        return self.local_path(key).stat().st_size
+        return self._path(key).stat().st_size
 
     def delete(self, key: str) -> None:
-        self.local_path(key).unlink(missing_ok=True)
+        self._path(key).unlink(missing_ok=True)
+
+    def list_prefix(self, prefix: str) -> Iterator[BlobInfo]:
+        folder = self._folder(prefix)
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.rglob("*")):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # removed while we looked
+                continue
+            if stat.S_ISREG(st.st_mode):
+                key = path.relative_to(self.root).as_posix()
+                yield BlobInfo(key, st.st_size, st.st_mtime)
+
+    def delete_prefix(self, prefix: str) -> int:
+        folder = self._folder(prefix)
+        count = sum(1 for _ in self.list_prefix(prefix))
+        shutil.rmtree(folder, ignore_errors=True)
+        self._made = {d for d in self._made if not d.is_relative_to(folder)}
+        return count
 
     def presigned_url(self, key: str, expires: int) -> str | None:
         check_key(key)
         return None
 
 
-def blob_store(settings: Settings) -> BlobStore:
-    """The store the settings name (INVIGIL_BLOB_BACKEND): local disk, or an S3 bucket."""
-    if settings.blob_backend == "s3":
-        from invigil.core.storage_s3 import S3BlobStore  # boto3 only where S3 is used
+_stores: dict[tuple[object, ...], BlobStore] = {}
+_stores_lock = threading.Lock()
 
-        return S3BlobStore.from_settings(settings)
-    return LocalBlobStore(settings.blob_dir)
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The store the settings name (INVIGIL_BLOB_BACKEND): local disk, or an S3 bucket.
+
+    One instance per configuration and process (the S3 client and its connection pool are
+    shared by every request and job). The first call checks an S3 store: a bucket that is
+    missing, unreachable or refused ends the program with a message saying which (SystemExit),
+    at start rather than at the first upload.
+    """
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    if settings.blob_backend == "s3":
+        ident: tuple[object, ...] = (
+            "s3",
+            settings.s3_endpoint,
+            settings.s3_region,
+            settings.s3_bucket,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_path_style,
+            settings.s3_multipart_threshold_mb,
+            settings.s3_part_size_mb,
+        )
+    else:
+        ident = ("local", settings.blob_dir.resolve())
+    with _stores_lock:
+        found = _stores.get(ident)
+        if found is None:
+            if settings.blob_backend == "s3":
+                from invigil.core.storage_s3 import S3BlobStore  # boto3 only where S3 is used
+
+                s3 = S3BlobStore.from_settings(settings)
+                s3.check()
+                found = s3
+            else:
+                found = LocalBlobStore(settings.blob_dir)
+            _stores[ident] = found
+        return found

@@ -12,15 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from invigil.core.storage import LimitedReader, check_key
+from invigil.core.storage import BlobInfo, LimitedReader, check_key, check_prefix, download_to
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -31,10 +33,6 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB  # the S3 minimum for every part but the last
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_LOCAL_PATHS = (
-    "the S3 blob store has no local paths: use put_file/put_stream, open and read_range "
-    "(issue 14: callers move off local_path and temp_dir)"
-)
 
 
 def content_md5(data: bytes | memoryview) -> str:
@@ -67,6 +65,8 @@ class _BodyReader(io.RawIOBase):
 
 
 class S3BlobStore:
+    renames_sources = False
+
     def __init__(
         self,
         bucket: str,
@@ -85,6 +85,10 @@ class S3BlobStore:
         if multipart_threshold < part_size:
             raise ValueError("the multipart threshold must be at least one part")
         self.bucket = bucket
+        self.endpoint = endpoint
+        self.max_connections = max_connections
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         config = Config(
@@ -122,7 +126,52 @@ class S3BlobStore:
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
             path_style=settings.s3_path_style,
+            multipart_threshold=settings.s3_multipart_threshold_mb * MiB,
+            part_size=settings.s3_part_size_mb * MiB,
         )
+
+    def check(self) -> None:
+        """Fail with a message that names the cause when the bucket cannot be used."""
+        where = f"{self.endpoint or 'AWS S3'} / {self.bucket}"
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if _not_found(exc) or code == "NoSuchBucket":
+                raise SystemExit(
+                    f"对象存储中没有存储桶 {where}：请先创建它（INVIGIL_S3_BUCKET）。\n"
+                    f"The bucket {where} does not exist: create it first (INVIGIL_S3_BUCKET)."
+                ) from None
+            if code in {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+                raise SystemExit(
+                    f"对象存储拒绝访问 {where}（{code}）：请检查 INVIGIL_S3_ACCESS_KEY、"
+                    "INVIGIL_S3_SECRET_KEY 和 INVIGIL_S3_REGION。\n"
+                    f"The object store refused access to {where} ({code}): check "
+                    "INVIGIL_S3_ACCESS_KEY, INVIGIL_S3_SECRET_KEY and INVIGIL_S3_REGION."
+                ) from None
+            raise SystemExit(
+                f"对象存储 {where} 出错（{code}）。\nThe object store {where} answered {code}."
+            ) from None
+        except NoCredentialsError:
+            raise SystemExit(
+                "未找到对象存储的访问密钥：请设置 INVIGIL_S3_ACCESS_KEY 和 INVIGIL_S3_SECRET_KEY。\n"
+                "No credentials for the object store: set INVIGIL_S3_ACCESS_KEY and "
+                "INVIGIL_S3_SECRET_KEY."
+            ) from None
+        except BotoCoreError as exc:  # unreachable endpoint, bad URL, timeout
+            raise SystemExit(
+                f"无法连接对象存储 {where}：{exc}。请检查 INVIGIL_S3_ENDPOINT 与网络。\n"
+                f"Cannot reach the object store {where}: {exc}. Check INVIGIL_S3_ENDPOINT "
+                "and the network."
+            ) from None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.max_connections, thread_name_prefix="invigil-s3"
+                )
+            return self._executor
 
     def ensure_bucket(self) -> None:
         """Create the bucket when it is missing (tests, a first start of a small install)."""
@@ -162,6 +211,17 @@ class S3BlobStore:
                 )
         # Like the local store, which moves the file into place: the source is consumed.
         source.unlink(missing_ok=True)
+
+    def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
+        if len(items) == 1:
+            self.put_file(*items[0])
+            return
+        # Side by side: a group commit of many chunks waits for the slowest PUT, not the sum.
+        futures = [self._pool().submit(self.put_file, key, source) for key, source in items]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
         """A stream that ends within one part goes up in one PUT, a longer one as a multipart
@@ -232,6 +292,9 @@ class S3BlobStore:
         with self.open(key, start, length) as f:
             return f.read()
 
+    def download(self, key: str, target: Path) -> None:
+        download_to(self, key, target)
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
@@ -258,11 +321,23 @@ class S3BlobStore:
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
         )
 
-    def local_path(self, key: str) -> Path:
-        raise NotImplementedError(_LOCAL_PATHS)
+    # --- folders --------------------------------------------------------------------------
 
-    def temp_dir(self) -> Path:
-        raise NotImplementedError(_LOCAL_PATHS)
+    def list_prefix(self, prefix: str) -> Iterator[BlobInfo]:
+        folder = check_prefix(prefix) + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=folder
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield BlobInfo(obj["Key"], obj["Size"], obj["LastModified"].timestamp())
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [info.key for info in self.list_prefix(prefix)]
+        # One request per key, side by side: DeleteObjects needs a checksum header that not
+        # every S3-compatible server accepts in the form boto3 now sends.
+        list(self._pool().map(self.delete, keys))
+        return len(keys)
 
 
 def _parts(stream: BinaryIO, size: int) -> Iterator[bytes]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from invigil.core.clock import SystemClock, iso
 from invigil.core.config import Settings
 from invigil.core.db import Database, transaction
-from invigil.core.storage import LocalBlobStore
+from invigil.core.storage import blob_store
 from invigil.evidence import signing
 
 
@@ -21,7 +21,7 @@ def export_command(settings: Settings, attempt: str, out: Path) -> int:
     db = Database(settings.sqlalchemy_url)
     try:
         result = export_package(
-            db, LocalBlobStore(settings.blob_dir), settings, attempt, out, SystemClock().now()
+            db, blob_store(settings), settings, attempt, out, SystemClock().now()
         )
     except EvidenceError as exc:
         typer.echo(str(exc), err=True)
@@ -74,7 +74,7 @@ def retention_command(
         return 2
     now = SystemClock().now()
     db = Database(settings.sqlalchemy_url)
-    blobs = LocalBlobStore(settings.blob_dir)
+    blobs = blob_store(settings)
     try:
         with transaction(db) as session:
             query = select(Exam).order_by(Exam.starts_at)

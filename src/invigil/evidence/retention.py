@@ -14,7 +14,6 @@ time.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from invigil.attempts import events
 from invigil.attempts.models import Attempt
 from invigil.core import jobs
 from invigil.core.clock import iso
-from invigil.core.storage import BlobStore, LocalBlobStore
+from invigil.core.storage import BlobStore, blob_store
 from invigil.evidence.models import DataPurge, ExamRetention
 from invigil.exams.durations import parse_duration
 from invigil.exams.models import Candidate, Exam
@@ -157,18 +156,12 @@ class _Remover:
             self.blobs.delete(key)
 
     def sweep(self, prefix: str, tally: AttemptPurge) -> None:
-        """Files under an attempt's folders that no row points at (an upload that lost a race,
-        a half-written temp file): purged too. Only the local store can list a folder."""
-        if not isinstance(self.blobs, LocalBlobStore):
-            return
-        folder = self.blobs.local_path(prefix)
-        if not folder.is_dir():
-            return
-        for path in folder.rglob("*"):
-            if path.is_file():
-                tally.count("unreferenced", path.stat().st_size)
+        """Blobs under an attempt's folders that no row points at (an upload whose batch
+        failed, a finalize or remux that lost a race): purged too, on every backend."""
+        for info in self.blobs.list_prefix(prefix):
+            tally.count("unreferenced", info.size)
         if not self.dry_run:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.blobs.delete_prefix(prefix)
 
 
 def _purge_attempt(
@@ -281,7 +274,7 @@ def retention_job(session: Session, payload: dict[str, Any], ctx: jobs.JobContex
         return
     purge_exam(
         session,
-        LocalBlobStore(ctx.settings.blob_dir),
+        blob_store(ctx.settings),
         exam.id,
         now,
         actor="system:retention",

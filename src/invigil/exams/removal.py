@@ -9,7 +9,6 @@ evidence. The demo replaces its own practice exams the same way, activity or not
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
@@ -17,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from invigil.attempts.models import Attempt
 from invigil.core import jobs
-from invigil.core.storage import BlobStore, LocalBlobStore
+from invigil.core.storage import BlobStore
 from invigil.evidence import retention
 from invigil.exams.models import Attachment, Candidate, Exam
 
@@ -66,7 +65,5 @@ def remove_exam(session: Session, blobs: BlobStore, exam_id: str, now: datetime)
     session.flush()
     session.expunge_all()
     for key in keys:
-        if blobs.exists(key):
-            blobs.delete(key)
-    if isinstance(blobs, LocalBlobStore):  # the exam's now empty folders
-        shutil.rmtree(blobs.local_path(f"exams/{exam_id}"), ignore_errors=True)
+        blobs.delete(key)  # a missing blob is no error on any backend
+    blobs.delete_prefix(f"exams/{exam_id}")  # anything else under the exam (local: its folders)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from invigil.attempts import sessions
 from invigil.attempts.models import Attempt
+from invigil.core.blob_response import blob_response, jpeg_response
 from invigil.core.clock import iso
 from invigil.core.context import AppContext, Ctx
 from invigil.core.errors import APIError, forbidden, not_found, unauthorized
@@ -118,7 +119,7 @@ def media(
     request: Request,
     ctx: Ctx,
     original: Annotated[bool, Query()] = False,
-) -> FileResponse:
+) -> Response:
     byte_range = request.headers.get("range")
     with transaction(ctx.db) as session:
         who = actor(session, ctx, request, ("staff",))
@@ -135,7 +136,9 @@ def media(
         )
     if not ready:
         try:
-            rec = assembly.ensure_media(ctx.db, ctx.blobs, ctx.clock, rec.id)
+            rec = assembly.ensure_media(
+                ctx.db, ctx.blobs, ctx.clock, rec.id, ctx.settings.scratch_dir
+            )
         except assembly.AssemblyError as exc:
             raise APIError(
                 409,
@@ -145,16 +148,19 @@ def media(
             ) from None
     if original:
         assert rec.original_key is not None
-        path, mime, name = ctx.blobs.local_path(rec.original_key), rec.mime, "original"
+        key, mime, name = rec.original_key, rec.mime, "original"
+        ext = ".mp4" if "mp4" in mime else ".webm"
     else:
         assert rec.media_key is not None and rec.media_mime is not None
-        path, mime, name = ctx.blobs.local_path(rec.media_key), rec.media_mime, "media"
-    ext = path.suffix or (".mp4" if "mp4" in mime else ".webm")
-    return FileResponse(
-        path,
+        key, mime, name = rec.media_key, rec.media_mime, "media"
+        ext = "." + key.rsplit(".", 1)[-1]
+    # Streamed from the store with Range on every backend (core/blob_response.py).
+    return blob_response(
+        ctx.blobs,
+        key,
+        byte_range,
         media_type=mime.split(";")[0],
         filename=f"{rec.kind}-{rec.id}-{name}{ext}",
-        content_disposition_type="inline",
         headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
     )
 
@@ -168,7 +174,7 @@ async def post_snapshot(request: Request) -> JSONResponse:
 
 
 @router.get("/snapshots/{snapshot_id}")
-def get_snapshot(request: Request, snapshot_id: str, ctx: Ctx) -> FileResponse:
+def get_snapshot(request: Request, snapshot_id: str, ctx: Ctx) -> Response:
     with transaction(ctx.db) as session:
         user = current_staff(request, session, ctx)
         snap = session.get(Snapshot, snapshot_id)
@@ -178,11 +184,8 @@ def get_snapshot(request: Request, snapshot_id: str, ctx: Ctx) -> FileResponse:
         assert attempt is not None
         if not can_see_room(session, user, attempt.room_id):
             raise forbidden("您不是该考生所在考场的工作人员。")
-    return FileResponse(
-        ctx.blobs.local_path(snap.blob_key),
-        media_type="image/jpeg",
-        headers={"Cache-Control": "private, no-store"},
-    )
+        key = snap.blob_key
+    return jpeg_response(ctx.blobs, key, {"Cache-Control": "private, no-store"})
 
 
 @router.get("/staff/attempts/{attempt_id}/snapshots")

@@ -4,19 +4,25 @@ MediaRecorder's WebM has no duration and no seek index; the same packets written
 libavformat's Matroska muxer to a seekable file get both. WebM stays WebM (VP8/VP9/AV1 with
 Opus/Vorbis), other codecs in Matroska go to MKV, MP4 (Safari) to MP4 with the index up front.
 
+The remux runs on local files on every blob backend: the joined original is copied from the
+store to a scratch file (Settings.scratch_dir, never the store), PyAV writes the result to
+another, which goes back to the store (S3: a multipart upload when large) under a key that
+carries its SHA-256.
+
 Idempotent and safe to run twice at once (the job and an on-demand request): each run writes its
-own temp file; the first to take the recording's lock moves it into place and records it, a
-later one finds it done and drops its own. Output is bit-exact, so reruns produce equal bytes.
+own scratch files and stores its result; the first to take the recording's lock records it, a
+later one finds it done and removes its own blob unless it is the same key. Output is
+bit-exact, so reruns produce equal bytes (and usually the same key).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 from sqlalchemy import select
@@ -24,7 +30,7 @@ from sqlalchemy import select
 from invigil.core import jobs
 from invigil.core.clock import Clock
 from invigil.core.db import Database
-from invigil.core.storage import BlobStore, LocalBlobStore
+from invigil.core.storage import BlobStore, blob_store, scratch_file, seekable_source
 from invigil.recordings import keys
 from invigil.recordings.models import FINALIZED, Recording
 from invigil.recordings.service import ASSEMBLE_JOB
@@ -57,10 +63,10 @@ def choose_output(input_format: str, codecs: set[str]) -> Output:
     return Output("matroska", "mkv", "video/x-matroska", {})
 
 
-def remux(source: Path, target: Path) -> tuple[Output, float | None]:
+def remux(source: Path | BinaryIO, target: Path) -> tuple[Output, float | None]:
     """Copy every audio/video packet of ``source`` into a new container at ``target``."""
     try:
-        with av.open(str(source)) as inp:
+        with av.open(str(source) if isinstance(source, Path) else source, "r") as inp:
             streams = [s for s in inp.streams if s.type in ("video", "audio")]
             if not streams:
                 raise AssemblyError("no audio or video stream")
@@ -80,7 +86,9 @@ def remux(source: Path, target: Path) -> tuple[Output, float | None]:
     return out_fmt, duration
 
 
-def ensure_media(db: Database, blobs: BlobStore, clock: Clock, recording_id: str) -> Recording:
+def ensure_media(
+    db: Database, blobs: BlobStore, clock: Clock, recording_id: str, scratch: Path
+) -> Recording:
     """The recording with its remuxed file in place, remuxing now if nobody has yet."""
     with transaction(db) as session:
         rec = session.get(Recording, recording_id)
@@ -88,15 +96,22 @@ def ensure_media(db: Database, blobs: BlobStore, clock: Clock, recording_id: str
             raise AssemblyError(f"recording {recording_id} is not finalized")
         if rec.media_key is not None and blobs.exists(rec.media_key):
             return rec
-        source = blobs.local_path(rec.original_key)
+        original_key = rec.original_key
         attempt_id = rec.attempt_id
-    fd, name = tempfile.mkstemp(dir=blobs.temp_dir(), prefix="remux-")
+    fd, tmp = scratch_file(scratch, "remux-")
     os.close(fd)
-    tmp = Path(name)
     try:
-        out_fmt, duration = remux(source, tmp)
+        with seekable_source(blobs, original_key, scratch, "remux-in-") as source:
+            out_fmt, duration = remux(source, tmp)
+        digest = hashlib.sha256()
         with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
+            while block := f.read(1 << 20):
+                digest.update(block)
+            if blobs.renames_sources:  # local disk: this file becomes the blob
+                os.fsync(f.fileno())
+        key = keys.media_key(attempt_id, recording_id, digest.hexdigest(), out_fmt.ext)
+        size = tmp.stat().st_size
+        blobs.put_file(key, tmp)  # stored before any row names it
         with transaction(db) as session:
             rec = session.scalars(
                 select(Recording)
@@ -105,10 +120,10 @@ def ensure_media(db: Database, blobs: BlobStore, clock: Clock, recording_id: str
                 .execution_options(populate_existing=True)
             ).one()
             if rec.media_key is not None and blobs.exists(rec.media_key):
-                return rec  # someone else finished first; never replace a file being served
-            key = keys.media_key(attempt_id, recording_id, out_fmt.ext)
-            size = tmp.stat().st_size
-            blobs.put_file(key, tmp)
+                # Someone else finished first; never replace a file being served.
+                if rec.media_key != key:
+                    blobs.delete(key)
+                return rec
             rec.media_key = key
             rec.media_mime = out_fmt.mime
             rec.media_size = size
@@ -132,6 +147,8 @@ def ensure_media(db: Database, blobs: BlobStore, clock: Clock, recording_id: str
 def assemble_job(_: Any, payload: dict[str, Any], ctx: jobs.JobContext) -> None:
     # The job's own session stays unused until the end: on SQLite touching it would hold the
     # writer lock for the whole remux.
-    blobs = LocalBlobStore(ctx.settings.blob_dir)
-    rec = ensure_media(ctx.db, blobs, ctx.clock, str(payload["recording_id"]))
+    blobs = blob_store(ctx.settings)
+    rec = ensure_media(
+        ctx.db, blobs, ctx.clock, str(payload["recording_id"]), ctx.settings.scratch_dir
+    )
     log.info("assembled recording %s (%s s)", rec.id, rec.duration_s)

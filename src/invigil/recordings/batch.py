@@ -4,20 +4,21 @@ Every chunk and snapshot needs a short transaction (the token, the recording, th
 by one, each pays a BEGIN, a commit (an fsync of the database log) and, on SQLite, a turn of the
 single writer lock; under load the turns queued up and the latency was all waiting (see
 docs/benchmarks.md). Here one committer thread per process takes whatever uploads arrived while
-the previous batch committed, runs each one's work in one transaction, fsyncs the directories
-their files were renamed into, commits once, and only then answers each of them: nothing is
-acknowledged before it is durable, exactly as before.
+the previous batch committed, runs each one's work in one transaction, stores the files the
+items asked for in the blob store (local disk: renamed into place, one fsync per directory; S3:
+the PUTs side by side, each acknowledged by the store), commits once, and only then answers
+each of them: nothing is acknowledged before its bytes and its row are durable.
 
-An item's work raises :class:`APIError` to refuse just that upload (an ``OSError`` from moving its
-file fails just that upload too; items move their file before they write any row). Any other
-error, a database error above all, fails the whole batch: nothing of it is committed, and each
-of its uploads gets that error (a 500) and is retried by its client.
+An item's work raises :class:`APIError` to refuse just that upload. Any other error — a
+database error, a blob store that fails a write — fails the whole batch: nothing of it is
+committed, and each of its uploads gets that error (a 500) and is retried by its client. Files
+stored for a failed batch are unreferenced content-addressed blobs: a retry stores the same
+bytes under the same key, and the orphan sweep removes what nobody retries.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from invigil.core import metrics
 from invigil.core.db import Database
 from invigil.core.errors import APIError
+from invigil.core.storage import BlobStore
 from invigil.recordings.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -41,32 +43,25 @@ MAX_BATCH = 256
 
 @dataclass
 class Batch:
-    """What the items of one batch share: the session, and directories to fsync before commit."""
+    """What the items of one batch share: the session, and the files to store before commit."""
 
     session: Session
-    dirs: set[Path] = field(default_factory=set)
-    # Files to delete once the batch is over (losers of a conflict), whatever its outcome.
-    discard: list[Path] = field(default_factory=list)
+    # (store, key, source file) for each upload whose row this batch inserts.
+    files: list[tuple[BlobStore, str, Path]] = field(default_factory=list)
 
-    def move_into_place(self, source: Path, target: Path) -> None:
-        if target.parent not in _made_dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if len(_made_dirs) > 10_000:
-                _made_dirs.clear()
-            _made_dirs.add(target.parent)
-        try:
-            os.replace(source, target)
-        except FileNotFoundError:  # the folder went away since we made it
-            if not source.exists():
-                raise
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-        self.dirs.add(target.parent)
+    def store(self, blobs: BlobStore, key: str, source: Path) -> None:
+        """Store `source` under `key` before this batch commits (the file is consumed)."""
+        self.files.append((blobs, key, source))
+
+    def put_files(self) -> None:
+        by_store: dict[int, tuple[BlobStore, list[tuple[str, Path]]]] = {}
+        for blobs, key, source in self.files:
+            by_store.setdefault(id(blobs), (blobs, []))[1].append((key, source))
+        for blobs, items in by_store.values():
+            blobs.put_files(items)
 
 
 Work = Callable[[Batch], Any]
-# Directories known to exist (only the committer thread touches this).
-_made_dirs: set[Path] = set()
 
 
 @dataclass
@@ -106,19 +101,17 @@ class Committer:
     def _commit(self, items: list[_Item]) -> None:
         started = time.perf_counter()
         outcomes: list[tuple[bool, Any]] = []
-        batch: Batch | None = None
         try:
             with transaction(self.db) as session:
                 batch = Batch(session)
                 for item in items:
                     try:
                         outcomes.append((True, item.work(batch)))
-                    except (APIError, OSError) as exc:
-                        # Refused, or its file could not be moved (before any of its writes):
-                        # only this upload fails. A database error fails the batch (below).
+                    except APIError as exc:
+                        # Refused: only this upload fails. Any other error fails the batch.
                         outcomes.append((False, exc))
-                for folder in batch.dirs:
-                    _fsync_dir(folder)
+                # Bytes first, then the commit: a row never names a blob that is not stored.
+                batch.put_files()
             # Committed; observed before anyone is answered, so a scrape after an ack counts it.
             metrics.observe_batch(len(items), time.perf_counter() - started)
         except BaseException as exc:  # nothing of this batch was committed
@@ -126,22 +119,11 @@ class Committer:
             for item in items:
                 item.future.set_exception(exc)
             return
-        finally:
-            for path in batch.discard if batch else ():
-                path.unlink(missing_ok=True)
         for item, (ok, value) in zip(items, outcomes, strict=True):
             if ok:
                 item.future.set_result(value)
             else:
                 item.future.set_exception(value)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _committers: WeakKeyDictionary[Database, Committer] = WeakKeyDictionary()

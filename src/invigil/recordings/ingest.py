@@ -1,17 +1,20 @@
 """The chunk upload hot path: ``PUT /api/v1/recordings/{id}/chunks/{seq}``.
 
 1. Cheap checks of the path and headers (no token at all: 401 before any byte is read).
-2. The body streams to a temp file in the blob store while it is hashed; a wrong hash is 422
-   and the file is removed. Nothing about the stored chunk is touched before this point.
-3. In a worker thread: fsync the temp file. Then, in the next group commit (batch.py): the
-   token, the recording, the upload window, whether this seq is held (same bytes 200, other
-   bytes 409, the temp file removed either way); else rename it to a content-addressed key,
-   insert the chunk row (unique per recording and seq), fsync the directory, commit. Only
-   then 201.
+2. The body streams to a scratch file (Settings.scratch_dir) while it is hashed; a wrong hash
+   is 422 and the file is removed. Nothing about the stored chunk is touched before this point.
+3. In a worker thread: fsync the scratch file where the store will rename it (local disk).
+   Then, in the next group commit (batch.py): the token, the recording, the upload window,
+   whether this seq is held (same bytes 200, other bytes 409, the scratch file removed either
+   way); else insert the chunk row (unique per recording and seq) under a content-addressed
+   key, store the file under that key (local: rename + directory fsync; S3: a PUT with
+   Content-MD5 that the store acknowledged), commit. Only then 201.
 
-A crash between rename and commit leaves an unreferenced file, never a row without its bytes;
-the retry renames identical bytes onto the same key. Two identical uploads racing both rename
-the same bytes to the same key; the unique key of the row picks one 201 and one 200.
+A crash between the store's write and the commit leaves an unreferenced blob, never a row
+without its bytes; the retry stores identical bytes under the same key. Two identical uploads
+racing store the same bytes under the same key; the unique key of the row picks one 201 and
+one 200. The chunk's bytes are written once on this machine (the scratch file), whatever the
+backend.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import asyncio
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +42,7 @@ from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, unauthorized
 from invigil.core.security import token_digest
+from invigil.core.storage import scratch_file
 from invigil.exams.models import Exam
 from invigil.recordings import batch, keys
 from invigil.recordings.access import ID, WRITES, actor, check_upload_window, recording_for
@@ -112,8 +115,6 @@ def _chunk_work(
         if state == FINALIZED:
             raise APIError(409, "recording_finalized", "该录像已完成上传，不能再追加分段。")
         key = keys.chunk_key(attempt_id, recording_id, seq, sha256)
-        target = ctx.blobs.local_path(key)
-        batch.move_into_place(tmp, target)
         conn = session.connection()
         insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
         row = {
@@ -126,11 +127,12 @@ def _chunk_work(
         }
         stmt = insert(CHUNKS).values(row).on_conflict_do_nothing().returning(CHUNKS.c.seq)
         if conn.execute(stmt).first() is not None:
+            batch.store(ctx.blobs, key, tmp)  # stored before the commit, or nothing commits
             return 201
-        # PostgreSQL: another process's upload of this seq committed first (the insert waited).
+        # The row exists already: an upload of this seq in this batch, or another process's
+        # that committed first (PostgreSQL: the insert waited). Its bytes are stored.
         if _held(session, recording_id, seq) == sha256:
-            return 200  # same bytes, same content-addressed file
-        batch.discard.append(target)  # other bytes won; ours has a key of its own
+            return 200  # same bytes, same content-addressed blob
         raise _conflict(seq)
 
     return work
@@ -218,8 +220,7 @@ async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONRe
         if int(length) == 0:
             raise APIError(422, "empty_chunk", "分段内容为空。")
 
-    fd, name = tempfile.mkstemp(dir=ctx.blobs.temp_dir(), prefix="chunk-")
-    tmp = Path(name)
+    fd, tmp = scratch_file(ctx.settings.scratch_dir, "chunk-")
     owned = True  # fd still ours to close
     try:
         digest = hashlib.sha256()
@@ -240,7 +241,10 @@ async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONRe
         if digest.hexdigest() != sha256:
             raise APIError(422, "hash_mismatch", "分段内容与 X-Chunk-SHA256 不符，未保存，请重传。")
         owned = False
-        await run_in_threadpool(_fsync_close, fd)
+        if ctx.blobs.renames_sources:
+            await run_in_threadpool(_fsync_close, fd)
+        else:  # uploaded from here: the store's acknowledgement is what makes it durable
+            os.close(fd)
         work = _chunk_work(ctx, request, recording_id, seq, tmp, sha256, size)
         status = await asyncio.wrap_future(batch.submit(ctx.db, work))
     finally:

@@ -1,11 +1,13 @@
-"""Files a crash left behind, found and removed.
+"""Blobs and scratch files a crash left behind, found and removed.
 
-A chunk or snapshot is written, fsynced and renamed into place *before* its row is committed
-(so an acknowledgement always has its bytes). A crash between the rename and the commit leaves
-a file no row points to; a crash while a body streams in leaves a temp file. Neither is data
-anyone was promised — the client never got its acknowledgement and sends the chunk again —
-but they fill the disk. A file counts as an orphan only when no row names it *and* it is older
-than a grace period, so an upload between its rename and its commit is never touched.
+A chunk or snapshot is stored (local disk: renamed into place; S3: PUT) *before* its row is
+committed, so an acknowledgement always has its bytes. A crash between the two, or a group
+commit that failed after storing, leaves a blob no row names; a finalize or remux that lost a
+race leaves a joined original or media blob nobody names; a crash while a body streams in
+leaves a scratch file. None of it is data anyone was promised — the client never got its
+acknowledgement and sends the chunk again — but it fills the disk or the bucket. A blob counts
+as an orphan only when no row names it *and* it is older than a grace period, so an upload
+between its write and its commit is never touched. Works the same on every blob backend.
 """
 
 from __future__ import annotations
@@ -18,46 +20,54 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invigil.core.storage import LocalBlobStore
-from invigil.recordings.models import Chunk, Snapshot
+from invigil.core.storage import BlobStore
+from invigil.recordings.models import Chunk, Recording, Snapshot
 
 GRACE = timedelta(hours=1)
+PREFIXES = ("recordings", "snapshots")
 
 
 @dataclass
 class Orphans:
-    files: list[Path] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # blobs in the store
+    files: list[Path] = field(default_factory=list)  # scratch files on this machine
     bytes: int = 0
 
 
 def _old_files(folder: Path, before: float) -> list[Path]:
     if not folder.is_dir():
         return []
-    return [p for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime < before]
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime < before)
 
 
-def find(session: Session, blobs: LocalBlobStore, grace: timedelta = GRACE) -> Orphans:
-    """Chunk and snapshot files no row names, and stale temp files, older than `grace`."""
+def find(
+    session: Session, blobs: BlobStore, scratch: Path | None, grace: timedelta = GRACE
+) -> Orphans:
+    """Blobs under recordings/ and snapshots/ that no row names, and stale scratch files,
+    older than `grace`."""
     before = time.time() - grace.total_seconds()
     known = set(session.scalars(select(Chunk.blob_key)))
     known.update(session.scalars(select(Snapshot.blob_key)))
+    for original, media in session.execute(select(Recording.original_key, Recording.media_key)):
+        known.update(k for k in (original, media) if k)
     found = Orphans()
-    candidates = _old_files(blobs.temp_dir(), before)
-    for p in _old_files(blobs.root / "recordings", before):
-        # Joined originals and remuxed media are rebuilt from the chunks; only chunks count.
-        if p.parent.name == "chunks":
-            candidates.append(p)
-    candidates += _old_files(blobs.root / "snapshots", before)
-    for p in candidates:
-        key = p.relative_to(blobs.root).as_posix()
-        if key not in known:
+    for prefix in PREFIXES:
+        for info in blobs.list_prefix(prefix):
+            if info.modified < before and info.key not in known:
+                found.keys.append(info.key)
+                found.bytes += info.size
+    if scratch is not None:
+        for p in _old_files(scratch, before):
             found.files.append(p)
             found.bytes += p.stat().st_size
     return found
 
 
-def remove(orphans: Orphans) -> int:
+def remove(blobs: BlobStore, orphans: Orphans) -> int:
     removed = 0
+    for key in orphans.keys:
+        blobs.delete(key)
+        removed += 1
     for p in orphans.files:
         try:
             p.unlink()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from invigil.core import jobs
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError
+from invigil.core.storage import scratch_file
 from invigil.recordings import keys, status
 from invigil.recordings.access import WRITES, Actor, Found, check_upload_window, recording_for
 from invigil.recordings.models import FINALIZED, KINDS, OPEN, Chunk, Recording, RecordingAccess
@@ -146,9 +146,12 @@ def finalize(
     """Check that chunks 0..N-1 are all held and hash to ``sha256`` in order, write their exact
     join durably, then mark the recording finalized and queue its assembly in one transaction.
 
-    The join is written outside any transaction (it can be large; SQLite would hold its writer
-    lock meanwhile). Chunk rows never change, so what was read stays true; only new chunks above
-    N could appear, which the final transaction checks under the recording's lock.
+    The join is written and stored outside any transaction (it can be large; SQLite would hold
+    its writer lock meanwhile, and an upload to S3 takes a while). Its key carries its SHA-256,
+    so two finalizes racing store the same bytes under the same key, and a finalize that then
+    loses (a late chunk) leaves only an unreferenced blob for the orphan sweep. Chunk rows never
+    change, so what was read stays true; only new chunks above N could appear, which the final
+    transaction checks under the recording's lock.
     """
     sha256 = sha256.lower()
     with transaction(ctx.db) as session:
@@ -183,6 +186,9 @@ def finalize(
 
     tmp = _join(ctx, [rows[i][0] for i in range(chunks)], sha256)
     try:
+        size = tmp.stat().st_size
+        key = keys.original_key(attempt.id, rec.id, sha256)
+        ctx.blobs.put_file(key, tmp)  # durable (stored and acknowledged) before the row names it
         with transaction(ctx.db) as session:
             locked = session.scalars(
                 select(Recording)
@@ -200,9 +206,6 @@ def finalize(
                     409, "chunk_count_mismatch", f"已收到序号不小于 {chunks} 的分段，分段总数不符。"
                 )
             now = ctx.clock.now()
-            key = keys.original_key(attempt.id, rec.id)
-            size = tmp.stat().st_size
-            ctx.blobs.put_file(key, tmp)
             locked.state = FINALIZED
             locked.chunk_count = chunks
             locked.sha256 = sha256
@@ -230,9 +233,9 @@ def finalize(
 
 
 def _join(ctx: AppContext, chunk_keys: list[str], sha256: str) -> Path:
-    """The exact in-order concatenation in a fsynced temp file, or 422 if it does not hash."""
-    fd, name = tempfile.mkstemp(dir=ctx.blobs.temp_dir(), prefix="join-")
-    tmp = Path(name)
+    """The exact in-order concatenation in a scratch file (fsynced where the local store will
+    rename it), or 422 if it does not hash. Chunks are read from the store, one at a time."""
+    fd, tmp = scratch_file(ctx.settings.scratch_dir, "join-")
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
@@ -249,7 +252,8 @@ def _join(ctx: AppContext, chunk_keys: list[str], sha256: str) -> Path:
                     "所有分段按序拼接后的 SHA-256 与提交的不一致。",
                     actual=digest.hexdigest(),
                 )
-            os.fsync(out.fileno())
+            if ctx.blobs.renames_sources:  # local disk: this file becomes the blob
+                os.fsync(out.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

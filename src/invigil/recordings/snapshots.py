@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.db import new_id
 from invigil.core.errors import APIError, unauthorized
+from invigil.core.storage import scratch_file
 from invigil.recordings import batch, keys
 from invigil.recordings.access import WRITES, actor, check_upload_window
 from invigil.recordings.batch import Batch
@@ -45,13 +45,16 @@ def analysis_registered() -> bool:
 
 
 def _write_temp(ctx: AppContext, data: bytes) -> Path:
-    fd, name = tempfile.mkstemp(dir=ctx.blobs.temp_dir(), prefix="snap-")
+    fd, path = scratch_file(ctx.settings.scratch_dir, "snap-")
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if ctx.blobs.renames_sources:  # local disk: the file itself becomes the blob
+            os.fsync(fd)
     finally:
         os.close(fd)
-    return Path(name)
+    return path
 
 
 def _snapshot_work(
@@ -69,7 +72,7 @@ def _snapshot_work(
         check_upload_window(attempt.exam, now, attempt)
         snapshot_id = new_id()
         key = keys.snapshot_key(attempt.id, kind, snapshot_id)
-        batch.move_into_place(tmp, ctx.blobs.local_path(key))  # durable before the commit
+        batch.store(ctx.blobs, key, tmp)  # durable before the commit
         session.add(
             Snapshot(
                 id=snapshot_id,

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from invigil.attempts import sessions
+from invigil.core.blob_response import blob_response, jpeg_response
 from invigil.core.context import AppContext, Ctx, unit_of_work
 from invigil.core.errors import APIError, not_found
 from invigil.core.ratelimit import client_address, window_for
@@ -94,7 +94,7 @@ def review_attempt(request: Request, attempt_id: str, ctx: Ctx) -> dict[str, Any
 
 
 @review_router.get("/attempts/{attempt_id}/photo")
-def review_photo(request: Request, attempt_id: str, ctx: Ctx) -> FileResponse:
+def review_photo(request: Request, attempt_id: str, ctx: Ctx) -> Response:
     with as_staff(request, ctx) as (session, user):
         service.require_reviewer(user)
         attempt = service.get_attempt(session, attempt_id)
@@ -104,7 +104,7 @@ def review_photo(request: Request, attempt_id: str, ctx: Ctx) -> FileResponse:
         audit.record(
             session, ctx, user, "view_photo", exam_id=attempt.exam_id, attempt_id=attempt.id
         )
-    return FileResponse(ctx.blobs.local_path(key), media_type="image/jpeg", headers=NO_STORE)
+    return jpeg_response(ctx.blobs, key, NO_STORE)
 
 
 @review_router.post("/attempts/{attempt_id}/rulings", status_code=201)
@@ -174,7 +174,7 @@ def scoring_sheet(request: Request, sheet_id: str, ctx: Ctx) -> dict[str, Any]:
 
 
 @scoring_router.get("/sheets/{sheet_id}/media/{index}")
-def scoring_media(request: Request, sheet_id: str, index: int, ctx: Ctx) -> FileResponse:
+def scoring_media(request: Request, sheet_id: str, index: int, ctx: Ctx) -> Response:
     with as_staff(request, ctx) as (session, user):
         scoring.require_examiner(user)
         rec = scoring.media_recording(session, ctx, user, sheet_id, index)
@@ -185,16 +185,19 @@ def scoring_media(request: Request, sheet_id: str, index: int, ctx: Ctx) -> File
         recording_id, ready = rec.id, rec.media_key is not None and ctx.blobs.exists(rec.media_key)
     if not ready:
         try:
-            rec = assembly.ensure_media(ctx.db, ctx.blobs, ctx.clock, recording_id)
+            rec = assembly.ensure_media(
+                ctx.db, ctx.blobs, ctx.clock, recording_id, ctx.settings.scratch_dir
+            )
         except assembly.AssemblyError:
             raise APIError(409, "assembly_failed", "录像转封装失败，请联系技术服务。") from None
     assert rec.media_key is not None and rec.media_mime is not None
     # No recording id or candidate in the file name: the examiner's browser may show it.
-    return FileResponse(
-        ctx.blobs.local_path(rec.media_key),
+    return blob_response(
+        ctx.blobs,
+        rec.media_key,
+        request.headers.get("range"),
         media_type=rec.media_mime.split(";")[0],
-        filename=f"sheet-{sheet_id}-{index}{ctx.blobs.local_path(rec.media_key).suffix}",
-        content_disposition_type="inline",
+        filename=f"sheet-{sheet_id}-{index}.{rec.media_key.rsplit('.', 1)[-1]}",
         headers=NO_STORE,
     )
 
