@@ -456,3 +456,26 @@ def test_a_batch_is_at_most_the_batch_size(
     with app_ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(SnapshotAnalysis)) == analysis_jobs.BATCH
     assert run_one(ctx) and not run_one(ctx)
+
+
+def test_the_window_is_read_only_when_a_flag_can_start_or_end(settings: Settings) -> None:
+    from invigil.analysis.flags import _nothing_can_change
+
+    rules = thresholds.resolve(settings, None)
+
+    def frame(faces: int, distance: float | None = 0.3) -> SnapshotAnalysis:
+        return SnapshotAnalysis(
+            stream="webcam", readable=True, covered=False, faces=faces, face_covered=False,
+            distance=distance,
+        )  # fmt: skip
+
+    assert _nothing_can_change(frame(1), {}, rules)  # all well, nothing flagged
+    assert not _nothing_can_change(frame(0), {}, rules)  # no_face may start
+    assert not _nothing_can_change(frame(1, 0.9), {}, rules)  # face_mismatch may start
+    # A sustained flag going on: only a frame without its condition can end it.
+    assert _nothing_can_change(frame(0), {"no_face": {}}, rules)
+    assert not _nothing_can_change(frame(1), {"no_face": {}}, rules)
+    # A k-of-n flag ends only when none of its window shows it: always read.
+    assert not _nothing_can_change(frame(2), {"multiple_faces": {}}, rules)
+    disabled = thresholds.resolve(settings, {"no_face": {"severity": "off"}})
+    assert not _nothing_can_change(frame(0), {"no_face": {}}, disabled)
