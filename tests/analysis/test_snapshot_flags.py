@@ -24,7 +24,7 @@ from invigil.analysis.models import SnapshotAnalysis
 from invigil.core.clock import FrozenClock
 from invigil.core.config import Settings
 from invigil.core.context import AppContext
-from invigil.core.jobs import DONE, Job, run_due_jobs
+from invigil.core.jobs import DONE, Job, run_due_jobs, run_one
 from invigil.exams.examfile import ExamFileError, parse_exam_file
 from invigil.recordings import snapshots
 
@@ -398,3 +398,84 @@ def test_the_console_receives_the_alert_live(
     # The evidence snapshot is viewable by the proctor.
     image = client.get(f"/api/v1/snapshots/{evidence}", headers=bearer(p1))
     assert image.status_code == 200 and image.content == face("tom_hanks.jpg")
+
+
+def test_a_worker_takes_a_batch_and_one_failure_holds_back_no_other(
+    client: TestClient,
+    clock: FrozenClock,
+    app_ctx: AppContext,
+    desk: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token, attempt_id = desk
+    ctx = app_ctx.job_context()
+    run_due_jobs(ctx)  # whatever entering queued
+    ids = []
+    for data in [face("obama2.jpg"), two_people(), two_people(), two_people()]:
+        clock.advance(EVERY)
+        ids.append(post(client, token, "webcam", data))
+    bad = ids[1]
+    real = analysis_jobs.flags.evaluate
+
+    def evaluate(session: Any, current: SnapshotAnalysis, rules: Any, now: Any) -> list[str]:
+        if current.snapshot_id == bad:
+            raise RuntimeError("a store that fails")
+        return real(session, current, rules, now)
+
+    monkeypatch.setattr(analysis_jobs.flags, "evaluate", evaluate)
+    assert run_one(ctx)  # one claim: the whole batch
+    with app_ctx.db.session() as s:
+        analysed = set(s.scalars(select(SnapshotAnalysis.snapshot_id)))
+        analyse = select(Job).where(Job.kind == analysis_jobs.ANALYSE_JOB)
+        states = {j.payload["snapshot_id"]: j.state for j in s.scalars(analyse)}
+    # The failure rolled back the batch's transaction; the others were stored one by one.
+    assert analysed == set(ids) - {bad}
+    assert states[bad] == "pending" and all(states[i] == DONE for i in ids if i != bad)
+    assert [e["kind"] for e in flags_of(client, attempt_id)] == ["multiple_faces"]
+
+    monkeypatch.undo()
+    clock.advance(timedelta(seconds=5))  # past the retry's backoff
+    run_due_jobs(ctx)
+    with app_ctx.db.session() as s:
+        assert set(s.scalars(select(SnapshotAnalysis.snapshot_id))) == set(ids)
+    # Analysed late: its facts are kept, the flags had moved on (still one event).
+    assert [e["kind"] for e in flags_of(client, attempt_id)] == ["multiple_faces"]
+
+
+def test_a_batch_is_at_most_the_batch_size(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, desk: tuple[str, str]
+) -> None:
+    token, _ = desk
+    ctx = app_ctx.job_context()
+    run_due_jobs(ctx)  # whatever entering queued
+    frame = face("obama2.jpg")
+    for _ in range(analysis_jobs.BATCH + 2):
+        clock.advance(EVERY)
+        post(client, token, "webcam", frame)
+    assert run_one(ctx)
+    with app_ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(SnapshotAnalysis)) == analysis_jobs.BATCH
+    assert run_one(ctx) and not run_one(ctx)
+
+
+def test_the_window_is_read_only_when_a_flag_can_start_or_end(settings: Settings) -> None:
+    from invigil.analysis.flags import _nothing_can_change
+
+    rules = thresholds.resolve(settings, None)
+
+    def frame(faces: int, distance: float | None = 0.3) -> SnapshotAnalysis:
+        return SnapshotAnalysis(
+            stream="webcam", readable=True, covered=False, faces=faces, face_covered=False,
+            distance=distance,
+        )  # fmt: skip
+
+    assert _nothing_can_change(frame(1), {}, rules)  # all well, nothing flagged
+    assert not _nothing_can_change(frame(0), {}, rules)  # no_face may start
+    assert not _nothing_can_change(frame(1, 0.9), {}, rules)  # face_mismatch may start
+    # A sustained flag going on: only a frame without its condition can end it.
+    assert _nothing_can_change(frame(0), {"no_face": {}}, rules)
+    assert not _nothing_can_change(frame(1), {"no_face": {}}, rules)
+    # A k-of-n flag ends only when none of its window shows it: always read.
+    assert not _nothing_can_change(frame(2), {"multiple_faces": {}}, rules)
+    disabled = thresholds.resolve(settings, {"no_face": {"severity": "off"}})
+    assert not _nothing_can_change(frame(0), {"no_face": {}}, disabled)

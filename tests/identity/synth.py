@@ -18,10 +18,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from invigil.identity import faces, pose68
+from invigil.identity import faces
+from invigil.identity import landmarks as lmk
 
 Pixels = npt.NDArray[np.uint8]
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
+# A jaw width (ear to ear at the jaw line) in eye distances: 2.0-2.4 on the test photos. The
+# warp's size and reach are in jaw widths so they scale with the face.
+JAW_PER_EYE = 2.2
 
 
 def load(name: str) -> Pixels:
@@ -66,11 +70,11 @@ def _sample(pixels: Pixels, sx: npt.NDArray[np.float64], sy: npt.NDArray[np.floa
 def turn(pixels: Pixels, amount: float) -> Pixels:
     """A synthetic head turn: positive to the candidate's left (the nose moves towards the
     image's right), ``amount`` in jaw widths at the nose tip."""
-    found = pose68.locate_faces(pixels)  # the pose model the liveness check measures with
+    found = faces.locate_faces(pixels)  # the detector whose landmarks the check reads
     assert len(found) == 1
     lm = found[0].landmarks
-    jaw = float(np.linalg.norm(lm[16] - lm[0]))
-    cx, cy = lm[30]
+    jaw = JAW_PER_EYE * float(np.linalg.norm(lm[lmk.EYE_R] - lm[lmk.EYE_L]))
+    cx, cy = lm[lmk.NOSE]
     h, w = pixels.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     weight = np.exp(-(((xx - cx) / (0.30 * jaw)) ** 2) - ((yy - cy) / (0.45 * jaw)) ** 2)

@@ -160,6 +160,25 @@ def _frame(row: SnapshotAnalysis) -> dict[str, Any]:
     return out
 
 
+def _nothing_can_change(
+    current: SnapshotAnalysis, active: dict[str, Any], rules: Thresholds
+) -> bool:
+    """Whether the rules' verdicts are known without reading the stream's window (most
+    snapshots: the candidate is there and nothing is flagged).
+
+    A flag can only start on a frame that shows its condition (a sustained run must reach the
+    newest frame, and a k-of-n count does not grow with a frame that does not show it), and an
+    active flag can only end through a window read, unless it is a sustained one whose
+    condition the frame still shows. So when the frame shows nothing and nothing is active, or
+    shows the one active flag's (sustained) condition, no event can follow."""
+    shown = condition(current, current.stream, rules)
+    if not active:
+        return shown is None
+    if any(not rules[flag].enabled for flag in active):
+        return False
+    return list(active) == [shown] and shown in SUSTAINED
+
+
 def evaluate(
     session: Session, current: SnapshotAnalysis, rules: Thresholds, now: datetime
 ) -> list[str]:
@@ -176,6 +195,10 @@ def evaluate(
         session.add(state)
     elif current.taken_at < state.last_at:
         return []  # analysed late (a retried job): its facts are kept, the flags moved on
+
+    if _nothing_can_change(current, dict(state.active or {}), rules):
+        state.last_at = current.taken_at
+        return []
 
     def newest(limit: int) -> list[SnapshotAnalysis]:
         return list(

@@ -25,6 +25,7 @@ from invigil.attempts.models import Attempt
 from invigil.core import jobs
 from invigil.core.config import Settings
 from invigil.core.storage import blob_store
+from invigil.exams.models import Candidate, Exam
 from invigil.identity import faces
 from invigil.recordings.models import Snapshot
 
@@ -49,20 +50,36 @@ class _Input:
 
 
 def _load(ctx: jobs.JobContext, snapshot_id: str) -> _Input | None:
+    # Two queries: the snapshot with what it needs from its attempt, exam and candidate (and
+    # whether it was analysed already) in one round trip, then the stream's previous detected
+    # row. Read fresh each time rather than cached: an admin may re-enrol a photo or change an
+    # exam's thresholds mid-exam, and one indexed join costs less than a cache's invalidation.
     with ctx.db.session() as read, read.begin():
-        if read.get(SnapshotAnalysis, snapshot_id) is not None:
+        found = read.execute(
+            select(
+                Snapshot.id,
+                Snapshot.attempt_id,
+                Snapshot.kind,
+                Snapshot.taken_at,
+                Snapshot.blob_key,
+                Exam.flags,
+                Candidate.face_embedding,
+                SnapshotAnalysis.snapshot_id.label("analysed"),
+            )
+            .join(Attempt, Attempt.id == Snapshot.attempt_id)
+            .join(Exam, Exam.id == Attempt.exam_id)
+            .join(Candidate, Candidate.id == Attempt.candidate_id)
+            .outerjoin(SnapshotAnalysis, SnapshotAnalysis.snapshot_id == Snapshot.id)
+            .where(Snapshot.id == snapshot_id)
+        ).first()
+        if found is None or found.analysed is not None or found.kind not in ANALYSED_STREAMS:
             return None
-        snap = read.get(Snapshot, snapshot_id)
-        if snap is None or snap.kind not in ANALYSED_STREAMS:
-            return None
-        attempt = read.get(Attempt, snap.attempt_id)
-        assert attempt is not None
-        before = read.scalars(
-            select(SnapshotAnalysis)
+        before = read.execute(
+            select(*_PREVIOUS_COLUMNS)
             .where(
-                SnapshotAnalysis.attempt_id == snap.attempt_id,
-                SnapshotAnalysis.stream == snap.kind,
-                SnapshotAnalysis.taken_at < snap.taken_at,
+                SnapshotAnalysis.attempt_id == found.attempt_id,
+                SnapshotAnalysis.stream == found.kind,
+                SnapshotAnalysis.taken_at < found.taken_at,
                 SnapshotAnalysis.readable.is_(True),
                 SnapshotAnalysis.method != "unchanged",
             )
@@ -70,18 +87,36 @@ def _load(ctx: jobs.JobContext, snapshot_id: str) -> _Input | None:
             .limit(1)
         ).first()
         return _Input(
-            snapshot_id=snap.id,
-            attempt_id=snap.attempt_id,
-            stream=snap.kind,
-            taken_at=snap.taken_at,
-            blob_key=snap.blob_key,
-            exam_flags=attempt.exam.flags,
-            enrolled=attempt.candidate.face_embedding,
+            snapshot_id=found.id,
+            attempt_id=found.attempt_id,
+            stream=found.kind,
+            taken_at=found.taken_at,
+            blob_key=found.blob_key,
+            exam_flags=found.flags,
+            enrolled=found.face_embedding,
             previous=Previous(before.taken_at, facts_of(before)) if before else None,
         )
 
 
-def facts_of(row: SnapshotAnalysis) -> FrameFacts:
+# What facts_of reads: the columns alone, without the ORM's bookkeeping of a loaded row.
+_PREVIOUS_COLUMNS = (
+    SnapshotAnalysis.taken_at,
+    SnapshotAnalysis.brightness,
+    SnapshotAnalysis.contrast,
+    SnapshotAnalysis.covered,
+    SnapshotAnalysis.scores,
+    SnapshotAnalysis.rejected_score,
+    SnapshotAnalysis.distance,
+    SnapshotAnalysis.method,
+    SnapshotAnalysis.thumb,
+    SnapshotAnalysis.boxes,
+    SnapshotAnalysis.face_covered,
+    SnapshotAnalysis.since_embedding,
+)
+
+
+def facts_of(row: Any) -> FrameFacts:
+    """A stored row (or a row of _PREVIOUS_COLUMNS) as the facts it recorded."""
     return FrameFacts(
         brightness=row.brightness,
         contrast=row.contrast,
@@ -118,17 +153,33 @@ def _facts(settings: Settings, job: _Input, rules: thresholds.Thresholds) -> Fra
         return None
 
 
-@jobs.handler(ANALYSE_JOB, background=True)
-def analyse_snapshot(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    job: _Input
+    rules: thresholds.Thresholds
+    facts: FrameFacts | None
+
+
+def prepare(payload: dict[str, Any], ctx: jobs.JobContext) -> Prepared | None:
+    """The slow part, outside the job's transaction: read, decode, detect, embed."""
     job = _load(ctx, str(payload["snapshot_id"]))
     if job is None:
-        return
+        return None
     rules = thresholds.resolve(ctx.settings, job.exam_flags)
-    facts = _facts(ctx.settings, job, rules)
+    return Prepared(job, rules, _facts(ctx.settings, job, rules))
 
-    # From here on the job's own transaction: the attempt's row lock orders this evaluation
-    # after any other of the same attempt (another worker, another stream).
-    session.scalars(select(Attempt).where(Attempt.id == job.attempt_id).with_for_update()).one()
+
+def store(session: Session, prepared: Prepared | None, ctx: jobs.JobContext) -> None:
+    """The row and the rules, in the job's transaction."""
+    if prepared is None:
+        return
+    job, rules, facts = prepared.job, prepared.rules, prepared.facts
+    # The attempt's row lock orders this evaluation after any other of the same attempt
+    # (another worker, another stream). SQLite's transactions hold the database's one writer
+    # lock from their start (BEGIN IMMEDIATE), which orders them already.
+    if session.get_bind().dialect.name != "sqlite":
+        lock = select(Attempt.id).where(Attempt.id == job.attempt_id).with_for_update()
+        session.execute(lock).one()
     if session.get(SnapshotAnalysis, job.snapshot_id) is not None:
         return  # a concurrent run of this job finished first
     row = SnapshotAnalysis(
@@ -155,3 +206,21 @@ def analyse_snapshot(session: Session, payload: dict[str, Any], ctx: jobs.JobCon
     session.add(row)
     session.flush()
     flags.evaluate(session, row, rules, ctx.clock.now())
+
+
+@jobs.handler(ANALYSE_JOB, background=True)
+def analyse_snapshot(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -> None:
+    store(session, prepare(payload, ctx), ctx)
+
+
+# A worker takes up to this many snapshots at once: one claim and one commit for all of them.
+# Small, so a snapshot waits at most a few others' face work for its flag.
+BATCH = 8
+
+
+def _lock_order(prepared: Prepared | None) -> tuple[str, str]:
+    # Attempts locked in id order by every worker; one attempt's snapshots oldest first.
+    return ("", "") if prepared is None else (prepared.job.attempt_id, str(prepared.job.taken_at))
+
+
+jobs.batched(ANALYSE_JOB, jobs.Batch(prepare=prepare, store=store, size=BATCH, order=_lock_order))

@@ -1,39 +1,50 @@
-"""Liveness at face login: a short random head-turn challenge checked from landmarks.
+"""Liveness at face login: a short random head-turn challenge checked from landmarks and the
+picture's own motion.
 
 The server hands out a challenge (a random order of 向左转头 / 向右转头); the desk shows the
 prompts and sends the frames it captured, a fixed number per step, in order. A step passes
-when one of its frames shows the head turned the asked way compared with the login photo, by
-two measures that must agree:
+when one of its frames shows the head turned the asked way compared with the neutral pose, by
+two measures that must agree. Both come from where the face's pixels moved (dense optical flow
+between the two face crops, each placed by the detector's five landmarks: eyes, nose tip, mouth
+corners, see ``identity.landmarks``):
 
-- yaw: the nose tip moved towards that side of the jaw outline (``pose68.yaw_of``);
-- parallax: the nose moved against where a flat picture would have put it. The outline, brows
-  and eyes of the frame are fitted to the login photo's by a homography (the exact map between
-  two views of any flat picture, however held, tilted or slanted); the nose tip, which stands
-  out of the face, misses that fit sideways when a real head turns and stays on it when a
-  photo moves.
+- turn: the nose region moved sideways against the eyes-and-mouth region;
+- parallax: the nose region moved against where a flat picture would have put it. The flow of
+  the face around the nose (eyes, brows, cheeks, mouth, chin) is fitted by a homography, the
+  exact map between two views of any flat picture however held, tilted or slanted; the nose,
+  which stands out of the face, misses that fit sideways when a real head turns and stays on
+  it when a photo moves.
+
+The landmarks only place the regions. The landmark points themselves cannot carry the parallax
+measure: they are a network's regression, which puts the nose of a slanted photo where a
+turned head would have it (docs/liveness.md). No point of dlib's 68-point model is used: it is
+trained on iBUG 300-W, whose terms exclude commercial use.
 
 The same person must be seen throughout (the most frontal frame of the first and of the last
-step against the login photo), with never two faces in a frame and a face in nearly all. Why these measures and thresholds,
-with the measurements, and what they do not stop (video replay, 3-D masks, a screen playing a
-video) are in ``docs/liveness.md``.
+step against the login photo), with never two faces in a frame and a face in nearly all. Why
+these measures and thresholds, with the measurements, and what they do not stop (video
+replay, 3-D masks, a screen playing a video, a bent print) are in ``docs/liveness.md``.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from invigil.core.clock import iso
 from invigil.identity import faces
-from invigil.identity.faces import Embedding, FaceError, LocatedFace, Pixels
+from invigil.identity import landmarks as lmk
+from invigil.identity.faces import Embedding, FaceError, LocatedFace, Pixels, locate_faces
+from invigil.identity.landmarks import yaw_of
 from invigil.identity.models import LivenessChallenge
-from invigil.identity.pose68 import locate_faces, yaw_of
 
 __all__ = [
     "CHALLENGE_SECONDS",
@@ -47,7 +58,7 @@ __all__ = [
     "check_frames",
     "describe",
     "issue",
-    "parallax",
+    "motion",
     "redeem",
 ]
 
@@ -64,18 +75,31 @@ CHALLENGE_SECONDS = 90
 MAX_FRAME_BYTES = 512 * 1024
 MAX_FRAMES = FRAMES_PER_STEP * max(len(s) for s in SEQUENCES)
 
-# A step's turn, against the login photo. Synthetic turns of obama2/obama/biden/obama3 reach
-# yaw 0.26-0.56 and parallax 0.046-0.098; flat photos shifted, zoomed, tilted by up to 20 deg
-# and slanted by up to 45 deg reached parallax 0.042 at worst (docs/liveness.md).
-TURN_YAW_MIN = 0.15
-PARALLAX_MIN = 0.05
+# A step's turn against the neutral pose, in eye distances (docs/liveness.md): synthetic turns
+# of obama/obama2/obama3/biden by 0.1 jaw widths already measure turn 0.07-0.11 and parallax
+# 0.057-0.084 (0.2: 0.13-0.17 and 0.089-0.126); flat photos shifted, zoomed 0.8-1.15, tilted
+# by up to 20 deg and slanted by up to 45 deg in perspective measured parallax 0.003 at worst
+# (and turn up to 0.24, which is why turn alone decides nothing).
+TURN_MIN = 0.05
+PARALLAX_MIN = 0.04
 # Frames allowed without a face (a blink of motion blur), across the whole challenge.
 MISSING_FACES_MAX = 2
+# A face whose eyes are closer than this (pixels) is too small for its motion to be read, and
+# so is one less than half or more than twice the neutral pose's size: such a frame shows no
+# turn, whichever way it moved.
+MIN_EYE_DISTANCE = 16.0
+_SIZE_RATIO_MAX = 2.0
 
-# Points that a homography maps between two views of a flat face: jaw outline, brows, eyes.
-_PLANE_POINTS = np.r_[0:27, 36:48]
-# The lower nose: its tip (30) and the nostrils (31-35) stand out of that plane the most.
-_NOSE_POINTS = np.r_[30:36]
+# The face crop the motion is read in: eye distance _EYE pixels, the eyes' middle at _MIDDLE.
+_EYE = 40.0
+_CROP = (160, 160)
+_MIDDLE = (80.0, 60.0)
+# Regions in eye distances: the nose region is a disc round the nose tip; the plane is the face
+# (from the brows to below the mouth, a little wider than eyes and mouth) outside a wider disc.
+_NOSE_RADIUS = 0.2
+_PLANE_FROM = 0.5
+_GRID = 2  # every 2nd pixel of the crop is a flow sample
+_RANSAC_PX = 1.0
 
 Landmarks = npt.NDArray[np.float64]
 
@@ -102,7 +126,7 @@ class LivenessFailed(Exception):
 @dataclass
 class Verdict:
     steps: list[str]
-    # Per step: the strongest turn seen the asked way (yaw, parallax).
+    # Per step: the strongest turn seen the asked way (turn, parallax; eye distances).
     best: list[tuple[float, float]] = field(default_factory=list)
     distances: list[float] = field(default_factory=list)
     missing: int = 0
@@ -170,42 +194,93 @@ def redeem(
 # --- the check --------------------------------------------------------------------------------
 
 
-def _normalised(lm: Landmarks) -> Landmarks:
-    # Centred and scaled so the homography is fitted on well-conditioned numbers.
-    pts = lm[_PLANE_POINTS]
-    centre = pts.mean(axis=0)
-    scale = float(np.sqrt(((pts - centre) ** 2).sum(axis=1).mean())) or 1.0
-    return np.asarray((lm - centre) / scale, dtype=np.float64)
+def _to_crop(points: Landmarks) -> npt.NDArray[np.float64]:
+    """The similarity (3x3) that puts the eyes of ``points`` level, _EYE pixels apart, their
+    middle at _MIDDLE: the crop both motion measures are read in."""
+    left, right = points[lmk.EYE_L], points[lmk.EYE_R]
+    dx, dy = right - left
+    scale = _EYE / (float(np.hypot(dx, dy)) or 1.0)
+    angle = np.arctan2(dy, dx)
+    c, s = np.cos(-angle) * scale, np.sin(-angle) * scale
+    m = np.eye(3)
+    m[:2, :2] = [[c, -s], [s, c]]
+    m[:2, 2] = np.asarray(_MIDDLE) - m[:2, :2] @ ((left + right) / 2)
+    return m
 
 
-def _homography(src: Landmarks, dst: Landmarks) -> npt.NDArray[np.float64]:
-    rows = []
-    for (x, y), (u, v) in zip(src, dst, strict=True):
-        rows.append([-x, -y, -1.0, 0.0, 0.0, 0.0, u * x, u * y, u])
-        rows.append([0.0, 0.0, 0.0, -x, -y, -1.0, v * x, v * y, v])
-    _, _, vt = np.linalg.svd(np.asarray(rows))
-    h = vt[-1].reshape(3, 3)
-    return np.asarray(h / h[2, 2], dtype=np.float64)
+_flow_engine = threading.local()
 
 
-def parallax(reference: Landmarks, frame: Landmarks) -> float:
-    """How far the nose moved sideways against a flat-picture fit of the rest of the face,
-    in jaw widths of the frame; positive towards the image's right (the candidate's left).
+def _flow(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """Dense optical flow (DIS, OpenCV: an algorithm, no trained model) from ``a`` to ``b``."""
+    engine = getattr(_flow_engine, "dis", None)
+    if engine is None:
+        create = cv2.DISOpticalFlow_create  # type: ignore[attr-defined]
+        engine = _flow_engine.dis = create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return np.asarray(engine.calc(a, b, None), dtype=np.float32)
 
-    Zero (within the landmark noise) for any view of a flat picture; a head turning makes
-    the protruding nose miss the fit towards the side it turns to."""
-    ref, cur = _normalised(reference), _normalised(frame)
-    h = _homography(ref[_PLANE_POINTS], cur[_PLANE_POINTS])
-    mapped = np.c_[ref, np.ones(len(ref))] @ h.T
-    predicted = mapped[:, :2] / mapped[:, 2:3]
-    miss = (cur - predicted)[_NOSE_POINTS].mean(axis=0)
-    # Sideways = along the frame's eye line, so a tilted head does not mix in up-down misses.
-    eyes = cur[42:48].mean(axis=0) - cur[36:42].mean(axis=0)
-    sideways = eyes / (np.linalg.norm(eyes) or 1.0)
-    pts = frame[_PLANE_POINTS]
-    scale = float(np.sqrt(((pts - pts.mean(axis=0)) ** 2).sum(axis=1).mean()))
-    jaw = float(np.linalg.norm(frame[16] - frame[0])) or 1.0
-    return float(miss @ sideways) * scale / jaw
+
+def _gray(pixels: Pixels) -> npt.NDArray[np.uint8]:
+    return np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Motion:
+    turn: float  # eye distances; positive towards the image's right (the candidate's left)
+    parallax: float  # likewise
+
+
+NO_MOTION = Motion(0.0, 0.0)
+
+
+def motion(
+    reference: Pixels, reference_points: Landmarks, frame: Pixels, frame_points: Landmarks
+) -> Motion:
+    """How the nose moved between two views of one face (RGB pixels and their five landmarks).
+
+    The frame is brought onto the reference's face crop, first by the landmarks, then by the
+    homography the flow of the face outside the nose shows, and the flow is read again: after
+    the second pass what is left of a flat picture's motion is noise, and the nose's miss is
+    the parallax. Zero for a face too small or too differently sized to be read."""
+    d_ref = float(np.linalg.norm(reference_points[lmk.EYE_R] - reference_points[lmk.EYE_L]))
+    d = float(np.linalg.norm(frame_points[lmk.EYE_R] - frame_points[lmk.EYE_L]))
+    if min(d, d_ref) < MIN_EYE_DISTANCE or max(d / d_ref, d_ref / d) > _SIZE_RATIO_MAX:
+        return NO_MOTION
+    to_ref = _to_crop(reference_points)
+    ref = cv2.warpPerspective(_gray(reference), to_ref, _CROP, flags=cv2.INTER_AREA)
+    pts = (np.c_[reference_points, np.ones(5)] @ to_ref.T)[:, :2]
+    yy, xx = np.mgrid[0 : _CROP[1] : _GRID, 0 : _CROP[0] : _GRID]
+    grid = np.c_[xx.ravel(), yy.ravel()].astype(np.float64)
+    from_nose = np.linalg.norm(grid - pts[lmk.NOSE], axis=1) / _EYE
+    eyes, mouth = pts[[lmk.EYE_L, lmk.EYE_R]], pts[[lmk.MOUTH_L, lmk.MOUTH_R]]
+    face = (
+        (grid[:, 0] > pts[:, 0].min() - 0.3 * _EYE)
+        & (grid[:, 0] < pts[:, 0].max() + 0.3 * _EYE)
+        & (grid[:, 1] > eyes[:, 1].min() - 0.4 * _EYE)
+        & (grid[:, 1] < mouth[:, 1].max() + 0.2 * _EYE)
+    )
+    plane = face & (from_nose > _PLANE_FROM)
+    nose = from_nose < _NOSE_RADIUS
+
+    similarity = _to_crop(frame_points)
+    aligned = similarity
+    gray = _gray(frame)
+    for second in (False, True):
+        cur = cv2.warpPerspective(gray, aligned, _CROP, flags=cv2.INTER_LINEAR)
+        moved = grid + _flow(ref, cur)[yy.ravel(), xx.ravel()]
+        fit, _ = cv2.findHomography(grid[plane], moved[plane], cv2.RANSAC, _RANSAC_PX)
+        if fit is None:
+            return NO_MOTION
+        if not second:
+            aligned = np.linalg.inv(fit) @ aligned
+    predicted = cv2.perspectiveTransform(grid[nose].reshape(-1, 1, 2), fit).reshape(-1, 2)
+    parallax = float(np.median(moved[nose, 0] - predicted[:, 0])) / _EYE
+    # Where each sample landed in the crop placed by the landmarks alone: the nose's sideways
+    # motion against the rest of the face.
+    back = similarity @ np.linalg.inv(aligned)
+    landed = cv2.perspectiveTransform(moved.reshape(-1, 1, 2), back).reshape(-1, 2) - grid
+    turn = float(np.median(landed[nose, 0]) - np.median(landed[plane, 0])) / _EYE
+    return Motion(turn, parallax)
 
 
 def _describe_missing(steps: list[str]) -> str:
@@ -225,8 +300,7 @@ def check_frames(
     verdict = Verdict(steps=steps)
     in_photo = locate_faces(photo)
     if len(in_photo) != 1:
-        # The quality gate's detector found one face where HOG does not: a face too turned or
-        # too small for the pose model, which cannot be judged.
+        # The quality gate found one face in it; the frames are judged against that face.
         raise LivenessFailed(
             "活体检测未通过：登录照片中的脸部无法用于转头检测，请正对摄像头、靠近一些后重试。",
             {"reason": "photo_pose", "faces": len(in_photo)},
@@ -263,9 +337,9 @@ def check_frames(
     # The neutral pose the turns are measured from: of the login photo and every frame, the
     # one with the median yaw. A person following the prompts spends most frames near it; the
     # login photo alone would do too, unless it happened to be taken mid-movement.
-    poses = [reference.landmarks] + [x[1].landmarks for x in located if x is not None]
-    neutral = sorted(poses, key=yaw_of)[len(poses) // 2]
-    ref_yaw = yaw_of(neutral)
+    poses = [(photo, reference)] + [x for x in located if x is not None]
+    neutral_pixels, neutral = sorted(poses, key=lambda x: yaw_of(x[1].landmarks))[len(poses) // 2]
+    ref_yaw = yaw_of(neutral.landmarks)
 
     not_seen: list[str] = []
     for i, step in enumerate(steps):
@@ -274,16 +348,15 @@ def check_frames(
         for item in located[i * FRAMES_PER_STEP : (i + 1) * FRAMES_PER_STEP]:
             if item is None:
                 continue
-            lm = item[1].landmarks
-            turn = sign * (yaw_of(lm) - ref_yaw)
-            par = sign * parallax(neutral, lm)
+            moved = motion(neutral_pixels, neutral.landmarks, item[0], item[1].landmarks)
+            turn, par = sign * moved.turn, sign * moved.parallax
             # The weaker of the two measures decides: both must show the turn.
-            if min(turn / TURN_YAW_MIN, par / PARALLAX_MIN) > min(
-                best[0] / TURN_YAW_MIN, best[1] / PARALLAX_MIN
+            if min(turn / TURN_MIN, par / PARALLAX_MIN) > min(
+                best[0] / TURN_MIN, best[1] / PARALLAX_MIN
             ):
                 best = (turn, par)
         verdict.best.append(best)
-        if best[0] < TURN_YAW_MIN or best[1] < PARALLAX_MIN:
+        if best[0] < TURN_MIN or best[1] < PARALLAX_MIN:
             not_seen.append(step)
 
     # The same person throughout: in the first and in the last step, the frame nearest the
