@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -232,6 +235,31 @@ def finalize(
         tmp.unlink(missing_ok=True)
 
 
+# Chunks fetched at once from an object store while finalize joins them: a GET costs a round
+# trip (5-10 ms on a LAN), so 600 chunks one after the other kept finalize waiting seconds.
+JOIN_FETCHES = 8
+
+
+def _chunk_bytes(ctx: AppContext, chunk_keys: list[str]) -> Iterator[bytes]:
+    """The chunks' bytes in order: streamed from local disk, fetched a few ahead from S3."""
+    if ctx.blobs.renames_sources:
+        for key in chunk_keys:
+            with ctx.blobs.open(key) as f:
+                while block := f.read(1 << 20):
+                    yield block
+        return
+    with ThreadPoolExecutor(JOIN_FETCHES, thread_name_prefix="join") as pool:
+        window: deque[Future[bytes]] = deque()
+        keys = iter(chunk_keys)
+        for key in itertools.islice(keys, JOIN_FETCHES):
+            window.append(pool.submit(ctx.blobs.get, key))
+        while window:
+            data = window.popleft().result()
+            for key in itertools.islice(keys, 1):
+                window.append(pool.submit(ctx.blobs.get, key))
+            yield data
+
+
 def _join(ctx: AppContext, chunk_keys: list[str], sha256: str) -> Path:
     """The exact in-order concatenation in a scratch file (fsynced where the local store will
     rename it), or 422 if it does not hash. Chunks are read from the store, one at a time."""
@@ -239,11 +267,9 @@ def _join(ctx: AppContext, chunk_keys: list[str], sha256: str) -> Path:
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
-            for key in chunk_keys:
-                with ctx.blobs.open(key) as f:
-                    while block := f.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
+            for block in _chunk_bytes(ctx, chunk_keys):
+                digest.update(block)
+                out.write(block)
             out.flush()
             if digest.hexdigest() != sha256:
                 raise APIError(
