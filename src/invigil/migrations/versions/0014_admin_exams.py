@@ -1,4 +1,4 @@
-"""admin exams (issue 16: exam editing, roster import)
+"""admin console: exam editing and the roster import staging table
 
 Revision ID: 0014
 Revises: 0013

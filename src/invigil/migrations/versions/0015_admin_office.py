@@ -1,4 +1,4 @@
-"""admin office (issue 16: rooms, staff, overview, individual arrangements)
+"""admin console: staff names and disabling, per-candidate extra time and late entry, re-sit decisions
 
 Revision ID: 0015
 Revises: 0014

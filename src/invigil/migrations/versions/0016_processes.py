@@ -1,4 +1,4 @@
-"""processes (issue 14: several server processes, storage)
+"""several server processes (no schema change)
 
 Revision ID: 0016
 Revises: 0015

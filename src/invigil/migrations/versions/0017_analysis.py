@@ -1,4 +1,4 @@
-"""analysis (issue 15)
+"""analysis in batches (no schema change)
 
 Revision ID: 0017
 Revises: 0016
