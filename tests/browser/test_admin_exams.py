@@ -49,6 +49,10 @@ def test_admin_creates_edits_attaches_exports_copies_deletes(
     expect(page.get_by_role("heading", name="新建考试")).to_be_visible()
     for rule in ("login_opens_before", "entry_closes_after", "retention", "liveness"):
         expect(page.locator(f'[data-field="rules.{rule}"] .hint')).to_contain_text("默认")
+    # Each rule is named in Chinese first, with the exam file's key beside it.
+    expect(page.locator('[data-field="rules.login_opens_before"] label')).to_have_text(
+        "登录开放（login_opens_before）"
+    )
     page.get_by_role("button", name="保存").click()
     expect(page.locator("#err-title")).to_have_text("必填：请填写考试名称")
     expect(page.locator("#err-starts_at")).to_contain_text("必填")

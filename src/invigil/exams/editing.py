@@ -86,6 +86,18 @@ RULE_HELP: dict[str, tuple[str, str]] = {
     ),
 }
 
+# The form's labels; the exam file's key is shown beside them (the form and the file agree).
+RULE_NAMES: dict[str, tuple[str, str]] = {
+    "login_opens_before": ("登录开放", "Login opens"),
+    "entry_opens_before": ("入场开放", "Entry opens"),
+    "entry_closes_after": ("入场截止", "Entry closes"),
+    "lot_closes_before": ("抽签截止", "Lot drawing closes"),
+    "upload_grace_after": ("上传宽限", "Upload grace"),
+    "retention": ("保存期限", "Retention"),
+    "evidence_camera": ("手机佐证摄像头", "Evidence camera"),
+    "liveness": ("活体检测", "Liveness check"),
+}
+
 FLAG_HELP: dict[str, tuple[str, str]] = {
     "no_face": ("画面中持续无人脸", "No face in view for a while"),
     "multiple_faces": ("画面中出现多张人脸", "Several faces in view"),
@@ -132,10 +144,16 @@ class InvalidExam(APIError):
         )
 
 
+def _rule_name(key: str) -> dict[str, str]:
+    zh, en = RULE_NAMES.get(key, (key, key))
+    return {"name_zh": zh, "name_en": en}
+
+
 def schema() -> dict[str, Any]:
     """What the form shows: every rule with its default and explanation, every flag."""
     rules: list[dict[str, Any]] = [
         {"key": k, "kind": "duration", "default": d, "zh": RULE_HELP[k][0], "en": RULE_HELP[k][1]}
+        | _rule_name(k)
         for k, d in RULE_DEFAULTS.items()
     ]
     rules += [
@@ -147,6 +165,7 @@ def schema() -> dict[str, Any]:
             "zh": RULE_HELP[k][0],
             "en": RULE_HELP[k][1],
         }
+        | _rule_name(k)
         for k in SWITCHES
     ]
     flags = []

@@ -428,7 +428,7 @@ async function examForm(root, ctx, examId) {
       input = h("input", { id: `f-rule-${r.key}`, value: current && current !== r.default ? current : "", placeholder: r.default, size: 8 });
     }
     ruleInputs[r.key] = { input, rule: r };
-    return row(`rules.${r.key}`, `${r.key}`, input, `${tr(r.zh, r.en)}${tr("；默认 {d}", "; default {d}", { d: r.default })}`);
+    return row(`rules.${r.key}`, `${tr(r.name_zh, r.name_en)}（${r.key}）`, input, `${tr(r.zh, r.en)}${tr("；默认 {d}", "; default {d}", { d: r.default })}`);
   });
 
   const scoringRule = h("select", { id: "f-scoring-rule" }, sch.scoring_rules.map((s) => h("option", { value: s, selected: (v.scoring || {}).rule === s }, s === "mean" ? tr("平均分（mean）", "mean") : tr("去掉最高最低分后平均（trimmed_mean）", "trimmed mean"))));
