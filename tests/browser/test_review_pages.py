@@ -675,7 +675,10 @@ def test_examiner_player_seeks_and_jumps(
         "1.5×",
         "2×",
     ]
-    for rate, low, high in (("0.5", 0.25, 0.8), ("2", 1.3, 2.6)):
+    # Wall time includes the clicks' latency, which a loaded machine stretches: each speed is
+    # checked loosely against the clock and strictly against the other speed.
+    measured = {}
+    for rate, low, high in (("0.5", 0.2, 0.8), ("2", 1.0, 2.6)):
         speed.select_option(rate)
         page.get_by_role("button", name="第1题").click()
         before = webcam_time(page)
@@ -685,7 +688,12 @@ def test_examiner_player_seeks_and_jumps(
         page.get_by_role("button", name="暂停").click()
         elapsed = time.monotonic() - started
         moved = webcam_time(page) - before
-        assert low < moved / elapsed < high, (rate, moved, elapsed)
+        measured[rate] = moved / elapsed
+        assert low < measured[rate] < high, (rate, moved, elapsed)
+        assert page.evaluate("[...document.querySelectorAll('video')].map(v => v.playbackRate)")[
+            0
+        ] == float(rate)
+    assert measured["2"] > 2.5 * measured["0.5"], measured  # 4× apart when nothing lags
     speed.select_option("1")
 
     # Still blind: no name, ticket, room, attempt or photo anywhere on the page.
