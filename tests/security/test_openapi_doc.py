@@ -34,3 +34,7 @@ def test_enums_files_and_errors_are_documented(client: TestClient) -> None:
     assert any(p["name"] == "X-Chunk-SHA256" for p in chunk["parameters"])
     snapshot = paths["/api/v1/snapshots"]["post"]["requestBody"]["content"]
     assert snapshot["multipart/form-data"]["schema"]["required"] == ["kind", "image"]
+    # Backpressure: the traffic a loaded process defers says so; chunks never get a 503.
+    assert "503" in paths["/api/v1/snapshots"]["post"]["responses"]
+    assert "503" in paths["/api/v1/candidate/heartbeat"]["post"]["responses"]
+    assert "503" not in chunk["responses"]

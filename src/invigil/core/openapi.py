@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 from invigil.attempts.api import CLIENT_EVENT_KINDS
 from invigil.attempts.phone_api import PHONE_EVENT_KINDS
+from invigil.core.backpressure import DEFERRABLE
 from invigil.recordings.models import KINDS
 from invigil.review.exports import FORMATS, WHATS
 
@@ -44,6 +45,8 @@ ERRORS = {
     "422": "请求格式不正确 / invalid request",
     "429": "请求过于频繁 / rate limited (see Retry-After)",
 }
+# What a loaded process answers the traffic it may defer (core/backpressure.py).
+BUSY = "服务器繁忙，请按 Retry-After 稍后重试 / server busy, retry after Retry-After seconds"
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 JPEG = {"image/jpeg": BINARY}
 VIDEO = {"video/webm": BINARY, "video/mp4": BINARY, "application/octet-stream": BINARY}
@@ -96,6 +99,8 @@ def _complete(doc: dict[str, Any]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             for status, description in ERRORS.items():
                 responses.setdefault(status, {"description": description, "content": error})
+            if (method.upper(), path) in DEFERRABLE:
+                responses.setdefault("503", {"description": BUSY, "content": error})
             files = FILES.get((method, path))
             if files is not None and "200" in responses:
                 responses["200"]["content"] = files
