@@ -340,3 +340,17 @@ def test_event_chain_of_the_package_matches_the_database(
             )
         )
     assert seqs == db_seqs
+
+
+def test_a_central_directory_asking_for_an_unknown_zip_version_is_reported(
+    built: Built, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    """Python refuses zip versions above 6.3 with NotImplementedError: a report, not a crash."""
+    path = export(app_ctx, built.attempt_id, tmp_path / "e.zip")
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6] = 84  # "needs version 8.4 to extract"
+    path.write_bytes(bytes(data))
+    report = verify_package(path)
+    assert not report.ok
+    assert "zip file version 8.4" in wheres(report)

@@ -292,7 +292,9 @@ def verify_package(path: Path, public_key: str | None = None) -> Report:
         try:
             f.seek(0)
             zf = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
+        # NotImplementedError: a changed central directory can ask for a zip version or a
+        # compression method that Python does not read.
+        except (zipfile.BadZipFile, OSError, ValueError, struct.error, NotImplementedError) as exc:
             report.add(
                 "zip 结构 (zip structure)",
                 f"无法作为 zip 读取：{exc}",
