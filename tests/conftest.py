@@ -109,7 +109,13 @@ def blob_backend(request: pytest.FixtureRequest) -> str:
 
 
 # The storage-relevant tests run on local disk and on a real S3 server (tests/s3_server.py).
-both_backends = pytest.mark.parametrize("blob_backend", ["local", "s3"], indirect=True)
+# The S3 variants run with PostgreSQL, the database an installation that shares its blobs
+# across machines runs; SQLite, one process on one box, runs them on local disk. scripts/test
+# runs both databases, so every variant runs once per suite (the blob store does not depend on
+# the database: tests/storage checks it on its own). INVIGIL_TEST_BACKENDS=local,s3 asks for
+# both on either database.
+BACKENDS = os.environ.get("INVIGIL_TEST_BACKENDS") or ("local,s3" if PG_URL else "local")
+both_backends = pytest.mark.parametrize("blob_backend", BACKENDS.split(","), indirect=True)
 
 
 @pytest.fixture

@@ -258,7 +258,7 @@ def test_server_sigkilled_20_times_loses_no_acknowledged_chunk(
     assert kills >= 20
     assert not failures, failures
     assert rounds_cut >= 15, f"only {rounds_cut} kills hit requests in flight"
-    assert time.monotonic() - started < 150
+    assert time.monotonic() - started < 300  # a guard against a hang, not a speed test
 
     r = httpx.post(
         f"{srv.url}/api/v1/recordings/{rec}/finalize",

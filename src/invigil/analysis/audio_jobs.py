@@ -240,7 +240,9 @@ def audio_job(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -
             data["detail"] = exc.detail[:500]
         written = [(ctx.clock.now(), "audio_unavailable", data, None)]
 
-    session.scalars(select(Attempt).where(Attempt.id == job.attempt_id).with_for_update()).one()
+    session.scalars(
+        select(Attempt).where(Attempt.id == job.attempt_id).with_for_update(key_share=True)
+    ).one()
     if _done(session, job.attempt_id, job.recording_id):
         return  # a concurrent run finished first
     for at, kind, data, severity in written:

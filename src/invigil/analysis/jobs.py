@@ -178,7 +178,9 @@ def store(session: Session, prepared: Prepared | None, ctx: jobs.JobContext) -> 
     # (another worker, another stream). SQLite's transactions hold the database's one writer
     # lock from their start (BEGIN IMMEDIATE), which orders them already.
     if session.get_bind().dialect.name != "sqlite":
-        lock = select(Attempt.id).where(Attempt.id == job.attempt_id).with_for_update()
+        lock = (
+            select(Attempt.id).where(Attempt.id == job.attempt_id).with_for_update(key_share=True)
+        )
         session.execute(lock).one()
     if session.get(SnapshotAnalysis, job.snapshot_id) is not None:
         return  # a concurrent run of this job finished first

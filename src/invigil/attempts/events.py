@@ -85,11 +85,17 @@ def append(
     data: dict[str, Any] | None = None,
     severity: str | None = None,
 ) -> Event:
-    """Append an event. Locks the attempt row so that concurrent appends chain in order."""
+    """Append an event. Locks the attempt row so that concurrent appends chain in order.
+
+    Every lock that orders work on one attempt is ``FOR NO KEY UPDATE`` (``key_share=True``):
+    it orders those locks among themselves but not against the ``KEY SHARE`` lock that
+    PostgreSQL takes on the attempt for each row inserted with a foreign key to it. A plain
+    ``FOR UPDATE`` would: the group commit inserting snapshots of many attempts and an
+    analysis batch locking several attempts then deadlock (seen under load, bench/ingest.py)."""
     attempt = session.scalars(
         select(Attempt)
         .where(Attempt.id == attempt_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).one()
     data = json.loads(json.dumps(data or {}, ensure_ascii=False, default=str))

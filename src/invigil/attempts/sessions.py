@@ -152,7 +152,9 @@ def live_sessions(
     ask this before they issue a session, and two logins at once, in two threads or two server
     processes, would otherwise both find no live session and both get one. The second now waits
     for the first to commit and then sees its session."""
-    session.execute(select(Attempt.id).where(Attempt.id == attempt_id).with_for_update())
+    session.execute(
+        select(Attempt.id).where(Attempt.id == attempt_id).with_for_update(key_share=True)
+    )
     return list(
         session.scalars(
             select(AuthSession).where(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from invigil.core import metrics
@@ -39,6 +40,11 @@ from invigil.recordings.tx import transaction
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# and may simply be run again. The work runs again from the start (each item's checks too);
+# no file has been stored yet when they are raised, since files are stored after the work.
+TRANSIENT = {"40P01", "40001"}
+RETRIES = 3
 
 
 @dataclass
@@ -100,30 +106,62 @@ class Committer:
 
     def _commit(self, items: list[_Item]) -> None:
         started = time.perf_counter()
+        for attempt in range(1, RETRIES + 1):
+            try:
+                outcomes = self._transact(items)
+                break
+            except _Retry as retry:
+                # A deadlock or serialization failure before any file was stored: PostgreSQL
+                # rolled everything back and asks for the transaction again.
+                if attempt == RETRIES:
+                    self._fail(items, retry.error)
+                    return
+                log.warning("group commit of %d uploads retried: %s", len(items), retry.error)
+                time.sleep(0.005 * attempt)
+            except BaseException as exc:  # nothing of this batch was committed
+                self._fail(items, exc)
+                return
+        # Committed; observed before anyone is answered, so a scrape after an ack counts it.
+        metrics.observe_batch(len(items), time.perf_counter() - started)
+        for item, (ok, value) in zip(items, outcomes, strict=True):
+            if ok:
+                item.future.set_result(value)
+            else:
+                item.future.set_exception(value)
+
+    def _transact(self, items: list[_Item]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        try:
-            with transaction(self.db) as session:
-                batch = Batch(session)
+        with transaction(self.db) as session:
+            batch = Batch(session)
+            try:
                 for item in items:
                     try:
                         outcomes.append((True, item.work(batch)))
                     except APIError as exc:
                         # Refused: only this upload fails. Any other error fails the batch.
                         outcomes.append((False, exc))
-                # Bytes first, then the commit: a row never names a blob that is not stored.
-                batch.put_files()
-            # Committed; observed before anyone is answered, so a scrape after an ack counts it.
-            metrics.observe_batch(len(items), time.perf_counter() - started)
-        except BaseException as exc:  # nothing of this batch was committed
-            log.exception("group commit of %d uploads failed", len(items))
-            for item in items:
-                item.future.set_exception(exc)
-            return
-        for item, (ok, value) in zip(items, outcomes, strict=True):
-            if ok:
-                item.future.set_result(value)
-            else:
-                item.future.set_exception(value)
+            except DBAPIError as exc:
+                if _transient(exc):
+                    raise _Retry(exc) from exc
+                raise
+            # Bytes first, then the commit: a row never names a blob that is not stored.
+            batch.put_files()
+        return outcomes
+
+    def _fail(self, items: list[_Item], exc: BaseException) -> None:
+        log.error("group commit of %d uploads failed", len(items), exc_info=exc)
+        for item in items:
+            item.future.set_exception(exc)
+
+
+class _Retry(Exception):
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _transient(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in TRANSIENT
 
 
 _committers: WeakKeyDictionary[Database, Committer] = WeakKeyDictionary()

@@ -1,0 +1,71 @@
+"""The group commit under lock contention: a transaction PostgreSQL rolled back as a deadlock
+victim is run again, and the attempt locks that order events and analyses never block the
+foreign-key lock of an upload's insert (the deadlock bench/ingest.py found under load)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import PG_URL
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+
+from invigil.attempts import events
+from invigil.attempts.models import Attempt
+from invigil.core.context import AppContext
+from invigil.core.db import Database
+from invigil.recordings import batch
+from invigil.recordings.models import Snapshot
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+def _failing(times: int, sqlstate: str, calls: list[int]) -> batch.Work:
+    def work(b: batch.Batch) -> str:
+        calls.append(1)
+        b.session.execute(text("select 1"))
+        if len(calls) <= times:
+            raise OperationalError("insert …", {}, _PgError(sqlstate))
+        return "stored"
+
+    return work
+
+
+def test_a_deadlock_victim_batch_is_run_again(db: Database) -> None:
+    calls: list[int] = []
+    assert batch.submit(db, _failing(2, "40P01", calls)).result(timeout=10) == "stored"
+    assert len(calls) == 3
+
+
+def test_retries_are_bounded_and_other_errors_are_not_retried(db: Database) -> None:
+    calls: list[int] = []
+    with pytest.raises(OperationalError):
+        batch.submit(db, _failing(10, "40001", calls)).result(timeout=10)
+    assert len(calls) == batch.RETRIES
+    calls.clear()
+    with pytest.raises(OperationalError):  # e.g. the connection was lost: fails at once
+        batch.submit(db, _failing(1, "08006", calls)).result(timeout=10)
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(not PG_URL, reason="row locks: PostgreSQL (SQLite has one writer lock)")
+def test_an_event_append_does_not_block_an_upload_of_the_same_attempt(
+    app_ctx: AppContext, exam_id: str
+) -> None:
+    with app_ctx.db.session() as s:
+        attempt_id = s.scalars(select(Attempt.id).where(Attempt.exam_id == exam_id)).first()
+    assert attempt_id is not None
+    now = app_ctx.clock.now()
+    with app_ctx.db.session() as holder, holder.begin():
+        events.append(holder, attempt_id, "focus_lost", at=now)  # holds the attempt's lock
+        with app_ctx.db.session() as upload, upload.begin():
+            # A FOR UPDATE in append made this insert wait for the holder (here: time out).
+            upload.execute(text("SET LOCAL lock_timeout = '2s'"))
+            row: dict[str, Any] = dict(attempt_id=attempt_id, kind="webcam", taken_at=now)
+            upload.add(Snapshot(**row, blob_key="k", size=1, sha256="0" * 64))
+            upload.flush()
