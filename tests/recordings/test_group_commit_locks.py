@@ -11,10 +11,11 @@ from conftest import PG_URL
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from invigil.attempts import events
-from invigil.attempts.models import Attempt
+from invigil.attempts import events, sessions
+from invigil.attempts.models import Attempt, AuthSession
+from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext
-from invigil.core.db import Database
+from invigil.core.db import Database, transaction
 from invigil.recordings import batch
 from invigil.recordings.models import Snapshot
 
@@ -69,3 +70,40 @@ def test_an_event_append_does_not_block_an_upload_of_the_same_attempt(
             row: dict[str, Any] = dict(attempt_id=attempt_id, kind="webcam", taken_at=now)
             upload.add(Snapshot(**row, blob_key="k", size=1, sha256="0" * 64))
             upload.flush()
+
+
+def test_a_touch_marks_the_session_seen(app_ctx: AppContext, exam_id: str) -> None:
+    auth_id = _a_session(app_ctx, exam_id)
+    later = app_ctx.clock.now() + sessions.TOUCH_EVERY
+    with transaction(app_ctx.db) as s:
+        sessions.touch(s, auth_id, later)
+    with app_ctx.db.session() as s:
+        seen = s.get(AuthSession, auth_id)
+        assert seen is not None and ensure_utc(seen.last_seen_at) == later
+
+
+@pytest.mark.skipif(not PG_URL, reason="row locks: PostgreSQL (SQLite has one writer lock)")
+def test_a_touch_skips_a_session_row_another_commit_holds(
+    app_ctx: AppContext, exam_id: str
+) -> None:
+    """Two processes' group commits touching the same sessions in another order deadlocked."""
+    auth_id = _a_session(app_ctx, exam_id)
+    start = app_ctx.clock.now()
+    later = start + sessions.TOUCH_EVERY
+    with app_ctx.db.session() as holder, holder.begin():
+        sessions.touch(holder, auth_id, start)  # holds the row until it ends
+        with app_ctx.db.session() as other, other.begin():
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            sessions.touch(other, auth_id, later)  # skipped, not waited for
+    with app_ctx.db.session() as s:
+        seen = s.get(AuthSession, auth_id)
+        assert seen is not None and ensure_utc(seen.last_seen_at) == start
+
+
+def _a_session(ctx: AppContext, exam_id: str) -> str:
+    with transaction(ctx.db) as s:
+        attempt_id = s.scalars(select(Attempt.id).where(Attempt.exam_id == exam_id)).first()
+        assert attempt_id is not None
+        return sessions.issue(
+            s, ctx, "candidate", ctx.clock.now(), attempt_id=attempt_id
+        ).session.id

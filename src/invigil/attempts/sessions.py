@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from fastapi import Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.context import AppContext
@@ -124,8 +125,31 @@ def authenticate(
     if auth.expires_at <= now:
         raise APIError(401, "session_expired", "登录已过期，请重新登录。")
     if now - auth.last_seen_at >= TOUCH_EVERY:
-        auth.last_seen_at = now
+        touch(session, auth.id, now)
+        set_committed_value(auth, "last_seen_at", now)
     return auth
+
+
+def touch(session: Session, auth_id: str, now: datetime) -> None:
+    """Mark the session seen now, unless another transaction holds its row.
+
+    A seen mark is advisory (liveness, within TOUCH_EVERY), and it is written inside the group
+    commit, which holds the rows it touched until it commits: two server processes' commits
+    touching the same sessions in another order waited for each other and deadlocked under
+    load. ``SKIP LOCKED`` skips the mark instead; whoever holds the row is marking it too or
+    revoking it. SQLite has one writer at a time, so it has nothing to skip."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(AuthSession).where(AuthSession.id == auth_id).values(last_seen_at=now)
+        )
+        return
+    free = (
+        select(AuthSession.id)
+        .where(AuthSession.id == auth_id)
+        .with_for_update(key_share=True, skip_locked=True)
+        .scalar_subquery()
+    )
+    session.execute(update(AuthSession).where(AuthSession.id == free).values(last_seen_at=now))
 
 
 def revoke_others(

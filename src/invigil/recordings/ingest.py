@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -190,9 +190,7 @@ def _fast_lookup(
     ):
         return None
     if now - ensure_utc(seen) >= sessions.TOUCH_EVERY:
-        session.execute(
-            update(AuthSession).where(AuthSession.id == auth_id).values(last_seen_at=now)
-        )
+        sessions.touch(session, auth_id, now)
     return rec_attempt, state, held
 
 
