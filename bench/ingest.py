@@ -49,6 +49,7 @@ BENCH = Path(__file__).resolve().parent
 INVIGIL = str(Path(sys.executable).parent / "invigil")
 SECRET = "bench-secret-key-0123456789abcdef"
 P99_LIMIT_MS = 500.0
+S3_BYTES = 8 << 30  # the local S3 server's memory store, per target
 FACE = BENCH.parent / "tests" / "data" / "faces" / "obama.jpg"
 REPO = BENCH.parent
 WHAT_LIMITS = (
@@ -418,6 +419,9 @@ class LocalS3:
                 text=True,
                 check=False,
                 timeout=120,
+                # memstore keeps every object in memory and blocks all writes once full: a
+                # target at 100 candidates stores gigabytes (each target gets a fresh cluster).
+                env={**os.environ, "INVIGIL_S3_LOCAL_BYTES": str(S3_BYTES)},
             )
             if out.returncode != 0:
                 raise RuntimeError(f"local S3 did not start: {out.stderr[-500:]}")
@@ -441,6 +445,8 @@ class LocalS3:
                 check=False,
                 timeout=60,
             )
+        self.env = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Scratch:
@@ -548,6 +554,7 @@ def main() -> None:
                 results[name] = search(target, starts[name], args, work)
             finally:
                 target.stop()
+                s3.stop()  # the next S3 target starts on an empty store
     finally:
         s3.stop()
         scratch.drop()
