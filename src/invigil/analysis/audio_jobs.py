@@ -36,6 +36,7 @@ from invigil.analysis.audio import (
     decode_pcm,
 )
 from invigil.attempts import events
+from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt, Event
 from invigil.core import jobs
 from invigil.core.storage import blob_store, seekable_source
@@ -240,9 +241,7 @@ def audio_job(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -
             data["detail"] = exc.detail[:500]
         written = [(ctx.clock.now(), "audio_unavailable", data, None)]
 
-    session.scalars(
-        select(Attempt).where(Attempt.id == job.attempt_id).with_for_update(key_share=True)
-    ).one()
+    session.scalars(locked_attempt(job.attempt_id)).one()
     if _done(session, job.attempt_id, job.recording_id):
         return  # a concurrent run finished first
     for at, kind, data, severity in written:

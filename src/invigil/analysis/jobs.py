@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from invigil.analysis import flags, thresholds
 from invigil.analysis.frames import FrameFacts, Previous, analyse_frame
 from invigil.analysis.models import SnapshotAnalysis
+from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt
 from invigil.core import jobs
 from invigil.core.config import Settings
@@ -178,10 +179,7 @@ def store(session: Session, prepared: Prepared | None, ctx: jobs.JobContext) -> 
     # (another worker, another stream). SQLite's transactions hold the database's one writer
     # lock from their start (BEGIN IMMEDIATE), which orders them already.
     if session.get_bind().dialect.name != "sqlite":
-        lock = (
-            select(Attempt.id).where(Attempt.id == job.attempt_id).with_for_update(key_share=True)
-        )
-        session.execute(lock).one()
+        session.scalars(locked_attempt(job.attempt_id)).one()
     if session.get(SnapshotAnalysis, job.snapshot_id) is not None:
         return  # a concurrent run of this job finished first
     row = SnapshotAnalysis(

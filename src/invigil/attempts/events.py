@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invigil.attempts.models import GENESIS_HASH, Attempt, Event
+from invigil.attempts.locking import locked_attempt
+from invigil.attempts.models import GENESIS_HASH, Event
 from invigil.core.bus import publish_after_commit
 
 # Kinds that are suspected violations: reviewers judge them, the console alerts on them.
@@ -85,19 +86,8 @@ def append(
     data: dict[str, Any] | None = None,
     severity: str | None = None,
 ) -> Event:
-    """Append an event. Locks the attempt row so that concurrent appends chain in order.
-
-    Every lock that orders work on one attempt is ``FOR NO KEY UPDATE`` (``key_share=True``):
-    it orders those locks among themselves but not against the ``KEY SHARE`` lock that
-    PostgreSQL takes on the attempt for each row inserted with a foreign key to it. A plain
-    ``FOR UPDATE`` would: the group commit inserting snapshots of many attempts and an
-    analysis batch locking several attempts then deadlock (seen under load, bench/ingest.py)."""
-    attempt = session.scalars(
-        select(Attempt)
-        .where(Attempt.id == attempt_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).one()
+    """Append an event. Locks the attempt row so that concurrent appends chain in order."""
+    attempt = session.scalars(locked_attempt(attempt_id)).one()
     data = json.loads(json.dumps(data or {}, ensure_ascii=False, default=str))
     severity = severity or severity_of(kind)
     seq = attempt.last_event_seq + 1

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from invigil.attempts.models import Attempt, AuthSession
+from invigil.attempts.locking import locked_attempt
+from invigil.attempts.models import AuthSession
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, unauthorized
 from invigil.core.security import new_token, token_digest
@@ -137,12 +138,8 @@ def touch(session: Session, auth_id: str, now: datetime) -> None:
     commit, which holds the rows it touched until it commits: two server processes' commits
     touching the same sessions in another order waited for each other and deadlocked under
     load. ``SKIP LOCKED`` skips the mark instead; whoever holds the row is marking it too or
-    revoking it. SQLite has one writer at a time, so it has nothing to skip."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(AuthSession).where(AuthSession.id == auth_id).values(last_seen_at=now)
-        )
-        return
+    revoking it. (SQLite, one writer at a time, has nothing to skip; SQLAlchemy leaves the
+    lock clause out there.)"""
     free = (
         select(AuthSession.id)
         .where(AuthSession.id == auth_id)
@@ -176,9 +173,7 @@ def live_sessions(
     ask this before they issue a session, and two logins at once, in two threads or two server
     processes, would otherwise both find no live session and both get one. The second now waits
     for the first to commit and then sees its session."""
-    session.execute(
-        select(Attempt.id).where(Attempt.id == attempt_id).with_for_update(key_share=True)
-    )
+    session.execute(locked_attempt(attempt_id))
     return list(
         session.scalars(
             select(AuthSession).where(

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from invigil.attempts import helpchat
+from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt, Event
 from invigil.attempts.service import current_stage
 from invigil.attempts.stage import stage_of
@@ -603,9 +604,7 @@ def propose_verdict(
     rule, reason = _check_decision(violation, rule, reason)
     now = ctx.clock.now()
     # Serialize verdicts per attempt so exactly one stays current.
-    session.scalars(
-        select(Attempt).where(Attempt.id == attempt.id).with_for_update(key_share=True)
-    ).one()
+    session.scalars(locked_attempt(attempt.id)).one()
     require_open(session, attempt.exam_id)
     live = list(
         session.scalars(
@@ -657,9 +656,7 @@ def confirm_verdict(
     if verdict is None:
         raise not_found("认定")
     # The same lock as proposing: a confirmation and a newer proposal cannot cross.
-    session.scalars(
-        select(Attempt).where(Attempt.id == verdict.attempt_id).with_for_update(key_share=True)
-    ).one()
+    session.scalars(locked_attempt(verdict.attempt_id)).one()
     session.refresh(verdict)
     if verdict.superseded_at is not None:
         raise APIError(409, "superseded", "该认定已被新的认定取代。")
