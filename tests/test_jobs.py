@@ -1,14 +1,19 @@
 """The durable job queue: a backlog of background jobs (snapshot analysis) never holds up the
-other kinds."""
+other kinds; batched kinds are claimed and stored together."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invigil.core import jobs
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
 from invigil.core.db import transaction
-from invigil.core.jobs import claim, enqueue
+from invigil.core.jobs import Job, JobContext, claim, enqueue
 from invigil.exams.lots import LOT_AUTO_ASSIGN
 from invigil.recordings.snapshots import ANALYSE_JOB
 
@@ -28,3 +33,45 @@ def test_other_jobs_are_claimed_before_a_background_backlog(
     second = claim(app_ctx.db, now, lease)
     assert second is not None and second.kind == ANALYSE_JOB
     assert second.payload == {"snapshot_id": "s0"}
+
+
+def test_a_batch_is_claimed_at_once_and_a_job_that_spoils_its_preparation_fails_alone(
+    app_ctx: AppContext, clock: FrozenClock
+) -> None:
+    """A batched kind's due jobs are leased together (up to the batch size); when preparing
+    them together raises, each is prepared alone, so only the bad one is retried."""
+    kind = "test.batched"
+    stored: list[list[str]] = []
+
+    def prepare_one(payload: dict[str, Any], ctx: JobContext) -> str:
+        if payload["n"] == 2:
+            raise ValueError("a bad payload")
+        return str(payload["n"])
+
+    def prepare_many(payloads: list[dict[str, Any]], ctx: JobContext) -> list[str]:
+        return [prepare_one(p, ctx) for p in payloads]
+
+    def store(session: Session, prepared: list[str], ctx: JobContext) -> None:
+        stored.append(prepared)
+
+    jobs.handler(kind)(lambda s, p, c: store(s, [prepare_one(p, c)], c))
+    jobs.batched(kind, jobs.Batch(prepare_one, store, size=3, prepare_many=prepare_many))
+    try:
+        now = clock.now()
+        with transaction(app_ctx.db) as session:
+            for n in range(5):
+                enqueue(session, kind, {"n": n}, now=now + timedelta(seconds=n))
+        clock.advance(timedelta(seconds=10))
+        ctx = app_ctx.job_context()
+        assert jobs.run_one(ctx)
+        # One claim took the three oldest; preparing them together failed on n=2, so 0 and 1
+        # were prepared one by one and stored together.
+        assert stored == [["0", "1"]]
+        with app_ctx.db.session() as session:
+            states = dict(session.execute(select(Job.payload["n"].as_integer(), Job.state)).all())
+        assert states == {0: "done", 1: "done", 2: "pending", 3: "pending", 4: "pending"}
+        assert jobs.run_one(ctx)
+        assert stored == [["0", "1"], ["3", "4"]]
+    finally:
+        jobs._batches.pop(kind, None)
+        jobs._handlers.pop(kind, None)

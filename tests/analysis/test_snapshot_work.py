@@ -19,8 +19,9 @@ from invigil.analysis import frames
 from invigil.analysis.models import SnapshotAnalysis
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
+from invigil.core.jobs import run_due_jobs
 
-from .test_snapshot_flags import flags_of, run
+from .test_snapshot_flags import EVERY, flags_of, post, run
 
 _rng = np.random.default_rng(5)
 
@@ -102,6 +103,29 @@ def test_embedding_runs_on_the_first_frame_a_count_change_a_jump_and_every_n(
     got = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg", 200)]))
     assert got[0].method == "embedded"
     assert flags_of(client, attempt_id) == []  # one empty frame is not 15 s without a face
+
+
+def test_a_batch_analyses_a_stream_as_one_by_one_would(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    """A worker that falls behind takes a stream's snapshots several at a time: each is
+    still compared with the one before it in the batch, so the detector and the embedding run
+    exactly as often as when every snapshot is analysed on arrival."""
+    token, attempt_id = entered(client, clock, desk_exam(app_ctx, tmp_path, embed_every=3), "1001")
+    still = [camera("obama2.jpg") for _ in range(3)]
+    sway = [camera("obama2.jpg", shift=s) for s in (5, 0, 5, 0, 5)]
+    ids = []
+    for data in still + sway:  # all queued before the worker runs
+        clock.advance(EVERY)
+        ids.append(post(client, token, "webcam", data))
+    run_due_jobs(app_ctx.job_context())
+    got = rows(app_ctx, ids)
+    # As test_unchanged_frames_skip... and test_embedding_runs... find one by one: copies of
+    # the embedded frame, then detections with an embedding every third.
+    copies, swaying = ["embedded", "unchanged", "unchanged"], ["detected", "detected", "embedded"]
+    assert [r.method for r in got] == [*copies, *swaying, "detected", "detected"]
+    assert [r.since_embedding for r in got] == [0, 0, 0, 1, 2, 0, 1, 2]
+    assert flags_of(client, attempt_id) == []
 
 
 def test_impersonation_is_caught_within_the_stated_bound(

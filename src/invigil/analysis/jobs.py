@@ -12,15 +12,17 @@ an embedding more (the later one does not find the earlier one's row and starts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
 from invigil.analysis import flags, thresholds
 from invigil.analysis.frames import FrameFacts, Previous, analyse_frame
-from invigil.analysis.models import SnapshotAnalysis
+from invigil.analysis.models import FlagState, SnapshotAnalysis
 from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt
 from invigil.core import jobs
@@ -50,13 +52,16 @@ class _Input:
     previous: Previous | None
 
 
-def _load(ctx: jobs.JobContext, snapshot_id: str) -> _Input | None:
-    # Two queries: the snapshot with what it needs from its attempt, exam and candidate (and
-    # whether it was analysed already) in one round trip, then the stream's previous detected
-    # row. Read fresh each time rather than cached: an admin may re-enrol a photo or change an
-    # exam's thresholds mid-exam, and one indexed join costs less than a cache's invalidation.
+def _load(ctx: jobs.JobContext, snapshot_ids: list[str]) -> list[_Input | None]:
+    """What the analysis of each snapshot needs (None: nothing to do), in one short read.
+
+    Two queries for the whole batch: the snapshots with what they need from their attempts,
+    exams and candidates (and whether each was analysed already), then each stream's previous
+    detected row. Read fresh each time rather than cached: an admin may re-enrol a photo or
+    change an exam's thresholds mid-exam, and an indexed join costs less than a cache's
+    invalidation across processes."""
     with ctx.db.session() as read, read.begin():
-        found = read.execute(
+        rows = read.execute(
             select(
                 Snapshot.id,
                 Snapshot.attempt_id,
@@ -71,32 +76,77 @@ def _load(ctx: jobs.JobContext, snapshot_id: str) -> _Input | None:
             .join(Exam, Exam.id == Attempt.exam_id)
             .join(Candidate, Candidate.id == Attempt.candidate_id)
             .outerjoin(SnapshotAnalysis, SnapshotAnalysis.snapshot_id == Snapshot.id)
-            .where(Snapshot.id == snapshot_id)
-        ).first()
-        if found is None or found.analysed is not None or found.kind not in ANALYSED_STREAMS:
-            return None
-        before = read.execute(
-            select(*_PREVIOUS_COLUMNS)
+            .where(Snapshot.id.in_(snapshot_ids))
+        ).all()
+        found = {
+            row.id: row for row in rows if row.analysed is None and row.kind in ANALYSED_STREAMS
+        }
+        # Each stream's previous detected row before its oldest snapshot in this batch; the
+        # later ones of the same stream follow the batch's own results (see prepare_many).
+        oldest: dict[tuple[str, str], Any] = {}
+        for row in sorted(found.values(), key=lambda r: r.taken_at):
+            oldest.setdefault((row.attempt_id, row.kind), row.taken_at)
+        previous = _previous_rows(read, oldest)
+    out: list[_Input | None] = []
+    for snapshot_id in snapshot_ids:
+        row = found.get(snapshot_id)
+        if row is None:
+            out.append(None)
+            continue
+        before = previous.get((row.attempt_id, row.kind))
+        out.append(
+            _Input(
+                snapshot_id=row.id,
+                attempt_id=row.attempt_id,
+                stream=row.kind,
+                taken_at=row.taken_at,
+                blob_key=row.blob_key,
+                exam_flags=row.flags,
+                enrolled=row.face_embedding,
+                previous=before if before and before.taken_at < row.taken_at else None,
+            )
+        )
+    return out
+
+
+def _previous_rows(
+    read: Session, oldest: dict[tuple[str, str], Any]
+) -> dict[tuple[str, str], Previous]:
+    """Per (attempt, stream): its last readable, detected row before the given time, all in
+    one statement (a UNION ALL of one indexed LIMIT 1 read each)."""
+    if not oldest:
+        return {}
+    params: dict[str, Any] = {}
+    for i, ((attempt_id, stream), before) in enumerate(oldest.items()):
+        params |= {f"attempt_{i}": attempt_id, f"stream_{i}": stream, f"before_{i}": before}
+    return {
+        (row.attempt_id, row.stream): Previous(row.taken_at, facts_of(row))
+        for row in read.execute(_previous_statement(len(oldest)), params)
+    }
+
+
+@functools.cache
+def _previous_statement(streams: int) -> Any:
+    # Built once per batch size with bound parameters: constructing the subqueries costs more
+    # CPU than running them.
+    parts = [
+        select(
+            *select(*_PREVIOUS_COLUMNS, SnapshotAnalysis.attempt_id, SnapshotAnalysis.stream)
             .where(
-                SnapshotAnalysis.attempt_id == found.attempt_id,
-                SnapshotAnalysis.stream == found.kind,
-                SnapshotAnalysis.taken_at < found.taken_at,
+                SnapshotAnalysis.attempt_id == bindparam(f"attempt_{i}"),
+                SnapshotAnalysis.stream == bindparam(f"stream_{i}"),
+                SnapshotAnalysis.taken_at < bindparam(f"before_{i}"),
                 SnapshotAnalysis.readable.is_(True),
                 SnapshotAnalysis.method != "unchanged",
             )
             .order_by(SnapshotAnalysis.taken_at.desc())
             .limit(1)
-        ).first()
-        return _Input(
-            snapshot_id=found.id,
-            attempt_id=found.attempt_id,
-            stream=found.kind,
-            taken_at=found.taken_at,
-            blob_key=found.blob_key,
-            exam_flags=found.flags,
-            enrolled=found.face_embedding,
-            previous=Previous(before.taken_at, facts_of(before)) if before else None,
+            .subquery()
+            .c
         )
+        for i in range(streams)
+    ]
+    return parts[0] if streams == 1 else union_all(*parts)
 
 
 # What facts_of reads: the columns alone, without the ORM's bookkeeping of a loaded row.
@@ -163,31 +213,74 @@ class Prepared:
 
 def prepare(payload: dict[str, Any], ctx: jobs.JobContext) -> Prepared | None:
     """The slow part, outside the job's transaction: read, decode, detect, embed."""
-    job = _load(ctx, str(payload["snapshot_id"]))
-    if job is None:
-        return None
-    rules = thresholds.resolve(ctx.settings, job.exam_flags)
-    return Prepared(job, rules, _facts(ctx.settings, job, rules))
+    return prepare_many([payload], ctx)[0]
 
 
-def store(session: Session, prepared: Prepared | None, ctx: jobs.JobContext) -> None:
-    """The row and the rules, in the job's transaction."""
-    if prepared is None:
+def prepare_many(payloads: list[dict[str, Any]], ctx: jobs.JobContext) -> list[Prepared | None]:
+    """``prepare`` for a batch: one read for all of it, then the face work stream by stream,
+    oldest first, each frame compared with the one before it in the batch (as it would have
+    been had they run one after another)."""
+    inputs = _load(ctx, [str(p["snapshot_id"]) for p in payloads])
+    out: dict[int, Prepared] = {}
+    latest: dict[tuple[str, str], Previous] = {}
+    for i, job in sorted(
+        ((i, job) for i, job in enumerate(inputs) if job is not None),
+        key=lambda item: item[1].taken_at,
+    ):
+        stream = (job.attempt_id, job.stream)
+        earlier = latest.get(stream)
+        if earlier is not None and earlier.taken_at < job.taken_at:
+            job = replace(job, previous=earlier)
+        rules = thresholds.resolve(ctx.settings, job.exam_flags)
+        facts = _facts(ctx.settings, job, rules)
+        if facts is not None and facts.method != "unchanged":
+            latest[stream] = Previous(job.taken_at, facts)
+        out[i] = Prepared(job, rules, facts)
+    return [out.get(i) for i in range(len(inputs))]
+
+
+def store(session: Session, prepared: list[Prepared | None], ctx: jobs.JobContext) -> None:
+    """The rows and the rules, in the jobs' transaction (``prepared`` in lock order)."""
+    items = [p for p in prepared if p is not None]
+    if not items:
         return
-    job, rules, facts = prepared.job, prepared.rules, prepared.facts
     # The attempt's row lock orders this evaluation after any other of the same attempt
     # (another worker, another stream). SQLite's transactions hold the database's one writer
     # lock from their start (BEGIN IMMEDIATE), which orders them already.
     if session.get_bind().dialect.name != "sqlite":
-        session.scalars(locked_attempt(job.attempt_id)).one()
-    if session.get(SnapshotAnalysis, job.snapshot_id) is not None:
-        return  # a concurrent run of this job finished first
-    row = SnapshotAnalysis(
+        for attempt_id in dict.fromkeys(p.job.attempt_id for p in items):
+            session.scalars(locked_attempt(attempt_id)).one()
+    # A concurrent run of a job may have finished first; and the streams' flag states are read
+    # in one query, so the rules find them in the session.
+    done = set(
+        session.scalars(
+            select(SnapshotAnalysis.snapshot_id).where(
+                SnapshotAnalysis.snapshot_id.in_([p.job.snapshot_id for p in items])
+            )
+        )
+    )
+    # Held here: the session's identity map keeps unmodified rows only while referenced.
+    states = session.scalars(
+        select(FlagState).where(FlagState.attempt_id.in_({p.job.attempt_id for p in items}))
+    ).all()
+    now = ctx.clock.now()
+    for item in items:
+        if item.job.snapshot_id not in done:
+            done.add(item.job.snapshot_id)
+            row = _row(item, now)
+            session.add(row)
+            flags.evaluate(session, row, item.rules, now)
+    del states
+
+
+def _row(prepared: Prepared, now: datetime) -> SnapshotAnalysis:
+    job, facts = prepared.job, prepared.facts
+    return SnapshotAnalysis(
         snapshot_id=job.snapshot_id,
         attempt_id=job.attempt_id,
         stream=job.stream,
         taken_at=job.taken_at,
-        analysed_at=ctx.clock.now(),
+        analysed_at=now,
         readable=facts is not None,
         brightness=facts.brightness if facts else 0.0,
         contrast=facts.contrast if facts else 0.0,
@@ -203,14 +296,11 @@ def store(session: Session, prepared: Prepared | None, ctx: jobs.JobContext) -> 
         face_covered=facts.face_covered if facts else False,
         since_embedding=facts.since_embedding if facts else None,
     )
-    session.add(row)
-    session.flush()
-    flags.evaluate(session, row, rules, ctx.clock.now())
 
 
 @jobs.handler(ANALYSE_JOB, background=True)
 def analyse_snapshot(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -> None:
-    store(session, prepare(payload, ctx), ctx)
+    store(session, [prepare(payload, ctx)], ctx)
 
 
 # A worker takes up to this many snapshots at once: one claim and one commit for all of them.
@@ -223,4 +313,9 @@ def _lock_order(prepared: Prepared | None) -> tuple[str, str]:
     return ("", "") if prepared is None else (prepared.job.attempt_id, str(prepared.job.taken_at))
 
 
-jobs.batched(ANALYSE_JOB, jobs.Batch(prepare=prepare, store=store, size=BATCH, order=_lock_order))
+jobs.batched(
+    ANALYSE_JOB,
+    jobs.Batch(
+        prepare=prepare, store=store, size=BATCH, order=_lock_order, prepare_many=prepare_many
+    ),
+)

@@ -110,35 +110,58 @@ def enqueue(
     return job
 
 
-def claim(db: Database, now: datetime, lease: timedelta) -> Job | None:
-    due = or_(
+def _due(now: datetime) -> Any:
+    return or_(
         (Job.state == PENDING) & (Job.run_at <= now),
         (Job.state == RUNNING) & (Job.lease_expires_at < now),
     )
+
+
+def claim(db: Database, now: datetime, lease: timedelta) -> Job | None:
+    """The next due job, leased to the caller (jobs of batched kinds wait behind the others)."""
+    claimed = _claim(db, now, lease, batches=False)
+    return claimed[0] if claimed else None
+
+
+def _claim(db: Database, now: datetime, lease: timedelta, *, batches: bool = True) -> list[Job]:
+    """The next due job; when its kind is batched (and ``batches``), with up to the batch's size
+    of that kind's other due jobs, claimed in the same transaction."""
+    due = _due(now)
     with db.session() as session, session.begin():
-        job_id = None
+        first = None
         for only in (Job.kind.not_in(_background), Job.kind.in_(_background)):
             pick = (
-                select(Job.id)
+                select(Job.id, Job.kind)
                 .where(due, only)
                 .order_by(Job.run_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
-            job_id = session.scalar(pick)
-            if job_id is not None:
+            first = session.execute(pick).first()
+            if first is not None:
                 break
-        if job_id is None:
-            return None
-        claimed = session.execute(
+        if first is None:
+            return []
+        job_id, kind = first
+        ids = [job_id]
+        batch = _batches.get(kind) if batches else None
+        if batch is not None and batch.size > 1:
+            ids += session.scalars(
+                select(Job.id)
+                .where(due, Job.kind == kind, Job.id != job_id)
+                .order_by(Job.run_at)
+                .limit(batch.size - 1)
+                .with_for_update(skip_locked=True)
+            )
+        claimed = session.scalars(
             update(Job)
-            .where(Job.id == job_id, due)
+            .where(Job.id.in_(ids), due)
             .values(state=RUNNING, lease_expires_at=now + lease, attempts=Job.attempts + 1)
             .returning(Job.id)
-        ).scalar()
-        if claimed is None:
-            return None
-        return session.get(Job, job_id)
+        ).all()
+        if not claimed:
+            return []
+        return list(session.scalars(select(Job).where(Job.id.in_(claimed)).order_by(Job.run_at)))
 
 
 def run_one(ctx: JobContext, lease: timedelta = timedelta(minutes=2)) -> bool:
@@ -148,11 +171,12 @@ def run_one(ctx: JobContext, lease: timedelta = timedelta(minutes=2)) -> bool:
 
 def _run_some(ctx: JobContext, lease: timedelta) -> int:
     """Like run_one; the number of jobs run."""
-    job = claim(ctx.db, ctx.clock.now(), lease)
-    if job is None:
+    claimed = _claim(ctx.db, ctx.clock.now(), lease)
+    if not claimed:
         return 0
+    job = claimed[0]
     if job.kind in _batches:
-        return _run_batch(ctx, job, _batches[job.kind], lease)
+        return _run_batch(ctx, claimed, _batches[job.kind])
     fn = _handlers.get(job.kind)
     try:
         if fn is None:
@@ -194,14 +218,18 @@ def _failed(ctx: JobContext, job: Job) -> None:
 @dataclass(frozen=True)
 class Batch:
     """How a kind's jobs run several at a time: ``prepare`` each (outside any transaction: the
-    slow, read-only part), then ``store`` them all and complete them in one transaction."""
+    slow, read-only part), then ``store`` the list of them and complete them in one
+    transaction."""
 
     prepare: Callable[[dict[str, Any], JobContext], Any]
-    store: Callable[[Session, Any, JobContext], None]
+    store: Callable[[Session, list[Any], JobContext], None]
     size: int
     # The order to store the prepared jobs in: on PostgreSQL, rows locked in one order by
     # every worker cannot deadlock.
     order: Callable[[Any], Any] | None = None
+    # Optional: prepare the whole batch at once (one read for all of it), one result per payload
+    # in order. If it raises, the jobs are prepared one by one, so only a bad one fails.
+    prepare_many: Callable[[list[dict[str, Any]], JobContext], list[Any]] | None = None
 
 
 _batches: dict[str, Batch] = {}
@@ -210,36 +238,8 @@ _batches: dict[str, Batch] = {}
 def batched(kind: str, batch: Batch) -> None:
     """Let a worker that claims a job of ``kind`` claim up to ``batch.size`` of them at once:
     one claim and one commit for the batch instead of two transactions per job. The kind's
-    plain handler (``store(prepare(...))``) must be registered as well."""
+    plain handler (``store(session, [prepare(...)], ...)``) must be registered as well."""
     _batches[kind] = batch
-
-
-def _claim_more(db: Database, now: datetime, lease: timedelta, kind: str, n: int) -> list[Job]:
-    due = or_(
-        (Job.state == PENDING) & (Job.run_at <= now),
-        (Job.state == RUNNING) & (Job.lease_expires_at < now),
-    )
-    with db.session() as session, session.begin():
-        ids = list(
-            session.scalars(
-                select(Job.id)
-                .where(due, Job.kind == kind)
-                .order_by(Job.run_at)
-                .limit(n)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if not ids:
-            return []
-        claimed = session.scalars(
-            update(Job)
-            .where(Job.id.in_(ids), due)
-            .values(state=RUNNING, lease_expires_at=now + lease, attempts=Job.attempts + 1)
-            .returning(Job.id)
-        ).all()
-        if not claimed:
-            return []
-        return list(session.scalars(select(Job).where(Job.id.in_(claimed)).order_by(Job.run_at)))
 
 
 def _complete(session: Session, ids: list[str], now: datetime) -> None:
@@ -248,14 +248,23 @@ def _complete(session: Session, ids: list[str], now: datetime) -> None:
     )
 
 
-def _run_batch(ctx: JobContext, first: Job, batch: Batch, lease: timedelta) -> int:
-    jobs = [first, *_claim_more(ctx.db, ctx.clock.now(), lease, first.kind, batch.size - 1)]
+def _prepare(ctx: JobContext, jobs: list[Job], batch: Batch) -> list[tuple[Job, Any]]:
+    if batch.prepare_many is not None and len(jobs) > 1:
+        try:
+            return list(zip(jobs, batch.prepare_many([j.payload for j in jobs], ctx), strict=True))
+        except Exception:
+            log.warning("preparing a batch of %s jobs failed; one by one", jobs[0].kind)
     prepared: list[tuple[Job, Any]] = []
     for job in jobs:
         try:
             prepared.append((job, batch.prepare(job.payload, ctx)))
         except Exception:
             _failed(ctx, job)
+    return prepared
+
+
+def _run_batch(ctx: JobContext, jobs: list[Job], batch: Batch) -> int:
+    prepared = _prepare(ctx, jobs, batch)
     if not prepared:
         return len(jobs)
     if batch.order is not None:
@@ -263,17 +272,16 @@ def _run_batch(ctx: JobContext, first: Job, batch: Batch, lease: timedelta) -> i
         prepared.sort(key=lambda item: order(item[1]))
     try:
         with ctx.db.session() as session, session.begin():
-            for _, data in prepared:
-                batch.store(session, data, ctx)
+            batch.store(session, [data for _, data in prepared], ctx)
             _complete(session, [job.id for job, _ in prepared], ctx.clock.now())
         return len(jobs)
     except Exception:
-        log.warning("a batch of %s jobs failed; storing them one by one", first.kind)
+        log.warning("a batch of %s jobs failed; storing them one by one", jobs[0].kind)
     # One job spoiled the batch's transaction: each alone, so only that one is retried.
     for job, data in prepared:
         try:
             with ctx.db.session() as session, session.begin():
-                batch.store(session, data, ctx)
+                batch.store(session, [data], ctx)
                 _complete(session, [job.id], ctx.clock.now())
         except Exception:
             _failed(ctx, job)
