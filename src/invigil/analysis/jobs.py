@@ -84,8 +84,8 @@ def _load(ctx: jobs.JobContext, snapshot_ids: list[str]) -> list[_Input | None]:
         # Each stream's previous detected row before its oldest snapshot in this batch; the
         # later ones of the same stream follow the batch's own results (see prepare_many).
         oldest: dict[tuple[str, str], Any] = {}
-        for row in sorted(found.values(), key=lambda r: r.taken_at):
-            oldest.setdefault((row.attempt_id, row.kind), row.taken_at)
+        for first in sorted(found.values(), key=lambda r: r.taken_at):
+            oldest.setdefault((first.attempt_id, first.kind), first.taken_at)
         previous = _previous_rows(read, oldest)
     out: list[_Input | None] = []
     for snapshot_id in snapshot_ids:
