@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import T, bearer, login, staff_token, write_exam
+from conftest import T, bearer, face, login, staff_token, write_exam
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -33,6 +33,15 @@ def exam(app_ctx: AppContext, tmp_path: Path) -> str:
 def kinds(client: TestClient, attempt_id: str, headers: dict[str, str]) -> list[str]:
     r = client.get(f"/api/v1/staff/attempts/{attempt_id}/events", headers=headers)
     return [e["kind"] for e in r.json()["events"]]
+
+
+def snapshot(client: TestClient, token: str) -> Any:
+    return client.post(
+        "/api/v1/snapshots",
+        data={"kind": "webcam"},
+        files={"image": ("s.jpg", face("obama2.jpg"), "image/jpeg")},
+        headers=bearer(token),
+    )
 
 
 def audited(ctx: AppContext) -> list[tuple[str, str | None]]:
@@ -87,9 +96,15 @@ def test_extra_time_moves_the_deadline_everywhere(
     assert client.post("/api/v1/candidate/heartbeat", headers=me).json()["stage"] == "answering"
     clock.set(moved)
     assert client.post("/api/v1/candidate/heartbeat", headers=me).json()["stage"] == "finished"
-    # Uploads stay open for the grace after the candidate's own deadline.
+    # Uploads stay open for the grace after the candidate's own deadline, snapshots included
+    # (past the exam's own close), and close with it.
     clock.set(moved + timedelta(minutes=29))
     assert client.get("/api/v1/candidate/uploads", headers=me).status_code == 200
+    assert snapshot(client, token).status_code == 201
+    clock.set(moved + timedelta(minutes=30))
+    r = snapshot(client, token)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "uploads_closed"
+    clock.set(moved + timedelta(minutes=29))
     r = client.post(url, json={"minutes": 20}, headers=adm)
     assert r.status_code == 409  # over: no more extra time
 
