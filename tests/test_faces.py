@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -11,6 +14,7 @@ from itertools import combinations
 from pathlib import Path
 
 import cv2
+import dlib
 import numpy as np
 import pytest
 from PIL import Image
@@ -244,3 +248,16 @@ def test_warm_up_is_idempotent() -> None:
     faces.warm_up()
     faces.warm_up()
     assert face_distance(embed_single_face(photo("obama.jpg")), embedding("obama.jpg")) == 0.0
+
+
+def test_the_embedding_build_is_named_and_openblas_runs_one_thread_unless_told() -> None:
+    """scripts/setup and the benchmarks say which dlib runs the embedding; OpenBLAS's spinning
+    threads doubled its CPU, so invigil sets one thread unless the operator chose."""
+    blas = bool(getattr(dlib, "DLIB_USE_BLAS", False))
+    assert faces.embedding_build().endswith("OpenBLAS" if blas else "no BLAS (dlib-bin)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    show = "import invigil, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    run = [sys.executable, "-c", show]
+    assert subprocess.run(run, env=env, capture_output=True, text=True).stdout.strip() == "1"
+    env["OPENBLAS_NUM_THREADS"] = "4"
+    assert subprocess.run(run, env=env, capture_output=True, text=True).stdout.strip() == "4"
