@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -182,6 +183,7 @@ def frame_costs(length: int, repeat: int) -> list[dict[str, object]]:
 ROOT = BENCH.parent
 # The source measured as *before*: the tree before the job path was batched and its reads cut.
 BASELINE = "48bb1dd"
+DLIB_BIN = "after, dlib-bin"
 # Scenarios of the job path: which streams, and which rounds show the candidate moved.
 SCENARIOS: dict[str, tuple[tuple[str, ...], str]] = {
     "desk, steady": (("webcam",), "still"),
@@ -333,9 +335,10 @@ def _source(ref: str | None, into: Path) -> Path:
     return into / "src"
 
 
-def _drain_in(src: Path, url: str, data_dir: Path) -> dict[str, float]:
-    """Drain in a fresh process importing invigil from ``src`` (so *before* runs old code)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(BENCH)])}
+def _drain_in(paths: list[Path], url: str, data_dir: Path) -> dict[str, float]:
+    """Drain in a fresh process importing from ``paths`` first (so *before* runs old code,
+    and a dlib put there runs instead of the installed one)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(BENCH)])}
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--drain", url, str(data_dir)],
         capture_output=True,
@@ -345,6 +348,21 @@ def _drain_in(src: Path, url: str, data_dir: Path) -> dict[str, float]:
     ).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def _dlib_bin(into: Path) -> Path | None:
+    """The prebuilt ``dlib-bin`` unpacked under ``into``, to measure it beside a dlib built
+    against OpenBLAS in the same run; None when pip cannot fetch it."""
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "dlib-bin", "-d", str(into)],
+        capture_output=True,
+    )
+    wheels = sorted(into.glob("dlib_bin-*.whl"))
+    if got.returncode or not wheels:
+        return None
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        wheel.extractall(into / "dlib-bin")
+    return into / "dlib-bin"
 
 
 def _count(url: str, table: str) -> int:
@@ -358,7 +376,7 @@ def _count(url: str, table: str) -> int:
 
 
 def job_path(
-    sources: dict[str, Path], candidates: int, rounds: int, repeat: int
+    sources: dict[str, list[Path]], candidates: int, rounds: int, repeat: int
 ) -> list[dict[str, object]]:
     """Per scenario and source: CPU ms a snapshot of one worker draining the queue (median
     over ``repeat`` fresh databases; the sources alternate within each repeat)."""
@@ -367,11 +385,11 @@ def job_path(
         ms: dict[str, list[float]] = {name: [] for name in sources}
         total = 0
         for _ in range(repeat):
-            for name, src in sources.items():
+            for name, paths in sources.items():
                 with tempfile.TemporaryDirectory(prefix="invigil-analysis-") as tmp:
                     url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
                     total = setup(url, Path(tmp), candidates, rounds, scenario)
-                    result = _drain_in(src, url, Path(tmp))
+                    result = _drain_in(paths, url, Path(tmp))
                     analysed = _count(url, "snapshot_analyses")
                     assert analysed == total, (name, analysed, total)
                     ms[name].append(1000 * result["cpu"] / total)
@@ -725,7 +743,11 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()[0]
     costs = frame_costs(args.length, args.repeat)
     with tempfile.TemporaryDirectory(prefix="invigil-baseline-") as base:
-        sources = {"before": _source(args.baseline, Path(base)), "after": _source(None, Path(base))}
+        here = _source(None, Path(base))
+        sources = {"before": [_source(args.baseline, Path(base))], "after": [here]}
+        prebuilt = _dlib_bin(Path(base)) if dlib.DLIB_USE_BLAS else None
+        if prebuilt is not None:
+            sources[DLIB_BIN] = [here, prebuilt]
         path = job_path(sources, args.candidates, args.rounds, args.repeat)
     load_end = os.getloadavg()[0]
 
@@ -746,8 +768,8 @@ def main(argv: list[str] | None = None) -> None:
     bookkeeping = next(pair(c)[1] for c in path if c["scenario"] == "phone, steady")
     lines = [
         f"`python bench/analysis.py --candidates {args.candidates} --rounds {args.rounds} "
-        f"--length {args.length} --repeat {args.repeat}`; dlib {dlib.__version__} from "
-        f"`dlib-bin` (the ResNet without OpenBLAS), libfacedetection from `yuface`, "
+        f"--length {args.length} --repeat {args.repeat}`; the embedding by "
+        f"{faces.embedding_build()}, libfacedetection from `yuface`, "
         f"`face_mismatch.embed_every` {EMBED_EVERY}. Load average (1 min) at the start "
         f"{load_start:.1f}, at the end {load_end:.1f} (`nproc` = {os.cpu_count()}): the machine "
         "may be shared with other work, so every cost is **CPU time of the process** (what the "
@@ -788,11 +810,13 @@ def main(argv: list[str] | None = None) -> None:
         "only when a flag can start or end). *Exam mix*: desk and phone, still except every "
         f"{MOVE_EVERY}th snapshot (moved, then back).",
         "",
-        "| scenario | snapshots | before | after | × faster | candidates per 2-core box, after |",
-        "|---|---|---|---|---|---|",
+        "| scenario | snapshots | before | after | × faster | candidates per 2-core box, after |"
+        + (" after, with dlib-bin |" if prebuilt else ""),
+        "|---|---|---|---|---|---|" + ("---|" if prebuilt else ""),
         *[
             f"| {c['scenario']} | {c['snapshots']} | {pair(c)[0]:.1f} | **{pair(c)[1]:.1f}** | "
             f"{pair(c)[0] / pair(c)[1]:.1f} | {per_box(pair(c)[1]):.0f} |"
+            + (f" {float(c[DLIB_BIN]):.1f} |" if prebuilt else "")  # type: ignore[arg-type]
             for c in path
         ],
         "",
@@ -802,13 +826,21 @@ def main(argv: list[str] | None = None) -> None:
         f"**{per_box(mix[1]):.0f}** (before: {per_box(mix[0]):.0f}). In production the same "
         "cores also take the uploads (about 40 % of a core for 100 candidates, proctor console "
         "benchmark above). Where the time goes now (cProfile of a drain): the detector (about "
-        "10 ms a moved frame) and the ResNet embedding (about 70 ms from `dlib-bin`, on a desk "
-        f"frame every {EMBED_EVERY} detected ones or when the face jumped) on the face side; "
-        "the rest is the job's bookkeeping, which the steady phone stream shows almost alone "
-        f"(its face work is a thumbnail comparison, about 1–2 ms): {bookkeeping:.1f} ms a "
-        "snapshot after, against the same stream before. A moving desk stream stays above "
-        "10 ms for the embedding alone: dlib built against OpenBLAS (13.5 ms an embedding, "
-        "TESTING.md) is the next step.",
+        "11 ms a moved frame) and the ResNet embedding (about 19 ms from dlib built against "
+        "OpenBLAS, one thread; about 100 ms from `dlib-bin`), on a desk frame every "
+        f"{EMBED_EVERY} detected ones or when the face jumped, on the face side; the rest is "
+        "the job's bookkeeping, which the steady phone stream shows almost alone (its face work "
+        f"is a thumbnail comparison, about 1–2 ms): {bookkeeping:.1f} ms a snapshot after. "
+        "Since the previous figures (25.5 ms on the exam mix): a batch of jobs is claimed in "
+        "one transaction, its snapshots and their streams' previous rows are read in two "
+        "queries for the whole batch, each frame is compared with the one before it in the "
+        "batch, the flag states are read together, and the embedding comes from dlib built "
+        "against OpenBLAS when `scripts/build-dlib` has been run"
+        + (
+            " (the last column: the same code with `dlib-bin`, measured in this run)."
+            if prebuilt
+            else "."
+        ),
     ]
     if load_part is not None:
         lines += ["", LOAD_HEADING, "", load_part]
