@@ -30,6 +30,7 @@ Each candidate sends a desk and a phone snapshot every 5 s (0.4 analysed snapsho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -417,8 +418,15 @@ def _free_port() -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process and of its live children (a server's analysis child,
+    analysis/offload.py)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread or child that just ended
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    return total
 
 
 def under_load(

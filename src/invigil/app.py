@@ -14,7 +14,10 @@ from starlette.routing import Match, Mount
 from starlette.types import Scope
 from swagger_ui_bundle import swagger_ui_path
 
-from invigil.analysis import audio_jobs  # noqa: F401  (registers recording.audio)
+from invigil.analysis import (
+    audio_jobs,  # noqa: F401  (registers recording.audio)
+    offload,
+)
 from invigil.analysis import jobs as analysis_jobs  # noqa: F401  (registers snapshot.analyse)
 from invigil.attempts.api import SPEEDTEST_MAX_BYTES
 from invigil.attempts.api import router as candidate_router
@@ -102,6 +105,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker = None
+        offloaded = run_worker and settings.analysis_process
+        if offloaded:
+            offload.enable()
         if run_worker:
             worker = WorkerThread(
                 ctx.job_context(),
@@ -115,6 +121,8 @@ def create_app(
             if worker is not None:
                 worker.stop()
                 worker.join(timeout=10)
+            if offloaded:
+                offload.disable()
 
     # /docs is a page of our own (web/docs/) with Swagger UI's files from a package: the CDN
     # FastAPI's default page loads is out of reach on exam servers without internet.

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
-from invigil.analysis import flags, thresholds
-from invigil.analysis.frames import FrameFacts, Previous, analyse_frame
+from invigil.analysis import flags, offload, thresholds
+from invigil.analysis.frames import FrameFacts, Previous
 from invigil.analysis.models import FlagState, SnapshotAnalysis
 from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt
@@ -187,7 +187,7 @@ def _facts(settings: Settings, job: _Input, rules: thresholds.Thresholds) -> Fra
     covered = rules["camera_covered"]
     try:
         image = blob_store(settings).get(job.blob_key)
-        return analyse_frame(
+        return offload.analyse(
             image,
             taken_at=job.taken_at,
             previous=job.previous,

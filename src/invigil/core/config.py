@@ -67,6 +67,9 @@ class Settings(BaseSettings):
 
     # Run the job worker inside the server process (the embedded default).
     embedded_worker: bool = True
+    # The embedded worker's snapshot face work in a child process, off the server's GIL
+    # (analysis/offload.py); false runs it in the worker thread.
+    analysis_process: bool = True
     worker_poll_seconds: float = 1.0
     # Longer than the longest job: the audio of a 20-minute recording takes up to about two
     # minutes on a loaded 2-core machine (docs/accuracy.md); a lease that runs out mid-job makes

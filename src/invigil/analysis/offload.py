@@ -1,0 +1,93 @@
+"""Snapshot face work in a child process while the job worker runs inside a server process.
+
+libfacedetection holds Python's GIL for a whole detection (about 11 ms a frame) and dlib for
+parts of an embedding (measured: a thread detecting in a loop let the event loop run once every
+11 ms, against once a millisecond without it). Inside ``invigil serve`` the embedded job worker
+is a thread of the process that answers uploads, so every detection stalled the event loop and
+the group commit. Here the face work (``frames.analyse_frame``: bytes and a few facts in, a few
+facts out) runs in one child process per server process instead; the worker thread waits for it
+without the GIL. Everything else of the job (the database, the rules, live events) stays in the
+server process, so live events still reach its consoles without Redis.
+
+``invigil worker`` processes have no event loop to protect and call the face work directly. A
+native crash in the child (a hostile JPEG, say) fails that job, which is retried, and the next
+job starts a fresh child; the server process itself is not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from invigil.analysis.frames import FrameFacts, analyse_frame
+
+log = logging.getLogger(__name__)
+
+_guard = threading.Lock()
+_users = 0
+_pool: ProcessPoolExecutor | None = None
+
+
+def _warm() -> None:
+    # Runs first in the child: the models load once there, not on the first snapshot.
+    from invigil.identity import faces
+
+    faces.warm_up()
+
+
+def enable() -> None:
+    """Run the face work of this process's snapshots in a child process from now on (the
+    child starts on first use). Paired with ``disable``; apps of one process share the child."""
+    global _users
+    with _guard:
+        _users += 1
+
+
+def disable() -> None:
+    global _users, _pool
+    with _guard:
+        _users = max(0, _users - 1)
+        if _users == 0 and _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
+
+
+def _executor() -> ProcessPoolExecutor | None:
+    global _pool
+    with _guard:
+        if _users == 0:
+            return None
+        if _pool is None:
+            # spawn, not fork: the server process has threads (event loop, committer, worker)
+            # whose locks a forked child would inherit held.
+            _pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_warm,
+            )
+        return _pool
+
+
+def _discard(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _guard:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def analyse(image: bytes, **kwargs: Any) -> FrameFacts:
+    """``frames.analyse_frame(image, **kwargs)``, in the child process when enabled."""
+    pool = _executor()
+    if pool is None:
+        return analyse_frame(image, **kwargs)
+    try:
+        return pool.submit(analyse_frame, image, **kwargs).result()
+    except BrokenProcessPool:
+        log.error("the snapshot analysis process died; the job is retried in a new one")
+        _discard(pool)
+        raise

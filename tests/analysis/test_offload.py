@@ -1,0 +1,72 @@
+"""The embedded worker's face work in a child process (analysis/offload.py): the same facts as
+in the worker thread, and a child that dies fails only the job it was doing."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+
+import pytest
+from identity import synth
+
+from invigil.analysis import frames, offload
+from invigil.identity import faces
+
+ARGS = {
+    "taken_at": datetime(2030, 6, 1, tzinfo=UTC),
+    "previous": None,
+    "embed": True,
+    "embed_every": 6,
+    "dark_below": 40.0,
+    "flat_below": 12.0,
+}
+
+
+@pytest.fixture
+def offloaded() -> Iterator[None]:
+    offload.enable()
+    try:
+        yield
+    finally:
+        offload.disable()
+
+
+def frame() -> bytes:
+    return synth.jpeg(synth.camera_frame(synth.load("obama2.jpg")), 80)
+
+
+def test_the_child_finds_what_the_thread_finds(offloaded: None) -> None:
+    enrolled = faces.embed_single_face((synth.FACES / "obama.jpg").read_bytes())
+    image = frame()
+    here = frames.analyse_frame(image, enrolled=enrolled, **ARGS)  # type: ignore[arg-type]
+    there = offload.analyse(image, enrolled=enrolled, **ARGS)
+    pool = offload._pool
+    assert pool is not None  # it ran in the child
+    children = [p.pid for p in pool._processes.values()]  # type: ignore[union-attr]
+    assert children and os.getpid() not in children
+    assert there.method == here.method == "embedded" and there.faces == 1
+    assert there.boxes == here.boxes and there.thumb == here.thumb
+    assert there.distance == pytest.approx(here.distance, abs=1e-6)
+
+
+def test_a_dead_child_fails_its_job_and_the_next_job_gets_a_new_one(offloaded: None) -> None:
+    image = frame()
+    first = offload.analyse(image, enrolled=None, **ARGS)
+    pool = offload._pool
+    assert pool is not None
+    for pid in [p.pid for p in pool._processes.values()]:  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGKILL)  # as a native crash on a hostile JPEG would
+    with pytest.raises(BrokenProcessPool):
+        offload.analyse(image, enrolled=None, **ARGS)
+    again = offload.analyse(image, enrolled=None, **ARGS)
+    assert offload._pool is not None and offload._pool is not pool
+    assert again.faces == first.faces == 1
+
+
+def test_without_a_server_the_face_work_runs_in_the_caller() -> None:
+    assert offload._users == 0
+    facts = offload.analyse(frame(), enrolled=None, **ARGS)
+    assert facts.faces == 1 and offload._pool is None
