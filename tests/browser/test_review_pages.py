@@ -803,3 +803,51 @@ def test_review_page_reads_in_chinese_in_time_order(
     text = audit.inner_text()
     assert "{" not in text and "recording_media" not in text, text
     assert re.search(r"\bview\b", text) is None, text
+
+
+def test_a_reviewer_during_the_exam_sees_uploads_in_progress_not_missing(
+    page: Page, live: Live
+) -> None:
+    """While the candidate is still answering, the triage says 上传中 (not 缺失) and the
+    player says the stream is being recorded (not 无录像), without asking for the media."""
+    clock = live.clock
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        clock.set(T - timedelta(minutes=12))
+        r = http.post(
+            "/api/v1/candidate/login",
+            data={"exam_id": live.exam_id, "ticket": TICKET},
+            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
+        assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
+        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
+        for a in state["attachments"]:
+            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
+        clock.set(T - timedelta(minutes=9))
+        assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+        r = http.post(
+            "/api/v1/recordings",
+            json={"kind": "webcam", "mime": "video/webm;codecs=vp8,opus"},
+            headers=bearer(token),
+        )
+        assert r.status_code == 201, r.text
+        part = webm(5)
+        r = http.put(
+            f"/api/v1/recordings/{r.json()['recording_id']}/chunks/0",
+            content=part,
+            headers={**bearer(token), "X-Chunk-SHA256": hashlib.sha256(part).hexdigest()},
+        )
+        assert r.status_code == 201, r.text
+    clock.set(T + timedelta(minutes=2))
+    media: list[int] = []
+    page.on("response", lambda resp: "/media" in resp.url and media.append(resp.status))
+    sign_in(page, f"{live.url}/review/", "rev")
+    page.get_by_role("link", name="测试考试").click()
+    row = page.locator(f'#triage tbody tr:has-text("{TICKET}")')
+    expect(row).to_contain_text("上传中")
+    expect(row).not_to_contain_text("缺失")
+    row.locator("a").first.click()
+    gap = page.locator('.player[data-kind="webcam"] .gap')
+    expect(gap).to_have_text("录制中，结束并上传完成后可回放")
+    assert media == []  # nothing asked of a recording still being made

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from invigil.attempts.models import Attempt
 from invigil.core.db import transaction
 from invigil.review.service import rulings_for_attempt
 
@@ -46,9 +47,27 @@ def test_triage_orders_by_suspicion_and_lists_absences_and_missing_uploads(world
     assert first["stage"] == "finished" and first["verdict"] is None
     assert second["flag_score"] == 1.0 and second["uploads_complete"] is False
     assert {m["kind"] for m in second["missing_uploads"]} == {"screen"}
+    # The world is past the upload grace: what is missing now is 缺失, not 上传中.
+    assert [r["uploads_open"] for r in rows] == [False, False, False]
     assert absent["absent"] is True and absent["flags"] == [] and absent["stage"] == "absent"
     # Nothing was expected from an absent candidate: neither complete nor missing.
     assert absent["uploads_complete"] is None and absent["entered"] is False
+
+
+def test_an_incomplete_upload_is_in_progress_until_the_candidates_uploads_close(
+    world: World,
+) -> None:
+    """A reviewer looking during the exam or its upload grace sees 上传中, not 缺失: the
+    desk and the phone are still sending. The same candidate is 缺失 once uploads close."""
+    with world.ctx.db.session() as session:
+        attempt = session.get(Attempt, world.attempts["1002"])
+        assert attempt is not None
+        close = attempt.uploads_close_at  # the deadline and the grace
+    for at, still_open in ((close - timedelta(seconds=1), True), (close, False)):
+        world.clock.set(at)
+        second = next(r for r in triage(world) if r["ticket"] == "K1002")
+        assert second["uploads_complete"] is False
+        assert second["uploads_open"] is still_open, at
 
 
 def test_triage_filters(world: World) -> None:

@@ -272,6 +272,9 @@ def triage(
                 "entered": a.entered_at is not None,
                 "uploads_complete": (not missing) if a.entered_at is not None else None,
                 "missing_uploads": missing,
+                # Until the candidate's uploads close, what is missing may still arrive: the
+                # desk and the phone keep retrying (上传中, not 缺失).
+                "uploads_open": now < a.uploads_close_at,
                 "flags": flags,
                 "flag_score": score,
                 "verdict": verdict_brief(verdicts.get(a.id)),
@@ -281,7 +284,7 @@ def triage(
     out.sort(
         key=lambda x: (
             -float(x["flag_score"]),
-            x["uploads_complete"] is not False,
+            x["uploads_complete"] is not False or x["uploads_open"],
             not x["absent"],
             x["room"],
             x["lot"] if x["lot"] is not None else 1 << 30,

@@ -72,6 +72,13 @@ export class SyncPlayer {
       s.loading = h("div", { class: "loading", hidden: true }, tr("录像加载中…", "Loading the recording…"));
       const stack = h("div", { class: "stack" }, s.gap, s.loading);
       for (const r of s.recordings) {
+        // Still being recorded (the exam is on): nothing to play until it is finalized, and
+        // asking would only get a 409.
+        if (r.state === "open") {
+          r.failed = true;
+          r.open = true;
+          continue;
+        }
         const v = h("video", {
           preload: "auto",
           muted: s.kind !== "webcam",
@@ -131,7 +138,12 @@ export class SyncPlayer {
       if (!r) {
         // Before the stream's first recording it has not started yet; later it is a real gap.
         const first = s.recordings.find((x) => !x.failed);
-        s.gap.textContent = first && this.t < first.start ? tr("录像尚未开始", "Not recording yet") : tr("无录像", "No recording");
+        const open = s.recordings.some((x) => x.open && this.t >= x.start);
+        s.gap.textContent = open
+          ? tr("录制中，结束并上传完成后可回放", "Still recording: playable once it ends and is uploaded")
+          : first && this.t < first.start
+            ? tr("录像尚未开始", "Not recording yet")
+            : tr("无录像", "No recording");
       }
       s.cell.classList.toggle("in-gap", !r);
       s.loading.hidden = !s.recordings.some((x) => !x.failed && x.video && x.video.readyState < 1);

@@ -118,7 +118,10 @@ function table(candidates) {
 // that, or when absent, nothing was expected, so neither 完整 nor 缺失.
 function uploadsCell(c) {
   if (c.uploads_complete == null) return h("span", { class: "muted", title: tr("未入场，无录像需要上传", "Never entered: nothing to upload") }, c.absent ? "—" : tr("未入场", "Not entered"));
-  return c.uploads_complete ? h("span", { class: "tag ok" }, tr("完整", "Complete")) : h("span", { class: "tag bad" }, tr("缺失", "Missing"));
+  if (c.uploads_complete) return h("span", { class: "tag ok" }, tr("完整", "Complete"));
+  // Still within the upload window: the missing parts may arrive yet (the clients retry).
+  if (c.uploads_open) return h("span", { class: "tag", title: tr("上传截止前，缺少的录像仍可能补传", "Uploads still open: missing parts may yet arrive") }, tr("上传中", "Uploading"));
+  return h("span", { class: "tag bad" }, tr("缺失", "Missing"));
 }
 
 function conf(v) {
