@@ -24,6 +24,14 @@ MediaDevices.prototype.enumerateDevices = async function () {
 """
 
 
+def steps_of(page: Page) -> list[str]:
+    """The stage bar's labels (drawn by CSS from data-label)."""
+    labels: list[str] = page.eval_on_selector_all(
+        "#steps li", "els => els.map(e => e.dataset.label)"
+    )
+    return labels
+
+
 def test_login_failures_then_entry_before_its_time_and_after_it_closed(
     page: Page, live: Live, screens: Path | None
 ) -> None:
@@ -54,6 +62,9 @@ def test_login_failures_then_entry_before_its_time_and_after_it_closed(
     flow.shot(page, screens, "2b-login-help")
 
     flow.login(page, "1001")
+    # This exam has no evidence camera: no phone step in the bar (3 is the lot).
+    expect(page.locator("#steps li.current")).to_have_attribute("data-label", "3 抽取顺序号")
+    assert "佐证绑定" not in " ".join(steps_of(page))
     flow.draw_lot(page)
     flow.read_attachments(page)
     enter = page.get_by_role("button", name="进入考试")
@@ -89,6 +100,8 @@ def test_enter_waits_for_the_recording_phone(
 
     code = page.locator("#binding-code strong")
     expect(code).to_have_text(re.compile(r"^\d{8}$"))
+    expect(page.locator("#steps li.current")).to_have_attribute("data-label", "3 佐证绑定")
+    assert len(steps_of(page)) == 9
     expect(page.locator("#qr img")).to_be_visible()
     page.wait_for_function("document.querySelector('#qr img').naturalWidth > 100")  # it decodes
     status = page.locator("#phone-status")

@@ -28,9 +28,12 @@ export const VIEW_STEP = {
 };
 
 export function renderSteps() {
-  const current = STEPS.findIndex(([k]) => k === VIEW_STEP[S.view]);
+  // The phone step only in an exam that requires the evidence camera (known after login).
+  const phone = !!S.state && S.state.exam.evidence_camera === "required";
+  const steps = STEPS.filter(([k]) => k !== "binding" || phone);
+  const current = steps.findIndex(([k]) => k === VIEW_STEP[S.view]);
   const ol = clear($("#steps"));
-  STEPS.forEach(([, zh, en], i) => {
+  steps.forEach(([, zh, en], i) => {
     // Labels are drawn by CSS (data-label) so they never collide with the buttons' names.
     ol.append(h("li", { class: i < current ? "done" : i === current ? "current" : "", "data-label": `${i + 1} ${L(zh, en)}` }));
   });
