@@ -232,7 +232,10 @@ def _exam_doc(
     # A demo that starts in a few minutes: log in and enter at once, draw a lot until a minute
     # before the start.
     opens = f"{max(30 * 60, lead + 60)}s"
-    room = "第1考场（演示·电脑 + 手机）" if phone else "第1考场（演示·仅电脑）"
+    # Codes of their own: a proctor of both exams sees two rooms, the desk-only one first.
+    code, room = (
+        ("R02", "第2考场（演示·电脑 + 手机）") if phone else ("R01", "第1考场（演示·仅电脑）")
+    )
     return {
         "exam": {
             "title": title,
@@ -252,11 +255,10 @@ def _exam_doc(
             "questions": [{"text": q} for q in QUESTIONS],
             "attachments": [{"title": "考生须知", "file": "notice.txt"}],
         },
-        "rooms": [{"id": "R01", "name": room}],
-        "candidates": [{"ticket": t, "name": n, "room": "R01"} for t, n in candidates],
+        "rooms": [{"id": code, "name": room}],
+        "candidates": [{"ticket": t, "name": n, "room": code} for t, n in candidates],
         "staff": [
-            {"username": u, "password": passwords[u], "roles": r, "rooms": ["R01"]}
-            for u, r in STAFF
+            {"username": u, "password": passwords[u], "roles": r, "rooms": [code]} for u, r in STAFF
         ],
     }
 
