@@ -40,20 +40,23 @@ def _warm() -> None:
 
 
 def enable() -> None:
-    """Run the face work of this process's snapshots in a child process from now on (the
-    child starts on first use). Paired with ``disable``; apps of one process share the child."""
+    """Run the face work of this process's snapshots in a child process from now on. The
+    child starts now, so its models are loaded before the first snapshot (a cold start under
+    load is a second of CPU the event loop would feel). Paired with ``disable``."""
     global _users
     with _guard:
         _users += 1
+    pool = _executor()
+    if pool is not None:
+        pool.submit(int)  # starts the child, which runs _warm first
 
 
 def disable() -> None:
-    global _users, _pool
+    """The caller no longer needs the child. It stays up, idle, for the next caller in this
+    process (tests start many apps one after another) and ends with the process."""
+    global _users
     with _guard:
         _users = max(0, _users - 1)
-        if _users == 0 and _pool is not None:
-            _pool.shutdown(wait=False, cancel_futures=True)
-            _pool = None
 
 
 def _executor() -> ProcessPoolExecutor | None:
