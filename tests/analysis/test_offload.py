@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from identity import synth
@@ -72,3 +76,37 @@ def test_without_a_server_the_face_work_runs_in_the_caller() -> None:
     assert offload._users == 0 and offload._executor() is None
     facts = offload.analyse(frame(), enrolled=None, **ARGS)
     assert facts.faces == 1
+
+
+def test_the_child_ends_with_a_server_killed_outright(tmp_path: Path) -> None:
+    """A server process killed with SIGKILL cannot shut its pool down: its child notices and
+    ends by itself instead of staying up with nobody to answer."""
+    script = (
+        "import time\n"
+        "from invigil.analysis import offload\n"
+        "offload.enable()\n"
+        "offload._pool.submit(int).result(timeout=60)\n"
+        "print(*(p.pid for p in offload._pool._processes.values()), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        (child,) = map(int, server.stdout.readline().split())
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.1)
+        assert not _alive(child)
+    finally:
+        server.kill()
+
+
+def _alive(pid: int) -> bool:
+    # A child of a dead parent is reaped by init; until then /proc shows it as a zombie.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

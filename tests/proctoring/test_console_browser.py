@@ -473,6 +473,11 @@ def test_english_switch_and_no_phone_without_an_evidence_camera(
     expect(tile.locator("figcaption")).to_have_text(["摄像头", "屏幕"])
     for word in ("手机", "未绑定"):
         expect(page.locator("#grid")).not_to_contain_text(word)
+    # Before entry nothing is recorded: the uploads are neither 正常 nor missing.
+    uploads = tile.locator("xpath=.//dt[text()='上传']/following-sibling::dd[1]")
+    expect(uploads).to_have_text("—")
+    facts = page.locator("#grid .facts").all_inner_texts()
+    assert facts and not any("正常" in text for text in facts), facts
     tile.click()
     expect(page.locator("#detail .big-cams figure")).to_have_count(2)
     expect(page.locator("#detail")).not_to_contain_text("佐证手机")

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -32,11 +34,21 @@ _users = 0
 _pool: ProcessPoolExecutor | None = None
 
 
-def _warm() -> None:
-    # Runs first in the child: the models load once there, not on the first snapshot.
+def _start_child(parent: int) -> None:
+    """Runs first in the child: it ends with the server process, and the models load now,
+    not on the first snapshot."""
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
     from invigil.identity import faces
 
     faces.warm_up()
+
+
+def _exit_with(parent: int) -> None:
+    # A server process killed outright (SIGKILL, the OOM killer) cannot shut its pool down:
+    # its child stayed up, and busy, with nobody to answer (seen in the ingest benchmark).
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def enable() -> None:
@@ -48,7 +60,7 @@ def enable() -> None:
         _users += 1
     pool = _executor()
     if pool is not None:
-        pool.submit(int)  # starts the child, which runs _warm first
+        pool.submit(int)  # starts the child, which runs _start_child first
 
 
 def disable() -> None:
@@ -70,7 +82,8 @@ def _executor() -> ProcessPoolExecutor | None:
             _pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_warm,
+                initializer=_start_child,
+                initargs=(os.getpid(),),
             )
         return _pool
 

@@ -66,6 +66,14 @@ export function uploadBacklog(c) {
   return missing;
 }
 
+// Nothing is recorded before entry: no upload state to judge, so neither 正常 nor missing.
+const BEFORE_ENTRY = new Set(["not_logged_in", "lot", "attachments", "enter", "absent"]);
+
+function uploadsFact(c, backlog) {
+  if (BEFORE_ENTRY.has(c.stage) && !(c.uploads || []).length) return fact(tr("上传", "Uploads"), "—", "");
+  return fact(tr("上传", "Uploads"), backlog ? tr("缺 {n} 段", "{n} chunks missing", { n: backlog }) : tr("正常", "OK"), backlog ? "warn" : "ok");
+}
+
 function updateTile(tile, c) {
   const { parts, el } = tile;
   parts.name.textContent = `${c.name}（${c.ticket}）`;
@@ -95,7 +103,7 @@ function updateTile(tile, c) {
     ...fact(tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline"), c.online ? "ok" : "bad"),
     ...fact(tr("人脸", "Face"), c.face_verified ? tr("已核验", "verified") : tr("未核验", "not verified"), c.face_verified ? "ok" : ""),
     ...("evidence" in parts.imgs ? fact(tr("手机", "Phone"), phoneName(ev.status), ev.status === "recording" ? "ok" : "bad") : []),
-    ...fact(tr("上传", "Uploads"), backlog ? tr("缺 {n} 段", "{n} chunks missing", { n: backlog }) : tr("正常", "OK"), backlog ? "warn" : "ok"),
+    ...uploadsFact(c, backlog),
     ...fact(tr("心跳", "Heartbeat"), ago(c.last_seen_at, serverNow())),
   );
 }
