@@ -844,6 +844,7 @@ def test_a_reviewer_during_the_exam_sees_uploads_in_progress_not_missing(
     page.on("response", lambda resp: "/media" in resp.url and media.append(resp.status))
     sign_in(page, f"{live.url}/review/", "rev")
     page.get_by_role("link", name="测试考试").click()
+    expect(page.locator("#triage-summary")).to_contain_text("上传不完整 0 人，上传中 1 人")
     row = page.locator(f'#triage tbody tr:has-text("{TICKET}")')
     expect(row).to_contain_text("上传中")
     expect(row).not_to_contain_text("缺失")

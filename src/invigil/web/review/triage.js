@@ -59,13 +59,15 @@ export async function renderTriage(root, { api }, examId) {
     }
     const flagged = candidates.filter((c) => c.flags.length).length;
     const absent = candidates.filter((c) => c.absent).length;
-    const missing = candidates.filter((c) => c.uploads_complete === false).length;
+    // Still uploading is not missing: those are counted apart until their uploads close.
+    const missing = candidates.filter((c) => c.uploads_complete === false && !c.uploads_open).length;
+    const uploading = candidates.filter((c) => c.uploads_complete === false && c.uploads_open).length;
     summary.textContent = tr("共 {n} 人：疑似违纪 {f} 人，缺考 {a} 人，上传不完整 {m} 人", "{n} candidates: {f} flagged, {a} absent, {m} with missing uploads", {
       n: candidates.length,
       f: flagged,
       a: absent,
       m: missing,
-    });
+    }) + (uploading ? tr("，上传中 {u} 人", ", {u} still uploading", { u: uploading }) : "");
     clear(body).append(table(candidates));
   }
   await load();
