@@ -118,7 +118,7 @@ def _due(now: datetime) -> Any:
 
 
 def claim(db: Database, now: datetime, lease: timedelta) -> Job | None:
-    """The next due job, leased to the caller (jobs of batched kinds wait behind the others)."""
+    """The next due job, leased to the caller (background kinds only when no other is due)."""
     claimed = _claim(db, now, lease, batches=False)
     return claimed[0] if claimed else None
 
