@@ -566,6 +566,26 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
     expect(page.locator(".score-form [role=status]")).not_to_be_empty()
 
 
+def enter(http: httpx.Client, live: Live) -> tuple[str, str]:
+    """TICKET logs in at T−12 min, draws a lot, reads the attachments and enters at T−9 min;
+    (token, attempt id)."""
+    live.clock.set(T - timedelta(minutes=12))
+    r = http.post(
+        "/api/v1/candidate/login",
+        data={"exam_id": live.exam_id, "ticket": TICKET},
+        files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+    )
+    assert r.status_code == 200, r.text
+    token, attempt = r.json()["token"], r.json()["attempt_id"]
+    assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
+    state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
+    for a in state["attachments"]:
+        http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
+    live.clock.set(T - timedelta(minutes=9))
+    assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+    return token, attempt
+
+
 @pytest.fixture
 def answered(live: Live) -> dict[str, Any]:
     """A finished candidate whose webcam recording runs from T−5 s to T+20 s, with keyword
@@ -574,20 +594,7 @@ def answered(live: Live) -> dict[str, Any]:
     ctx, clock = live.ctx, live.clock
     at = lambda s: T + timedelta(seconds=s)  # noqa: E731
     with httpx.Client(base_url=live.url, timeout=60) as http:
-        clock.set(T - timedelta(minutes=12))
-        r = http.post(
-            "/api/v1/candidate/login",
-            data={"exam_id": live.exam_id, "ticket": TICKET},
-            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
-        )
-        assert r.status_code == 200, r.text
-        token, attempt = r.json()["token"], r.json()["attempt_id"]
-        assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
-        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
-        for a in state["attachments"]:
-            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
-        clock.set(T - timedelta(minutes=9))
-        assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+        token, attempt = enter(http, live)
         clock.set(at(-5))
         rec = upload(http, token, "webcam", webm(25))
         clock.set(at(20))
@@ -812,20 +819,7 @@ def test_a_reviewer_during_the_exam_sees_uploads_in_progress_not_missing(
     player says the stream is being recorded (not 无录像), without asking for the media."""
     clock = live.clock
     with httpx.Client(base_url=live.url, timeout=60) as http:
-        clock.set(T - timedelta(minutes=12))
-        r = http.post(
-            "/api/v1/candidate/login",
-            data={"exam_id": live.exam_id, "ticket": TICKET},
-            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
-        )
-        assert r.status_code == 200, r.text
-        token = r.json()["token"]
-        assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
-        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
-        for a in state["attachments"]:
-            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
-        clock.set(T - timedelta(minutes=9))
-        assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+        token, _ = enter(http, live)
         r = http.post(
             "/api/v1/recordings",
             json={"kind": "webcam", "mime": "video/webm;codecs=vp8,opus"},

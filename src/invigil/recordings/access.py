@@ -8,8 +8,10 @@ attempt's recording answers 404, as if it did not exist, so ids cannot be probed
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import select
@@ -17,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from invigil.attempts import sessions
 from invigil.attempts.models import Attempt, AuthSession
-from invigil.core.clock import iso
+from invigil.core.clock import ensure_utc, iso
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, forbidden, not_found
+from invigil.core.security import token_digest
 from invigil.exams.models import Exam
 from invigil.recordings.models import Recording
 from invigil.staff.models import StaffUser
@@ -28,6 +31,42 @@ from invigil.staff.service import can_see_room
 ID = re.compile(r"^[0-9a-f]{32}$")
 # Which recording kinds each device writes.
 WRITES = {"candidate": frozenset({"webcam", "screen"}), "phone": frozenset({"evidence"})}
+
+# --- the upload fast paths (ingest.put_chunk, snapshots.post_snapshot) ---------------------------
+# Each reads the token with what it writes to in one statement; these columns come first, and
+# `live_writer` makes the checks they share. Anything it refuses goes through the full checks,
+# which refuse it with the right error.
+TOKEN_COLUMNS = (
+    AuthSession.id,
+    AuthSession.kind,
+    AuthSession.revoked_at,
+    AuthSession.expires_at,
+    AuthSession.last_seen_at,
+)
+
+
+def bearer_digest(ctx: AppContext, request: Request) -> str | None:
+    """The keyed digest of the request's bearer token, as sessions are found by (None: none)."""
+    token = sessions.bearer_token(request)
+    return token_digest(ctx.settings.effective_secret(), token) if token else None
+
+
+def live_writer(
+    session: Session, token: Sequence[Any], kind: str, closes: datetime, now: datetime
+) -> bool:
+    """Whether a row of TOKEN_COLUMNS is a live token whose device writes ``kind`` before the
+    uploads close; if so, marks the session seen when that is due."""
+    auth_id, auth_kind, revoked, expires, seen = token
+    if (
+        revoked is not None
+        or ensure_utc(expires) <= now
+        or kind not in WRITES.get(auth_kind, frozenset())
+        or now >= closes
+    ):
+        return False
+    if now - ensure_utc(seen) >= sessions.TOUCH_EVERY:
+        sessions.touch(session, auth_id, now)
+    return True
 
 
 @dataclass

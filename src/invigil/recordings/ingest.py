@@ -36,16 +36,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from invigil.attempts import sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, unauthorized
-from invigil.core.security import token_digest
 from invigil.core.storage import scratch_file
 from invigil.exams.models import Exam
 from invigil.recordings import batch, keys
-from invigil.recordings.access import ID, WRITES, actor, check_upload_window, recording_for
+from invigil.recordings.access import (
+    ID,
+    TOKEN_COLUMNS,
+    actor,
+    bearer_digest,
+    check_upload_window,
+    live_writer,
+    recording_for,
+)
 from invigil.recordings.batch import Batch
 from invigil.recordings.models import FINALIZED, Chunk, Recording
 from invigil.recordings.service import MAX_SEQ
@@ -141,12 +147,8 @@ def _chunk_work(
 CHUNKS = cast(Table, Chunk.__table__)
 _LOOKUP = (
     select(
-        AuthSession.id,
-        AuthSession.kind,
+        *TOKEN_COLUMNS,
         AuthSession.attempt_id,
-        AuthSession.revoked_at,
-        AuthSession.expires_at,
-        AuthSession.last_seen_at,
         Recording.attempt_id,
         Recording.kind,
         Recording.state,
@@ -171,26 +173,17 @@ def _fast_lookup(
     """The common case in one statement: a live desk or phone token writing its own recording
     within the upload window. Returns (attempt_id, state, held sha256) or None for anything
     else, which the full checks then refuse with the right error."""
-    token = sessions.bearer_token(request)
-    if not token:
+    digest = bearer_digest(ctx, request)
+    if digest is None:
         return None
-    digest = token_digest(ctx.settings.effective_secret(), token)
     row = session.execute(_LOOKUP, {"digest": digest, "seq": seq, "rid": recording_id}).first()
     if row is None:
         return None
-    (auth_id, auth_kind, auth_attempt, revoked, expires, seen) = row[:6]
+    token, auth_attempt = row[:5], row[5]
     (rec_attempt, rec_kind, state, starts_at, duration_s, grace_s, held) = row[6:]
-    close_at = ensure_utc(starts_at) + timedelta(seconds=duration_s + grace_s)
-    if (
-        revoked is not None
-        or ensure_utc(expires) <= now
-        or auth_attempt != rec_attempt
-        or rec_kind not in WRITES.get(auth_kind, frozenset())
-        or now >= close_at
-    ):
+    closes = ensure_utc(starts_at) + timedelta(seconds=duration_s + grace_s)
+    if auth_attempt != rec_attempt or not live_writer(session, token, rec_kind, closes, now):
         return None
-    if now - ensure_utc(seen) >= sessions.TOUCH_EVERY:
-        sessions.touch(session, auth_id, now)
     return rec_attempt, state, held
 
 

@@ -23,18 +23,23 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from invigil.attempts import sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core import jobs
 from invigil.core.clock import ensure_utc, iso
 from invigil.core.context import AppContext
 from invigil.core.db import new_id
 from invigil.core.errors import APIError, unauthorized
-from invigil.core.security import token_digest
 from invigil.core.storage import scratch_file
 from invigil.exams.models import Exam
 from invigil.recordings import batch, keys
-from invigil.recordings.access import WRITES, actor, check_upload_window
+from invigil.recordings.access import (
+    TOKEN_COLUMNS,
+    WRITES,
+    actor,
+    bearer_digest,
+    check_upload_window,
+    live_writer,
+)
 from invigil.recordings.batch import Batch
 from invigil.recordings.models import KINDS, Snapshot
 
@@ -107,11 +112,7 @@ def _writer(session: Session, ctx: AppContext, request: Request, kind: str, now:
 
 _WRITER = (
     select(
-        AuthSession.id,
-        AuthSession.kind,
-        AuthSession.revoked_at,
-        AuthSession.expires_at,
-        AuthSession.last_seen_at,
+        *TOKEN_COLUMNS,
         Attempt.id,
         Attempt.extra_time_s,
         Exam.starts_at,
@@ -131,25 +132,16 @@ def _fast_writer(
     """The common case in one statement: a live desk or phone token sending its own stream's
     snapshot within the upload window (its own extra time included). The attempt's id, or None
     for anything else, which ``_writer`` then refuses with the right error."""
-    token = sessions.bearer_token(request)
-    if not token:
+    digest = bearer_digest(ctx, request)
+    if digest is None:
         return None
-    digest = token_digest(ctx.settings.effective_secret(), token)
     row = session.execute(_WRITER, {"digest": digest}).first()
     if row is None:
         return None
-    (auth_id, auth_kind, revoked, expires, seen, attempt_id, extra_s) = row[:7]
-    (starts_at, duration_s, grace_s) = row[7:]
-    close_at = ensure_utc(starts_at) + timedelta(seconds=duration_s + (extra_s or 0) + grace_s)
-    if (
-        revoked is not None
-        or ensure_utc(expires) <= now
-        or kind not in WRITES.get(auth_kind, frozenset())
-        or now >= close_at
-    ):
+    token, (attempt_id, extra_s, starts_at, duration_s, grace_s) = row[:5], row[5:]
+    closes = ensure_utc(starts_at) + timedelta(seconds=duration_s + (extra_s or 0) + grace_s)
+    if not live_writer(session, token, kind, closes, now):
         return None
-    if now - ensure_utc(seen) >= sessions.TOUCH_EVERY:
-        sessions.touch(session, auth_id, now)
     return str(attempt_id)
 
 
