@@ -13,6 +13,7 @@ an embedding more (the later one does not find the earlier one's row and starts 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -26,8 +27,7 @@ from invigil.analysis.models import FlagState, SnapshotAnalysis
 from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt
 from invigil.core import jobs
-from invigil.core.config import Settings
-from invigil.core.storage import blob_store
+from invigil.core.storage import BlobStore, blob_store
 from invigil.exams.models import Candidate, Exam
 from invigil.identity import faces
 from invigil.recordings.models import Snapshot
@@ -183,10 +183,10 @@ def facts_of(row: Any) -> FrameFacts:
     )
 
 
-def _facts(settings: Settings, job: _Input, rules: thresholds.Thresholds) -> FrameFacts | None:
+def _facts(blobs: BlobStore, job: _Input, rules: thresholds.Thresholds) -> FrameFacts | None:
     covered = rules["camera_covered"]
     try:
-        image = blob_store(settings).get(job.blob_key)
+        image = blobs.get(job.blob_key)
         return offload.analyse(
             image,
             taken_at=job.taken_at,
@@ -221,6 +221,9 @@ def prepare_many(payloads: list[dict[str, Any]], ctx: jobs.JobContext) -> list[P
     oldest first, each frame compared with the one before it in the batch (as it would have
     been had they run one after another)."""
     inputs = _load(ctx, [str(p["snapshot_id"]) for p in payloads])
+    blobs = blob_store(ctx.settings)
+    # A batch's snapshots are mostly of one exam: its rules resolved once.
+    resolved: dict[str, thresholds.Thresholds] = {}
     out: dict[int, Prepared] = {}
     latest: dict[tuple[str, str], Previous] = {}
     for i, job in sorted(
@@ -231,8 +234,11 @@ def prepare_many(payloads: list[dict[str, Any]], ctx: jobs.JobContext) -> list[P
         earlier = latest.get(stream)
         if earlier is not None and earlier.taken_at < job.taken_at:
             job = replace(job, previous=earlier)
-        rules = thresholds.resolve(ctx.settings, job.exam_flags)
-        facts = _facts(ctx.settings, job, rules)
+        flags_key = json.dumps(job.exam_flags, sort_keys=True)
+        if flags_key not in resolved:
+            resolved[flags_key] = thresholds.resolve(ctx.settings, job.exam_flags)
+        rules = resolved[flags_key]
+        facts = _facts(blobs, job, rules)
         if facts is not None and facts.method != "unchanged":
             latest[stream] = Previous(job.taken_at, facts)
         out[i] = Prepared(job, rules, facts)

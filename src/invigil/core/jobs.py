@@ -9,17 +9,30 @@ idempotent. A handler's writes and the job's completion commit together.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import BindParameter
 
 from invigil.core.clock import Clock
 from invigil.core.db import Base, Database, UTCDateTime, new_id
@@ -110,58 +123,91 @@ def enqueue(
     return job
 
 
-def _due(now: datetime) -> Any:
-    return or_(
-        (Job.state == PENDING) & (Job.run_at <= now),
-        (Job.state == RUNNING) & (Job.lease_expires_at < now),
+@dataclass(frozen=True)
+class Claimed:
+    """A job leased to this worker: what running it needs, without an ORM object's
+    bookkeeping."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+
+
+_jobs = cast(Table, Job.__table__)
+_CLAIMED = (_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts)
+
+
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """The claim's statements, built once with bound parameters: building and caching them on
+    every claim cost more CPU than running them (a worker claims several times a second)."""
+    now = bindparam("now", type_=UTCDateTime())
+    due = or_(
+        (_jobs.c.state == PENDING) & (_jobs.c.run_at <= now),
+        (_jobs.c.state == RUNNING) & (_jobs.c.lease_expires_at < now),
     )
+    background: BindParameter[list[str]] = bindparam("background", expanding=True)
+
+    def first(kinds: Any) -> Any:
+        return (
+            select(_jobs.c.id, _jobs.c.kind)
+            .where(due, kinds)
+            .order_by(_jobs.c.run_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    return {
+        "other": first(_jobs.c.kind.not_in(background)),
+        "background": first(_jobs.c.kind.in_(background)),
+        "more": select(_jobs.c.id)
+        .where(due, _jobs.c.kind == bindparam("kind"), _jobs.c.id != bindparam("first"))
+        .order_by(_jobs.c.run_at)
+        .limit(bindparam("more"))
+        .with_for_update(skip_locked=True),
+        "lease": update(_jobs)
+        .where(_jobs.c.id.in_(ids), due)
+        .values(
+            state=RUNNING,
+            lease_expires_at=bindparam("until", type_=UTCDateTime()),
+            attempts=_jobs.c.attempts + 1,
+        )
+        .returning(*_CLAIMED, _jobs.c.run_at),
+        "done": update(_jobs)
+        .where(_jobs.c.id.in_(ids))
+        .values(state=DONE, finished_at=now, last_error=None),
+    }
 
 
-def claim(db: Database, now: datetime, lease: timedelta) -> Job | None:
+def claim(db: Database, now: datetime, lease: timedelta) -> Claimed | None:
     """The next due job, leased to the caller (background kinds only when no other is due)."""
     claimed = _claim(db, now, lease, batches=False)
     return claimed[0] if claimed else None
 
 
-def _claim(db: Database, now: datetime, lease: timedelta, *, batches: bool = True) -> list[Job]:
+def _claim(db: Database, now: datetime, lease: timedelta, *, batches: bool = True) -> list[Claimed]:
     """The next due job; when its kind is batched (and ``batches``), with up to the batch's size
     of that kind's other due jobs, claimed in the same transaction."""
-    due = _due(now)
-    with db.session() as session, session.begin():
-        first = None
-        for only in (Job.kind.not_in(_background), Job.kind.in_(_background)):
-            pick = (
-                select(Job.id, Job.kind)
-                .where(due, only)
-                .order_by(Job.run_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            first = session.execute(pick).first()
-            if first is not None:
-                break
+    sql = _statements()
+    at = {"now": now, "background": sorted(_background)}
+    with db.engine.begin() as conn:
+        first = (
+            conn.execute(sql["other"], at).first() or conn.execute(sql["background"], at).first()
+        )
         if first is None:
             return []
         job_id, kind = first
         ids = [job_id]
         batch = _batches.get(kind) if batches else None
         if batch is not None and batch.size > 1:
-            ids += session.scalars(
-                select(Job.id)
-                .where(due, Job.kind == kind, Job.id != job_id)
-                .order_by(Job.run_at)
-                .limit(batch.size - 1)
-                .with_for_update(skip_locked=True)
-            )
-        claimed = session.scalars(
-            update(Job)
-            .where(Job.id.in_(ids), due)
-            .values(state=RUNNING, lease_expires_at=now + lease, attempts=Job.attempts + 1)
-            .returning(Job.id)
-        ).all()
-        if not claimed:
-            return []
-        return list(session.scalars(select(Job).where(Job.id.in_(claimed)).order_by(Job.run_at)))
+            more = {"now": now, "kind": kind, "first": job_id, "more": batch.size - 1}
+            ids += conn.scalars(sql["more"], more)
+        leased = conn.execute(sql["lease"], {"ids": ids, "now": now, "until": now + lease})
+        return sorted((Claimed(*row) for row in leased), key=lambda job: (job.run_at, job.id))
 
 
 def run_one(ctx: JobContext, lease: timedelta = timedelta(minutes=2)) -> bool:
@@ -183,17 +229,13 @@ def _run_some(ctx: JobContext, lease: timedelta) -> int:
             raise LookupError(f"no handler for job kind {job.kind!r}")
         with ctx.db.session() as session, session.begin():
             fn(session, job.payload, ctx)
-            session.execute(
-                update(Job)
-                .where(Job.id == job.id)
-                .values(state=DONE, finished_at=ctx.clock.now(), last_error=None)
-            )
+            _complete(session, [job.id], ctx.clock.now())
     except Exception:
         _failed(ctx, job)
     return 1
 
 
-def _failed(ctx: JobContext, job: Job) -> None:
+def _failed(ctx: JobContext, job: Claimed) -> None:
     """Record the exception being handled on ``job``: retried later, or failed for good."""
     error = traceback.format_exc(limit=5)
     log.warning("job %s (%s) failed, attempt %s", job.id, job.kind, job.attempts)
@@ -243,18 +285,16 @@ def batched(kind: str, batch: Batch) -> None:
 
 
 def _complete(session: Session, ids: list[str], now: datetime) -> None:
-    session.execute(
-        update(Job).where(Job.id.in_(ids)).values(state=DONE, finished_at=now, last_error=None)
-    )
+    session.connection().execute(_statements()["done"], {"ids": ids, "now": now})
 
 
-def _prepare(ctx: JobContext, jobs: list[Job], batch: Batch) -> list[tuple[Job, Any]]:
+def _prepare(ctx: JobContext, jobs: list[Claimed], batch: Batch) -> list[tuple[Claimed, Any]]:
     if batch.prepare_many is not None and len(jobs) > 1:
         try:
             return list(zip(jobs, batch.prepare_many([j.payload for j in jobs], ctx), strict=True))
         except Exception:
             log.warning("preparing a batch of %s jobs failed; one by one", jobs[0].kind)
-    prepared: list[tuple[Job, Any]] = []
+    prepared: list[tuple[Claimed, Any]] = []
     for job in jobs:
         try:
             prepared.append((job, batch.prepare(job.payload, ctx)))
@@ -263,7 +303,7 @@ def _prepare(ctx: JobContext, jobs: list[Job], batch: Batch) -> list[tuple[Job, 
     return prepared
 
 
-def _run_batch(ctx: JobContext, jobs: list[Job], batch: Batch) -> int:
+def _run_batch(ctx: JobContext, jobs: list[Claimed], batch: Batch) -> int:
     prepared = _prepare(ctx, jobs, batch)
     if not prepared:
         return len(jobs)
