@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from invigil.core import jobs
@@ -75,3 +75,46 @@ def test_a_batch_is_claimed_at_once_and_a_job_that_spoils_its_preparation_fails_
     finally:
         jobs._batches.pop(kind, None)
         jobs._handlers.pop(kind, None)
+
+
+def test_a_claim_reads_the_index_and_not_the_backlog(
+    app_ctx: AppContext, clock: FrozenClock
+) -> None:
+    """Behind a backlog of analysis, a claim still finds the one job of another kind first,
+    then the backlog oldest first; and every statement it runs reads a range of an index
+    (on SQLite, checked on the plans): a claim that sorted the whole backlog cost 17 ms of CPU
+    behind 10,000 snapshots, 2.5 ms now (docs/benchmarks.md)."""
+    now = clock.now()
+    with transaction(app_ctx.db) as session:
+        for i in range(2000):
+            queued = now - timedelta(seconds=3000 - i)
+            enqueue(session, ANALYSE_JOB, {"snapshot_id": f"s{i}"}, now=queued)
+        enqueue(session, LOT_AUTO_ASSIGN, {"room_id": "r"}, now=now, run_at=now)
+    ran: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        ran.append((statement, parameters))
+
+    event.listen(app_ctx.db.engine, "before_cursor_execute", record)
+    try:
+        lease = timedelta(minutes=5)
+        first = jobs._claim(app_ctx.db, now, lease)
+        batch = jobs._claim(app_ctx.db, now, lease)
+    finally:
+        event.remove(app_ctx.db.engine, "before_cursor_execute", record)
+    assert [j.kind for j in first] == [LOT_AUTO_ASSIGN]
+    assert [j.payload["snapshot_id"] for j in batch] == [f"s{i}" for i in range(8)]
+    assert all(j.attempts == 1 for j in first + batch)
+    if app_ctx.db.is_postgres:
+        return  # its plans follow the table's statistics; the claims above are the check
+    with app_ctx.db.engine.connect() as conn:
+        for statement, parameters in ran:
+            if not statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
+                continue
+            plan = " | ".join(
+                row[3]
+                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
+            assert "SCAN" not in plan and "MULTI-INDEX OR" not in plan, (statement, plan)
+            if statement.lstrip().upper().startswith("UPDATE"):
+                assert "sqlite_autoindex_jobs_1 (id=?)" in plan, (statement, plan)

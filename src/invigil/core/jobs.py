@@ -26,10 +26,10 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    or_,
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import BindParameter
@@ -44,7 +44,8 @@ PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "state", "run_at"),)
+    # What a claim reads (see _statements): the oldest due jobs of one kind, in order.
+    __table_args__ = (Index("ix_jobs_claim", "state", "kind", "run_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(64))
@@ -143,34 +144,37 @@ _CLAIMED = (_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c
 @functools.cache
 def _statements() -> dict[str, Any]:
     """The claim's statements, built once with bound parameters: building and caching them on
-    every claim cost more CPU than running them (a worker claims several times a second)."""
-    now = bindparam("now", type_=UTCDateTime())
-    due = or_(
-        (_jobs.c.state == PENDING) & (_jobs.c.run_at <= now),
-        (_jobs.c.state == RUNNING) & (_jobs.c.lease_expires_at < now),
-    )
-    background: BindParameter[list[str]] = bindparam("background", expanding=True)
+    every claim cost more CPU than running them (a worker claims several times a second).
 
-    def first(kinds: Any) -> Any:
+    Each reads ix_jobs_claim (state, kind, run_at) in order and stops at its limit, so a claim
+    costs the same behind a backlog of ten thousand snapshots as behind none; a claim that
+    took "any due job by run_at" had to collect and sort the whole backlog first."""
+    now = bindparam("now", type_=UTCDateTime())
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    kinds: BindParameter[list[str]] = bindparam("kinds", expanding=True)
+    pending = (_jobs.c.state == PENDING) & (_jobs.c.run_at <= now)
+
+    def oldest(*where: Any) -> Any:
         return (
-            select(_jobs.c.id, _jobs.c.kind)
-            .where(due, kinds)
+            select(_jobs.c.id, _jobs.c.kind, _jobs.c.run_at)
+            .where(*where)
             .order_by(_jobs.c.run_at)
-            .limit(1)
+            .limit(bindparam("limit"))
             .with_for_update(skip_locked=True)
         )
 
-    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
     return {
-        "other": first(_jobs.c.kind.not_in(background)),
-        "background": first(_jobs.c.kind.in_(background)),
-        "more": select(_jobs.c.id)
-        .where(due, _jobs.c.kind == bindparam("kind"), _jobs.c.id != bindparam("first"))
-        .order_by(_jobs.c.run_at)
-        .limit(bindparam("more"))
-        .with_for_update(skip_locked=True),
+        # A lease that ran out: its worker died. Few rows (the jobs being run right now).
+        "expired": oldest(_jobs.c.state == RUNNING, _jobs.c.lease_expires_at < now),
+        "of_kinds": oldest(pending, _jobs.c.kind.in_(kinds)),
+        "of_kind": oldest(
+            pending, _jobs.c.kind == bindparam("kind"), _jobs.c.id != bindparam("not")
+        ),
+        # No second look at the state: the rows were read in this transaction, locked (FOR
+        # UPDATE on PostgreSQL, the writer lock on SQLite). With one, SQLite's planner left the
+        # primary key for the state index and scanned the backlog.
         "lease": update(_jobs)
-        .where(_jobs.c.id.in_(ids), due)
+        .where(_jobs.c.id.in_(ids))
         .values(
             state=RUNNING,
             lease_expires_at=bindparam("until", type_=UTCDateTime()),
@@ -189,23 +193,39 @@ def claim(db: Database, now: datetime, lease: timedelta) -> Claimed | None:
     return claimed[0] if claimed else None
 
 
+def _first(conn: Connection, now: datetime) -> Any:
+    """The job to run next: a lease that ran out, else the oldest due job of a kind that is
+    not background, else the oldest of the background kinds (read kind by kind, so each read
+    is a range of the index). A job of a kind no handler is registered for is never claimed."""
+    sql = _statements()
+    found = conn.execute(sql["expired"], {"now": now, "limit": 1}).first()
+    others = sorted(set(_handlers) - _background)
+    if found is None and others:
+        found = conn.execute(sql["of_kinds"], {"now": now, "kinds": others, "limit": 1}).first()
+    if found is None:
+        oldest = [
+            conn.execute(sql["of_kind"], {"now": now, "kind": kind, "not": "", "limit": 1}).first()
+            for kind in sorted(_background)
+        ]
+        found = min(
+            (row for row in oldest if row is not None), key=lambda r: r.run_at, default=None
+        )
+    return found
+
+
 def _claim(db: Database, now: datetime, lease: timedelta, *, batches: bool = True) -> list[Claimed]:
     """The next due job; when its kind is batched (and ``batches``), with up to the batch's size
     of that kind's other due jobs, claimed in the same transaction."""
     sql = _statements()
-    at = {"now": now, "background": sorted(_background)}
     with db.engine.begin() as conn:
-        first = (
-            conn.execute(sql["other"], at).first() or conn.execute(sql["background"], at).first()
-        )
+        first = _first(conn, now)
         if first is None:
             return []
-        job_id, kind = first
-        ids = [job_id]
-        batch = _batches.get(kind) if batches else None
+        ids = [first.id]
+        batch = _batches.get(first.kind) if batches else None
         if batch is not None and batch.size > 1:
-            more = {"now": now, "kind": kind, "first": job_id, "more": batch.size - 1}
-            ids += conn.scalars(sql["more"], more)
+            more = {"now": now, "kind": first.kind, "not": first.id, "limit": batch.size - 1}
+            ids += [row.id for row in conn.execute(sql["of_kind"], more)]
         leased = conn.execute(sql["lease"], {"ids": ids, "now": now, "until": now + lease})
         return sorted((Claimed(*row) for row in leased), key=lambda job: (job.run_at, job.id))
 
