@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from invigil.analysis.jobs import BATCH
 from invigil.core import jobs
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
@@ -103,7 +104,7 @@ def test_a_claim_reads_the_index_and_not_the_backlog(
     finally:
         event.remove(app_ctx.db.engine, "before_cursor_execute", record)
     assert [j.kind for j in first] == [LOT_AUTO_ASSIGN]
-    assert [j.payload["snapshot_id"] for j in batch] == [f"s{i}" for i in range(8)]
+    assert [j.payload["snapshot_id"] for j in batch] == [f"s{i}" for i in range(BATCH)]
     assert all(j.attempts == 1 for j in first + batch)
     if app_ctx.db.is_postgres:
         return  # its plans follow the table's statistics; the claims above are the check
