@@ -194,23 +194,33 @@ def claim(db: Database, now: datetime, lease: timedelta) -> Claimed | None:
 
 
 def _first(conn: Connection, now: datetime) -> Any:
-    """The job to run next: a lease that ran out, else the oldest due job of a kind that is
-    not background, else the oldest of the background kinds (read kind by kind, so each read
-    is a range of the index). A job of a kind no handler is registered for is never claimed."""
+    """The job to run next: the oldest due job of a kind that is not background, else of the
+    background kinds (read kind by kind, so each read is a range of the index). A job whose
+    lease ran out (its worker died) counts as due from its ``run_at``, after the pending jobs
+    due as early: a job that kills every worker that takes it does not hold up the others. A
+    job of a kind no handler is registered for is never claimed."""
     sql = _statements()
-    found = conn.execute(sql["expired"], {"now": now, "limit": 1}).first()
+    expired = conn.execute(sql["expired"], {"now": now, "limit": 1}).first()
+
+    def before(pending: Any) -> bool:
+        return expired is not None and (pending is None or expired.run_at < pending.run_at)
+
     others = sorted(set(_handlers) - _background)
-    if found is None and others:
-        found = conn.execute(sql["of_kinds"], {"now": now, "kinds": others, "limit": 1}).first()
-    if found is None:
-        oldest = [
-            conn.execute(sql["of_kind"], {"now": now, "kind": kind, "not": "", "limit": 1}).first()
-            for kind in sorted(_background)
-        ]
-        found = min(
-            (row for row in oldest if row is not None), key=lambda r: r.run_at, default=None
-        )
-    return found
+    other = None
+    if others:
+        other = conn.execute(sql["of_kinds"], {"now": now, "kinds": others, "limit": 1}).first()
+    if expired is not None and expired.kind not in _background and before(other):
+        return expired
+    if other is not None:
+        return other
+    oldest = [
+        conn.execute(sql["of_kind"], {"now": now, "kind": kind, "not": "", "limit": 1}).first()
+        for kind in sorted(_background)
+    ]
+    background = min(
+        (row for row in oldest if row is not None), key=lambda r: r.run_at, default=None
+    )
+    return expired if before(background) else background
 
 
 def _claim(db: Database, now: datetime, lease: timedelta, *, batches: bool = True) -> list[Claimed]:
