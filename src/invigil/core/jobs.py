@@ -236,7 +236,7 @@ def _claim(db: Database, now: datetime, lease: timedelta, *, batches: bool = Tru
         if batch is not None and batch.size > 1:
             more = {"now": now, "kind": first.kind, "not": first.id, "limit": batch.size - 1}
             ids += [row.id for row in conn.execute(sql["of_kind"], more)]
-        leased = conn.execute(sql["lease"], {"ids": ids, "now": now, "until": now + lease})
+        leased = conn.execute(sql["lease"], {"ids": ids, "until": now + lease})
         return sorted((Claimed(*row) for row in leased), key=lambda job: (job.run_at, job.id))
 
 
