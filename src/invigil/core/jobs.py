@@ -197,8 +197,8 @@ def _first(conn: Connection, now: datetime) -> Any:
     """The job to run next: the oldest due job of a kind that is not background, else of the
     background kinds (read kind by kind, so each read is a range of the index). A job whose
     lease ran out (its worker died) counts as due from its ``run_at``, after the pending jobs
-    due as early: a job that kills every worker that takes it does not hold up the others. A
-    job of a kind no handler is registered for is never claimed."""
+    due as early: it does not jump ahead of the jobs queued with it. A job of a kind no
+    handler is registered for is never claimed."""
     sql = _statements()
     expired = conn.execute(sql["expired"], {"now": now, "limit": 1}).first()
 
