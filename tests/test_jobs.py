@@ -119,3 +119,29 @@ def test_a_claim_reads_the_index_and_not_the_backlog(
             assert "SCAN" not in plan and "MULTI-INDEX OR" not in plan, (statement, plan)
             if statement.lstrip().upper().startswith("UPDATE"):
                 assert "sqlite_autoindex_jobs_1 (id=?)" in plan, (statement, plan)
+
+
+def test_a_job_whose_worker_died_on_every_attempt_is_failed_not_retried_forever(
+    app_ctx: AppContext, clock: FrozenClock
+) -> None:
+    """A job that kills its worker (a crash, the OOM killer) never reaches the code that counts
+    failures: at its last attempt, its expired lease fails it for good, and the claim goes on
+    to the next job instead of taking the poison one first every time."""
+    now = clock.now()
+    with transaction(app_ctx.db) as session:
+        poison = enqueue(session, LOT_AUTO_ASSIGN, {"room_id": "a"}, now=now - timedelta(hours=1))
+        again = enqueue(session, LOT_AUTO_ASSIGN, {"room_id": "b"}, now=now - timedelta(hours=1))
+        enqueue(session, LOT_AUTO_ASSIGN, {"room_id": "c"}, now=now - timedelta(minutes=5))
+        assert poison is not None and again is not None
+        for job, attempts in ((poison, 10), (again, 1)):
+            job.state, job.attempts, job.max_attempts = "running", attempts, 10
+            job.lease_expires_at = now - timedelta(seconds=1)
+    lease = timedelta(minutes=5)
+    first = claim(app_ctx.db, now, lease)
+    assert first is not None and first.payload == {"room_id": "b"} and first.attempts == 2
+    second = claim(app_ctx.db, now, lease)
+    assert second is not None and second.payload == {"room_id": "c"}
+    with app_ctx.db.session() as session:
+        dead = session.get(Job, poison.id)
+        assert dead is not None and dead.state == "failed" and dead.lease_expires_at is None
+        assert dead.last_error is not None and "worker died" in dead.last_error

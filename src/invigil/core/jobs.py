@@ -165,7 +165,12 @@ def _statements() -> dict[str, Any]:
 
     return {
         # A lease that ran out: its worker died. Few rows (the jobs being run right now).
-        "expired": oldest(_jobs.c.state == RUNNING, _jobs.c.lease_expires_at < now),
+        "expired": oldest(_jobs.c.state == RUNNING, _jobs.c.lease_expires_at < now).add_columns(
+            _jobs.c.attempts, _jobs.c.max_attempts
+        ),
+        "abandon": update(_jobs)
+        .where(_jobs.c.id == bindparam("job"))
+        .values(state=FAILED, lease_expires_at=None, last_error=bindparam("error")),
         "of_kinds": oldest(pending, _jobs.c.kind.in_(kinds)),
         "of_kind": oldest(
             pending, _jobs.c.kind == bindparam("kind"), _jobs.c.id != bindparam("not")
@@ -201,6 +206,18 @@ def _first(conn: Connection, now: datetime) -> Any:
     handler is registered for is never claimed."""
     sql = _statements()
     expired = conn.execute(sql["expired"], {"now": now, "limit": 1}).first()
+    while expired is not None and expired.attempts >= expired.max_attempts:
+        # Its worker died on every attempt (a crash, the OOM killer): failed for good rather
+        # than taken first each time its lease runs out, ahead of every job queued after it.
+        log.error(
+            "job %s (%s) abandoned: its worker died %s times",
+            expired.id,
+            expired.kind,
+            expired.attempts,
+        )
+        error = f"worker died during each of its {expired.attempts} attempts"
+        conn.execute(sql["abandon"], {"job": expired.id, "error": error})
+        expired = conn.execute(sql["expired"], {"now": now, "limit": 1}).first()
 
     def before(pending: Any) -> bool:
         return expired is not None and (pending is None or expired.run_at < pending.run_at)
