@@ -51,7 +51,7 @@ from PIL import Image
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from report import BENCHMARKS_MD, write_section  # noqa: E402
+from report import BENCHMARKS_MD, source_at, write_section  # noqa: E402
 
 from invigil.identity import faces  # noqa: E402
 
@@ -323,17 +323,6 @@ class _Ahead:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(hours=1)
-
-
-def _source(ref: str | None, into: Path) -> Path:
-    """The ``src`` folder of this tree, or of commit ``ref`` checked out under ``into``."""
-    if ref is None:
-        return ROOT / "src"
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
 
 
 def _drain_in(paths: list[Path], url: str, data_dir: Path) -> dict[str, float]:
@@ -756,8 +745,8 @@ def main(argv: list[str] | None = None) -> None:
     load_start = os.getloadavg()[0]
     costs = frame_costs(args.length, args.repeat)
     with tempfile.TemporaryDirectory(prefix="invigil-baseline-") as base:
-        here = _source(None, Path(base))
-        sources = {"before": [_source(args.baseline, Path(base))], "after": [here]}
+        here = ROOT / "src"
+        sources = {"before": [source_at(args.baseline, Path(base))], "after": [here]}
         prebuilt = _dlib_bin(Path(base)) if dlib.DLIB_USE_BLAS else None
         if prebuilt is not None:
             sources[DLIB_BIN] = [here, prebuilt]

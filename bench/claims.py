@@ -25,7 +25,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from report import write_section  # noqa: E402
+from report import source_at, write_section  # noqa: E402
 
 BASELINE = "c7efdf8"  # before the claim read the (state, kind, run_at) index
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -79,14 +79,6 @@ with tempfile.TemporaryDirectory() as tmp:
 """
 
 
-def _source(ref: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into / "src"
-
-
 def measure(src: Path, database: str, backlog: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run(
@@ -111,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="invigil-claims-") as tmp:
-        sources = {"before": _source(args.baseline, Path(tmp)), "after": ROOT / "src"}
+        sources = {"before": source_at(args.baseline, Path(tmp)), "after": ROOT / "src"}
         for database, label in (("sqlite", "SQLite"), (args.database_url, "PostgreSQL")):
             for backlog in args.backlogs:
                 got: dict[str, list[dict[str, float]]] = {name: [] for name in sources}

@@ -61,3 +61,14 @@ def write_section(
         text = text.rstrip() + "\n\n" + section
     path.parent.mkdir(exist_ok=True)
     path.write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+def source_at(ref: str, into: Path) -> Path:
+    """The ``src`` folder of the repository at commit ``ref``, extracted under ``into`` (to
+    measure the code *before* a change in the same run as the code after it)."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"

@@ -141,21 +141,7 @@ def seeded(live: Live) -> Iterator[dict[str, Any]]:
     ctx, clock = live.ctx, live.clock
     at = lambda s: T + timedelta(seconds=s)  # noqa: E731
     with httpx.Client(base_url=live.url, timeout=60) as http:
-        clock.set(T - timedelta(minutes=12))  # the lot closes at T−10 min, entry opens then
-        r = http.post(
-            "/api/v1/candidate/login",
-            data={"exam_id": live.exam_id, "ticket": TICKET},
-            files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
-        )
-        assert r.status_code == 200, r.text
-        token, attempt = r.json()["token"], r.json()["attempt_id"]
-        assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
-        state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
-        for a in state["attachments"]:
-            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
-        clock.set(T - timedelta(minutes=9))
-        r = http.post("/api/v1/candidate/enter", headers=bearer(token))
-        assert r.status_code == 200, r.text
+        token, attempt = enter(http, live)  # the lot closes at T−10 min, entry opens then
         with transaction(ctx.db) as session:
             phone = sessions.issue(session, ctx, "phone", clock.now(), attempt_id=attempt).token
 
