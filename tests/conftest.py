@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 import yaml
+from argon2.profiles import CHEAPEST
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from s3_server import s3_bucket, s3_server, s3_settings  # noqa: F401  (fixtures)
@@ -25,6 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from invigil.app import create_app
+from invigil.core import security
 from invigil.core.clock import FrozenClock
 from invigil.core.config import Settings
 from invigil.core.context import AppContext
@@ -59,6 +61,18 @@ def serve(app: FastAPI) -> Iterator[str]:
 
 def face(name: str) -> bytes:
     return (FACES / name).read_bytes()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Password hashes at argon2's lowest cost in this process. At the production cost (about
+    0.2 s of CPU each, more on a loaded machine) the staff of every imported exam and every
+    staff login made up minutes of the suite; the tests check who gets in, not the cost.
+    Servers the tests start as processes (the CLI tests) hash at the production cost, and
+    tests/test_cli.py checks those hashes' parameters."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", security.PasswordHasher.from_parameters(CHEAPEST))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import extract_parameters
 from conftest import bearer, exam_doc, face, write_exam
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -23,6 +24,7 @@ from sqlalchemy import create_engine, delete, func, select
 from typer.testing import CliRunner
 
 from invigil.cli import app
+from invigil.core import security
 from invigil.demo_lan import certificate
 from invigil.exams.models import Candidate, Exam
 from invigil.staff.models import StaffUser
@@ -149,6 +151,13 @@ def test_demo_prints_urls_and_logins_and_serves(
     }
     assert len(set(passwords.values())) == 7  # random, none published
     assert all(len(p) >= 12 and not p.startswith("demo-") for p in passwords.values())
+    # A server process hashes at the production cost (this test process hashes cheaply).
+    demo_db = create_engine(f"sqlite:///{tmp_path / 'invigil-demo' / 'invigil.sqlite3'}")
+    with demo_db.connect() as conn:
+        stored = conn.scalars(select(StaffUser.password_hash)).all()
+    demo_db.dispose()
+    production = security.PASSWORD_PARAMETERS
+    assert len(stored) == 7 and all(extract_parameters(h) == production for h in stored), stored
 
     with httpx.Client(base_url=base, timeout=30) as http:
         # A practice candidate logs in at once with any face: it becomes the reference.
