@@ -32,6 +32,9 @@ from conftest import FACES, PG_URL, exam_doc, write_exam
 from PIL import Image, ImageDraw, ImageStat
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from invigil.cli import app as cli
 
 CHROMIUM = os.environ.get("INVIGIL_CHROMIUM", "/usr/lib/chromium/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -65,6 +68,9 @@ def _env(data_dir: Path, database_url: str, redis_url: str | None) -> dict[str, 
         INVIGIL_DATA_DIR=str(data_dir),
         INVIGIL_DATABASE_URL=database_url,
         INVIGIL_SECRET_KEY=SECRET,
+        # What the console shows, not load shedding (tests/recordings/test_backpressure.py): a
+        # busy CI box made the server answer a test's snapshot with 503.
+        INVIGIL_BACKPRESSURE="false",
     )
     if redis_url:
         env["INVIGIL_REDIS_URL"] = redis_url
@@ -134,13 +140,13 @@ def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Servers]
     else:
         env = _env(tmp_path / "data", f"sqlite:///{tmp_path / 'invigil.sqlite3'}", None)
     try:
-        out = subprocess.run(
-            [INVIGIL, "exam", "import", str(_exam_file(tmp_path / "exam"))],
-            env=env,
-            capture_output=True,
-            check=True,
+        # In this process, whose password hashes are cheap (tests/conftest.py): the servers
+        # below check staff logins against them.
+        out = CliRunner().invoke(
+            cli, ["exam", "import", str(_exam_file(tmp_path / "exam"))], env=env
         )
-        exam_id = re.search(rb'"exam_id": "(\w+)"', out.stdout).group(1).decode()  # type: ignore[union-attr]
+        assert out.exit_code == 0, out.output
+        exam_id = re.search(r'"exam_id": "(\w+)"', out.stdout).group(1)  # type: ignore[union-attr]
         first, desk = _serve(env, tmp_path / "server-a.log")
         procs.append(first)
         console = desk
