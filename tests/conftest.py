@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 import yaml
+from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -71,7 +72,7 @@ def _cheap_password_hashes() -> Iterator[None]:
     Servers the tests start as processes (the CLI tests) hash at the production cost, and
     tests/test_cli.py checks those hashes' parameters."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(security, "_hasher", security.PasswordHasher.from_parameters(CHEAPEST))
+        patch.setattr(security, "_hasher", PasswordHasher.from_parameters(CHEAPEST))
         yield
 
 
