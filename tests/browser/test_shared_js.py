@@ -62,3 +62,25 @@ def test_server_clock_keeps_its_best_sample_but_takes_a_contradicting_one(
     first, slow_ignored, jumped = result
     assert 0 <= first < 1000 and abs(slow_ignored - first) < 50, result
     assert 360_000 <= jumped < 361_500, result
+
+
+def test_backoff_keeps_the_longest_wait_whatever_order_the_refusals_come_back(
+    page: Page, live: Live
+) -> None:
+    """Two snapshots in flight refused with Retry-After 13 s and 8 s, the 8 s one answered
+    last (a loaded machine reorders them): nothing goes before the 13 s are up."""
+    page.goto(f"{live.url}/desk/?exam=none")
+    result = page.evaluate(
+        """async () => {
+            const { Backoff } = await import('/shared/backoff.js');
+            const { ApiError } = await import('/shared/api.js');
+            const busy = (s) => new ApiError(503, 'server_busy', 'busy', {}, s);
+            const gate = new Backoff('snapshot');
+            const t = performance.now();
+            const noted = [gate.note(busy(13)), gate.note(busy(8))];
+            const notOther = gate.note(new ApiError(422, 'bad', 'bad', {}, 0));
+            return [noted, notOther, Math.round((gate.until - t) / 1000), gate.ready(),
+                    gate.deferred];
+        }"""
+    )
+    assert result == [[True, True], False, 13, False, 2]

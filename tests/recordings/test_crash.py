@@ -36,6 +36,10 @@ from invigil.staff.models import StaffUser
 from recordings.conftest import decode_check, sha, split, stored_keys, webm_bytes
 
 INVIGIL = str(Path(sys.executable).parent / "invigil")
+# Guards against a hang, not speed limits: scripts/test runs four pytest processes on two cores,
+# and an `invigil serve` that starts in 3 s alone took over 30 s there once.
+START_S = 120
+HANG_S = 900
 pytestmark = pytest.mark.slow
 
 
@@ -69,7 +73,7 @@ class Server:
         self.proc = subprocess.Popen(
             [INVIGIL, "serve"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "server exited"
             try:
@@ -258,7 +262,7 @@ def test_server_sigkilled_20_times_loses_no_acknowledged_chunk(
     assert kills >= 20
     assert not failures, failures
     assert rounds_cut >= 15, f"only {rounds_cut} kills hit requests in flight"
-    assert time.monotonic() - started < 300  # a guard against a hang, not a speed test
+    assert time.monotonic() - started < HANG_S
 
     r = httpx.post(
         f"{srv.url}/api/v1/recordings/{rec}/finalize",
@@ -330,7 +334,7 @@ def test_worker_sigkilled_during_assembly_is_finished_by_another(
         assert tries <= 10, "could not catch a worker during assembly"
         leftovers = set(os.listdir(tmp_dir))
         worker = subprocess.Popen([INVIGIL, "worker"], env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_S
         caught = False
         try:
             while time.monotonic() < deadline and worker.poll() is None:
@@ -352,7 +356,7 @@ def test_worker_sigkilled_during_assembly_is_finished_by_another(
     # A fresh worker takes the abandoned jobs once their 2 s leases expire, and the rest.
     worker = subprocess.Popen([INVIGIL, "worker"], env=env, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
             if all(j.state == "done" for j in jobs()):
                 break

@@ -22,7 +22,9 @@ export class Backoff {
   note(err) {
     if (!(err instanceof ApiError) || !(err.status === 503 || err.status === 429)) return false;
     const seconds = err.retryAfter || 5;
-    this.until = performance.now() + seconds * 1000;
+    // Two requests in flight can be refused with different waits and answered in any order:
+    // a shorter wait answered later must not cut the longer one short.
+    this.until = Math.max(this.until, performance.now() + seconds * 1000);
     this.deferred += 1;
     return true;
   }

@@ -73,7 +73,7 @@ export class EventQueue {
         try {
           await this.api.post(this.path, { kind: ev.kind, data });
         } catch (err) {
-          if (err.retryAfter) this._notBefore = performance.now() + err.retryAfter * 1000;
+          if (err.retryAfter) this._notBefore = Math.max(this._notBefore, performance.now() + err.retryAfter * 1000);
           if (err.offline || err.status >= 500 || err.status === 401 || err.status === 429) break;
           // Refused for good (unknown kind, too large): drop it rather than block the queue.
         }
