@@ -488,6 +488,20 @@ def test_results_page_before_publication(page: Page, live: Live) -> None:
     expect(page.locator("#result")).to_contain_text("not published")
 
 
+def test_examiner_during_the_exam_sees_the_exam_named_and_when_candidates_come(
+    page: Page, live: Live
+) -> None:
+    """Nobody has handed in yet: the scoring page names the exam and says when candidates
+    appear, rather than an empty table alone."""
+    sign_in(page, f"{live.url}/review/", "exm")
+    page.get_by_role("link", name="测试考试").click()
+    expect(page.get_by_role("heading", level=2)).to_have_text("评分 · 测试考试")
+    expect(page.locator("#no-sheets")).to_contain_text("考生交卷或考试时间结束后")
+    expect(page.locator("#sheets tbody tr")).to_have_count(0)
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("#no-sheets")).to_contain_text("once they hand in or time is up")
+
+
 def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -> None:
     """Nobody has scored the candidate who entered: 发布成绩 names the lot and asks again
     before publishing anyway; 取消 leaves it unpublished."""

@@ -31,12 +31,23 @@ export async function renderScoringExams(root, { api }) {
 }
 
 export async function renderSheets(root, { api }, examId) {
-  const { sheets, title } = await api.get(`/api/v1/scoring/exams/${encodeURIComponent(examId)}/sheets`);
+  const { sheets, exam } = await api.get(`/api/v1/scoring/exams/${encodeURIComponent(examId)}/sheets`);
   const done = sheets.filter((s) => s.submitted).length;
   root.append(
     h("p", {}, h("a", { href: "#scoring" }, "← ", tr("考试列表", "Exams"))),
-    h("h2", {}, tr("评分", "Scoring"), title ? ` · ${title}` : ""),
+    h("h2", {}, tr("评分", "Scoring"), exam && exam.title ? ` · ${exam.title}` : ""),
     h("p", { class: "muted" }, tr("已评 {d} / {n}", "Scored {d} of {n}", { d: done, n: sheets.length })),
+    // During the exam the list is empty: say when candidates will come, not just nothing.
+    sheets.length
+      ? ""
+      : h(
+          "p",
+          { class: "note", id: "no-sheets" },
+          tr(
+            "还没有可评分的考生。考生交卷或考试时间结束后，其答题录像按签号出现在这里。",
+            "No one to score yet. Each candidate appears here by lot number once they hand in or time is up.",
+          ),
+        ),
     h(
       "table",
       { class: "table", id: "sheets" },
