@@ -65,8 +65,12 @@ def test_login_failures_then_entry_before_its_time_and_after_it_closed(
     # This exam has no evidence camera: no phone step in the bar (3 is the lot).
     expect(page.locator("#steps li.current")).to_have_attribute("data-label", "3 抽取顺序号")
     assert "佐证绑定" not in " ".join(steps_of(page))
+    # The headings count as the bar does.
+    expect(page.locator("main h1").first).to_have_text("第三步：抽取面试顺序号")
     flow.draw_lot(page)
+    expect(page.locator("main h1").first).to_have_text("第四步：阅读考试附件")
     flow.read_attachments(page)
+    expect(page.locator("main h1").first).to_have_text("第五步：入场")
     enter = page.get_by_role("button", name="进入考试")
     state = page.locator("#enter-state")
     expect(state).to_contain_text("将于 2030-06-01 08:50 开放")
@@ -102,6 +106,7 @@ def test_enter_waits_for_the_recording_phone(
     expect(code).to_have_text(re.compile(r"^\d{8}$"))
     expect(page.locator("#steps li.current")).to_have_attribute("data-label", "3 佐证绑定")
     assert len(steps_of(page)) == 9
+    expect(page.locator("main h1").first).to_have_text("第三步：绑定手机佐证摄像头")
     expect(page.locator("#qr img")).to_be_visible()
     page.wait_for_function("document.querySelector('#qr img').naturalWidth > 100")  # it decodes
     status = page.locator("#phone-status")

@@ -27,10 +27,23 @@ export const VIEW_STEP = {
   answering: "answer", uploads: "finish", absent: "enter",
 };
 
-export function renderSteps() {
+function visibleSteps() {
   // The phone step only in an exam that requires the evidence camera (known after login).
   const phone = !!S.state && S.state.exam.evidence_camera === "required";
-  const steps = STEPS.filter(([k]) => k !== "binding" || phone);
+  return STEPS.filter(([k]) => k !== "binding" || phone);
+}
+
+const ZH_NUMBERS = "一二三四五六七八九";
+
+/** A stage's heading, 第N步 numbered as the stage bar numbers it (a desk-only exam has no
+ * phone step, so its later steps are one lower). */
+export function stepTitle(key, zh, en) {
+  const n = visibleSteps().findIndex(([k]) => k === key) + 1;
+  return L(`第${ZH_NUMBERS[n - 1]}步：${zh}`, `Step ${n}: ${en}`);
+}
+
+export function renderSteps() {
+  const steps = visibleSteps();
   const current = steps.findIndex(([k]) => k === VIEW_STEP[S.view]);
   const ol = clear($("#steps"));
   steps.forEach(([, zh, en], i) => {

@@ -2,6 +2,7 @@
 
 import { $, clear, h } from "../shared/dom.js";
 import { refreshState, route } from "./session.js";
+import { stepTitle } from "./shell.js";
 import { L, S, VIEWS, api, button, card, note } from "./state.js";
 
 // 5 阅读考试附件 -----------------------------------------------------------------------------------
@@ -66,7 +67,7 @@ VIEWS.attachments = () => {
   }
   updateNext();
   return card(
-    L("第五步：阅读考试附件", "Step 5: read the attachments"),
+    stepTitle("attachments", "阅读考试附件", "read the attachments"),
     note("info", L("请逐一阅读下列文件，读完一个点击它下方的【已阅】。全部确认后才能进入考试。", "Read each file and click Read under it. All must be confirmed before entering.")),
     list,
     h("div", { class: "actions" }, remain, next),

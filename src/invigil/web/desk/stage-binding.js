@@ -3,6 +3,7 @@
 import { clear, h } from "../shared/dom.js";
 import { placementPanel } from "./placement.js";
 import { refreshState, route } from "./session.js";
+import { stepTitle } from "./shell.js";
 import { L, S, VIEWS, api, at, button, card, later, note, save, store } from "./state.js";
 
 export function evidenceStatusText(ev) {
@@ -55,7 +56,7 @@ VIEWS.binding = () => {
   };
   later(poll, 3000);
   return card(
-    L("第三步：绑定手机佐证摄像头", "Step 3: bind the phone camera"),
+    stepTitle("binding", "绑定手机佐证摄像头", "bind the phone camera"),
     note("info", L("用手机相机扫描下方二维码（或在手机上打开考试手机页面并输入绑定码），按手机上的提示环拍房间，然后把手机放在身体侧后方约 45°、能拍到您和电脑屏幕的位置，开始录制。", "Scan the QR code with the phone camera (or type the binding code on the phone page), sweep the room as the phone guides you, then place the phone behind you at about 45° so it sees you and the screen, and start recording.")),
     placement.el,
     h("div", { class: "grid two" }, h("div", null, qr), h("div", null, code, status, msg,

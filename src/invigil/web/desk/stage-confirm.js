@@ -3,7 +3,7 @@
 import { $, clear, h } from "../shared/dom.js";
 import * as dev from "./device.js";
 import { switchDevices } from "./media.js";
-import { backlogText, show } from "./shell.js";
+import { backlogText, show, stepTitle } from "./shell.js";
 import { loadQuestions } from "./stage-answer.js";
 import { cameraError, fillSelects } from "./stage-device.js";
 import { L, S, VIEWS, button, card, note, save, store, until, video } from "./state.js";
@@ -76,7 +76,7 @@ VIEWS.confirm = () => {
     }
   };
   return card(
-    L("第七步：设备确认", "Step 7: confirm your devices"),
+    stepTitle("confirm", "设备确认", "confirm your devices"),
     note("info", L("录像已经开始。请确认画面中能看到您的正脸、说话时音量条会跳动。如需更换摄像头或麦克风，请在下方选择（录像不会中断）；设备插拔后点击【刷新设备】。确认无误后点击【进入待考】。", "Recording has started. Check your face is visible and the level bar moves. Change camera or microphone below (recording continues); after plugging devices click Refresh devices. Then click Go to waiting room.")),
     h("div", { class: "grid two" },
       h("div", null, self, h("label", null, L("摄像头", "Camera"), camSel), h("label", null, L("麦克风", "Microphone"), micSel), meter),

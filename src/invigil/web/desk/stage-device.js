@@ -2,7 +2,7 @@
 
 import { $, clear, h } from "../shared/dom.js";
 import * as dev from "./device.js";
-import { show } from "./shell.js";
+import { show, stepTitle } from "./shell.js";
 import { L, S, VIEWS, at, button, card, emit, note, pick, save, store, video } from "./state.js";
 
 // 1 设备准备 ---------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ VIEWS.device = () => {
 
   S.leave = () => {};
   return card(
-    L("第一步：检查设备", "Step 1: check your devices"),
+    stepTitle("device", "检查设备", "check your devices"),
     note("info", L("请确认能看到自己的画面、说话时音量条会跳动，并录一段 5 秒的视频回放确认。全部正常后点击【下一步】。", "Check that you see yourself, that the level bar moves when you speak, and play back a 5 s test recording. Then click Next.")),
     h("div", { class: "grid two" },
       h("div", null, preview, h("label", null, L("摄像头", "Camera"), camSel), h("label", null, L("麦克风", "Microphone"), micSel), meter, h("div", { class: "row" }, testBtn), playback),

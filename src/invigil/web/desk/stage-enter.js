@@ -4,7 +4,7 @@ import { clear, h } from "../shared/dom.js";
 import { countdown } from "../shared/i18n.js";
 import { shareScreen, startExamMedia } from "./media.js";
 import { evidenceRequired, refreshState, route } from "./session.js";
-import { rerender, show } from "./shell.js";
+import { rerender, show, stepTitle } from "./shell.js";
 import { evidenceStatusText } from "./stage-binding.js";
 import { L, S, VIEWS, api, at, button, card, later, note, store, until } from "./state.js";
 
@@ -90,7 +90,7 @@ VIEWS.enter = (message) => {
   }
 
   return card(
-    L("第六步：入场", "Step 6: enter"),
+    stepTitle("enter", "入场", "enter"),
     h("dl", { class: "schedule" },
       h("dt", null, L("入场开放", "Entry opens")), h("dd", null, at(sch.entry_opens_at)),
       h("dt", null, L("开考时间", "Exam starts")), h("dd", null, at(sch.starts_at)),

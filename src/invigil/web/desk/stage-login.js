@@ -9,6 +9,7 @@ import { trackSnapshotJpeg } from "../shared/recorder.js";
 import * as dev from "./device.js";
 import { loggedIn } from "./session.js";
 import { cameraError } from "./stage-device.js";
+import { stepTitle } from "./shell.js";
 import { L, S, VIEWS, api, at, button, card, examId, note, save, store, video } from "./state.js";
 
 // 2 人脸登录 ---------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ VIEWS.login = () => {
   else if (S.loginFailures >= 3) showLoginHelp(helpBox);
 
   return card(
-    L("第二步：人脸识别登录", "Step 2: face check and login"),
+    stepTitle("login", "人脸识别登录", "face check and login"),
     consent.el,
     note("info", L("请输入准考证号，把脸放在框内、正对摄像头，然后点击【人脸登录】。系统会把这张照片与您的报名照片比对。", "Enter your ticket number, put your face in the frame facing the camera, then click Log in.")),
     h("div", { class: "grid two" },

@@ -2,7 +2,7 @@
 
 import { clear, h } from "../shared/dom.js";
 import { refreshState, route } from "./session.js";
-import { rerender } from "./shell.js";
+import { rerender, stepTitle } from "./shell.js";
 import { L, S, VIEWS, api, at, button, card, note } from "./state.js";
 
 // 4 抽签 ------------------------------------------------------------------------------------------
@@ -27,7 +27,7 @@ VIEWS.lot = () => {
     route();
   }, { class: "primary", aria: "下一步" });
   return card(
-    L("第四步：抽取面试顺序号", "Step 4: draw your number"),
+    stepTitle("lot", "抽取面试顺序号", "draw your number"),
     st.lot === null
       ? note("info", L("点击【抽签】获得您在本考场的顺序号。如未在 {t} 前抽取，系统将自动为您分配。", "Click Draw to get your number in this room. If you do not draw before {t}, one is assigned for you.", { t: at(st.schedule.lot_closes_at) }))
       : note("ok", L("这是您的顺序号，请记住它。点击【下一步】继续。", "This is your number: remember it. Click Next.")),
