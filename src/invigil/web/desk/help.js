@@ -14,9 +14,15 @@ export function openHelp() {
   pollHelp();
 }
 
+// Polls overlap (the panel opening, the timer, a send): only the newest one's answer counts,
+// or an older answer arriving late would hide a message just sent.
+let pollSeq = 0;
+
 export async function pollHelp() {
+  const mine = ++pollSeq;
   try {
     const r = await api.get("/api/v1/candidate/help");
+    if (mine !== pollSeq) return;
     const staffBefore = S.help.messages.filter((m) => m.from === "staff").length;
     S.help.messages = r.messages || [];
     S.help.error = null;
@@ -26,6 +32,7 @@ export async function pollHelp() {
       renderTop();
     }
   } catch (err) {
+    if (mine !== pollSeq) return;
     S.help.error = err.status === 404 || err.status === 405 ? "unavailable" : err.offline ? "offline" : err.message;
   }
   if (S.help.open) renderHelp();
