@@ -4,7 +4,7 @@ the real path (upload, durable job, stored rows) on both databases."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from invigil.analysis.models import SnapshotAnalysis
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
 from invigil.core.jobs import run_due_jobs
+from invigil.identity import faces
 
 from .test_snapshot_flags import EVERY, flags_of, post, run
 
@@ -161,3 +162,92 @@ def test_a_masked_candidate_raises_face_covered_not_a_mismatch(
     # Mask off: the flag ends.
     run(client, clock, app_ctx, token, "webcam", [camera("obama2.jpg", shift=3)])
     assert [e["kind"] for e in flags_of(client, attempt_id)] == ["face_covered", "flag_ended"]
+
+
+def in_room(name: str, x: int, height: int = 300) -> bytes:
+    """A webcam frame of a person in front of a still room, fresh sensor noise every time."""
+    pixels = synth.person_in_room(synth.load(name), x, height).astype(np.float64)
+    noisy = np.clip(pixels + _rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
+    return synth.jpeg(noisy, 80)
+
+
+def test_a_candidate_moving_in_front_of_a_still_room_is_detected_where_the_picture_moved(
+    client: TestClient, clock: FrozenClock, app_ctx: AppContext, tmp_path: Path
+) -> None:
+    token, attempt_id = entered(client, clock, desk_exam(app_ctx, tmp_path), "1001")
+    sway = [in_room("obama2.jpg", x) for x in (170, 170, 182, 170, 182)]
+    got = rows(app_ctx, run(client, clock, app_ctx, token, "webcam", sway))
+    assert [r.method for r in got] == ["embedded", "unchanged", "region", "region", "region"]
+    # The same face as the whole frame shows, where the whole frame shows it.
+    whole = faces.detect(faces.decode_frame(sway[2]).bgr).counted
+    assert len(whole) == 1 and all(r.faces == 1 for r in got)
+    scale = faces.decode_frame(sway[2]).to_decoded
+    assert np.abs(np.array(got[2].boxes[0]) - np.array(whole[0].scaled(scale).box)).max() <= 8
+    assert abs(got[2].scores[0] - whole[0].score) <= 0.02
+    # Every region rests on the first frame's whole-frame detection.
+    assert all(r.whole_at == got[0].taken_at for r in got)
+
+    # Someone comes into view at the far side of the room while the candidate sways: the
+    # moved blocks reach there, and the detector sees them.
+    other = Image.fromarray(synth.person_in_room(synth.load("obama2.jpg"), 170))
+    visitor = Image.fromarray(synth.load("biden.jpg"))
+    visitor.thumbnail((90, 180))
+    other.paste(visitor, (520, 40))
+    two = run(client, clock, app_ctx, token, "webcam", [synth.jpeg(np.asarray(other), 80)] * 2)
+    assert [r.faces for r in rows(app_ctx, two)] == [2, 2]
+    # However much the candidate keeps moving, the whole frame is detected again after
+    # MAX_SKIP_SECONDS.
+    clock.advance(timedelta(seconds=frames.MAX_SKIP_SECONDS))
+    later = rows(
+        app_ctx, run(client, clock, app_ctx, token, "webcam", [in_room("obama2.jpg", 176)])
+    )
+    # (Embedded too: the count went from two faces back to one.)
+    assert later[0].method == "embedded" and later[0].whole_at == later[0].taken_at
+    # The visitor, seen in a region, raised the flag as a whole-frame detection would.
+    assert "multiple_faces" in {e["kind"] for e in flags_of(client, attempt_id)}
+
+
+def test_a_region_gives_the_face_counts_the_whole_frame_gives() -> None:
+    """From the last detected frame to the next: the candidate sways or leaves, or someone
+    else appears at one of several places and sizes. The detector on the region counts what it
+    counts on the whole frame, with the same scores (its cells aligned on the same grid)."""
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    room = np.asarray(Image.open(synth.FACES / "empty.jpg").convert("RGB"))
+    candidate = synth.load("obama2.jpg")
+    visitors = [Image.fromarray(synth.load(n)) for n in ("biden.jpg", "tom_hanks.jpg")]
+
+    def facts(image: bytes, previous: frames.Previous | None) -> frames.FrameFacts:
+        return frames.analyse_frame(
+            image,
+            taken_at=t0 + EVERY if previous else t0,
+            previous=previous,
+            embed=False,
+            enrolled=None,
+            embed_every=6,
+            dark_below=40,
+            flat_below=10,
+        )
+
+    methods = []
+    for x in (100, 250, 400):
+        seated = synth.person_in_room(candidate, x)
+        before = frames.Previous(t0, facts(synth.jpeg(seated, 80), None))
+        assert before.facts.faces == 1
+        after = [synth.person_in_room(candidate, x + 10), room]
+        for visitor in visitors:
+            for size in (60, 100):
+                for at in ((20, 20), (540, 60), (x + 170, 200)):
+                    scene = Image.fromarray(seated)
+                    small = visitor.copy()
+                    small.thumbnail((size, 2 * size))
+                    scene.paste(small, at)
+                    after.append(np.asarray(scene))
+        for pixels in after:
+            image = synth.jpeg(pixels, 80)
+            got = facts(image, before)
+            whole = faces.detect(faces.decode_frame(image).bgr).counted
+            assert got.faces == len(whole), (x, got.method)
+            assert np.allclose(got.scores, [f.score for f in whole], atol=0.02)
+            methods.append(got.method)
+    # Not every frame was detected whole, or this would prove nothing.
+    assert methods.count("region") >= len(methods) // 2, methods

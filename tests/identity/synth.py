@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from invigil.identity import faces
 from invigil.identity import landmarks as lmk
@@ -125,3 +125,18 @@ def step_frames(base: Pixels, step: str) -> list[bytes]:
 
 def challenge_frames(base: Pixels, steps: list[str]) -> list[bytes]:
     return [frame for step in steps for frame in step_frames(base, step)]
+
+
+def person_in_room(
+    photo: Pixels, x: int, height: int = 300, width: int = 640, frame_height: int = 480
+) -> Pixels:
+    """The photo as a person in front of a still room (empty.jpg): an oval cut-out of it,
+    ``height`` px tall, its left edge at ``x``, its bottom on the frame's. Moving ``x`` moves
+    the person and nothing else, as a candidate shifting in front of a laptop's camera does."""
+    room = Image.open(FACES / "empty.jpg").convert("RGB").resize((width, frame_height))
+    person = Image.fromarray(photo)
+    person = person.resize((round(person.width * height / person.height), height))
+    oval = Image.new("L", person.size, 0)
+    ImageDraw.Draw(oval).ellipse((0, 0, person.width - 1, person.height * 1.4), fill=255)
+    room.paste(person, (x, frame_height - height), oval.filter(ImageFilter.GaussianBlur(4)))
+    return np.asarray(room, dtype=np.uint8)

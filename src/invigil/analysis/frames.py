@@ -9,7 +9,11 @@ can change the answer (docs/benchmarks.md has the cost of each step):
    (``unchanged``);
 2. otherwise the frame is decoded at half size; a uniform frame (a lens taped over) stops after
    the light measurement (``light``);
-3. the detector (libfacedetection, about 10 ms) counts the faces (``detected``);
+3. the detector (libfacedetection, about 10 ms) counts the faces (``detected``); when only
+   part of the picture moved since the last detected frame (the candidate shifted in front of
+   a still room), it looks only there and at that frame's faces (``region``: a region of a
+   third of the frame costs a quarter), since what did not move cannot hold a face that was
+   not there before (the same premise as step 1);
 4. only the desk webcam, with exactly one face and an enrolled candidate, may be embedded
    (dlib's ResNet, about 70 ms): on the stream's first such frame, when the face count changed
    or the face box jumped since the last detected frame, and at least every ``embed_every``
@@ -42,8 +46,23 @@ THUMB_SIZE = (32, 24)
 # (docs/accuracy.md): the same scene with sensor noise and JPEG quality 60-80 at most 1.0; the
 # candidate 2 px to the side 8.6; a 60 px face appearing in a corner 21; someone else 109.
 MOTION_MIN = 4.0
-# However still the picture, the detector runs at least this often on each stream.
+# However still the picture, the detector runs at least this often on each stream, and on the
+# whole frame at least this often (a region detection, like an unchanged frame, relies on the
+# last detected frame).
 MAX_SKIP_SECONDS = 60.0
+# Region detection: blocks that differ by at least this much (half of MOTION_MIN; sensor noise
+# and JPEG measured at most 1.0) count as moved; the region is their bounding box and the last
+# detected frame's face boxes, grown by half a block on every side (a face reaching out of a
+# moved block is seen whole, with the context the detector needs). A region over this share of
+# the frame is not worth it: the whole frame is detected.
+REGION_MOTION = MOTION_MIN / 2
+REGION_MAX_SHARE = 0.6
+# The detector's coarsest stride: a region starting on its grid sees a face through the same
+# cells as the whole frame does, so it gives it the same score (off the grid, the scores of a
+# small face moved by up to 0.2 either way, across the counting threshold).
+_DETECTOR_STRIDE = 32
+# Blocks of the thumbnail compared: 4x4 pixels of 32x24, so 8 across and 6 down.
+_BLOCK = 4
 # A face box whose centre moved by more than this share of its width, or whose width changed
 # by more than this share, since the last detected frame: someone else may have sat down.
 BOX_JUMP = 0.35
@@ -72,6 +91,8 @@ class FrameFacts:
     boxes: list[list[int]] = field(default_factory=list)
     face_covered: bool = False
     since_embedding: int | None = None
+    # The stream's last whole-frame detection behind these facts (see MAX_SKIP_SECONDS).
+    whole_at: datetime | None = None
 
     @property
     def faces(self) -> int:
@@ -85,6 +106,11 @@ class Previous:
     taken_at: datetime
     facts: FrameFacts
 
+    @property
+    def whole_at(self) -> datetime:
+        # Rows stored before region detection carry none: every detection then was whole.
+        return self.facts.whole_at or self.taken_at
+
 
 def thumbnail(image: bytes) -> Thumb | None:
     gray = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
@@ -93,14 +119,49 @@ def thumbnail(image: bytes) -> Thumb | None:
     return np.asarray(cv2.resize(gray, THUMB_SIZE, interpolation=cv2.INTER_AREA), np.uint8)
 
 
-def motion(a: Thumb, b: bytes) -> float:
-    """The largest 4x4-block mean absolute difference between two thumbnails."""
+def block_motion(a: Thumb, b: bytes) -> npt.NDArray[np.float64] | None:
+    """Each 4x4 block's mean absolute difference between two thumbnails (6 rows of 8), or
+    None when they cannot be compared."""
     other = np.frombuffer(b, np.uint8)
     if other.size != a.size:
-        return float("inf")
+        return None
     w, h = THUMB_SIZE
     diff = np.abs(a.astype(np.int16) - other.astype(np.int16).reshape(h, w))
-    return float(diff.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3)).max())
+    return np.asarray(diff.reshape(h // _BLOCK, _BLOCK, w // _BLOCK, _BLOCK).mean(axis=(1, 3)))
+
+
+def motion(a: Thumb, b: bytes) -> float:
+    """The largest 4x4-block mean absolute difference between two thumbnails."""
+    blocks = block_motion(a, b)
+    return float("inf") if blocks is None else float(blocks.max())
+
+
+def moved_region(
+    blocks: npt.NDArray[np.float64], size: tuple[int, int], faces_before: list[list[int]]
+) -> tuple[int, int, int, int] | None:
+    """Where the detector must look in a frame of ``size`` (width, height): the moved blocks
+    and the faces of the last detected frame (in this frame's pixels), grown by half a block;
+    None when that is most of the frame anyway."""
+    width, height = size
+    rows, cols = blocks.shape
+    bw, bh = width / cols, height / rows
+    boxes = [(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in faces_before]
+    moved = np.argwhere(blocks >= REGION_MOTION)
+    if len(moved):
+        (r0, c0), (r1, c1) = moved.min(axis=0), moved.max(axis=0)
+        boxes.append((c0 * bw, r0 * bh, (c1 + 1) * bw, (r1 + 1) * bh))
+    if not boxes:
+        return None
+    mx, my, grid = bw / 2, bh / 2, _DETECTOR_STRIDE
+    left = max(0, int(min(b[0] for b in boxes) - mx) // grid * grid)
+    top = max(0, int(min(b[1] for b in boxes) - my) // grid * grid)
+    right = min(width, -(-int(np.ceil(max(b[2] for b in boxes) + mx)) // grid) * grid)
+    bottom = min(height, -(-int(np.ceil(max(b[3] for b in boxes) + my)) // grid) * grid)
+    if right <= left or bottom <= top:
+        return None
+    if (right - left) * (bottom - top) > REGION_MAX_SHARE * width * height:
+        return None
+    return left, top, right, bottom
 
 
 def light(bgr: npt.NDArray[np.uint8]) -> tuple[float, float]:
@@ -154,14 +215,19 @@ def analyse_frame(
     thumb = thumbnail(image)
     if thumb is None:
         raise faces.FaceError("bad_image", faces.MESSAGES["bad_image"])
+    blocks = None
     if (
         previous is not None
         and previous.facts.thumb is not None
-        and 0 <= (taken_at - previous.taken_at).total_seconds() <= MAX_SKIP_SECONDS
-        and motion(thumb, previous.facts.thumb) < MOTION_MIN
+        and previous.taken_at <= taken_at
+        and (taken_at - previous.whole_at).total_seconds() <= MAX_SKIP_SECONDS
     ):
-        # The thumbnail stays the detected frame's, so slow drift adds up to a detection.
-        return replace(previous.facts, method="unchanged", elapsed_ms=took())
+        blocks = block_motion(thumb, previous.facts.thumb)
+        if blocks is not None and blocks.max() < MOTION_MIN:
+            # The thumbnail stays the detected frame's, so slow drift adds up to a detection.
+            return replace(
+                previous.facts, method="unchanged", whole_at=previous.whole_at, elapsed_ms=took()
+            )
 
     frame = faces.decode_frame(image)
     brightness, contrast = light(frame.bgr)
@@ -172,9 +238,16 @@ def analyse_frame(
             covered=True,
             method="light",
             thumb=thumb.tobytes(),
+            whole_at=taken_at,
             elapsed_ms=took(),
         )
-    found = faces.detect(frame.bgr)
+    region = None
+    if blocks is not None and previous is not None:
+        height, width = frame.bgr.shape[:2]
+        before = [[round(v / frame.to_decoded) for v in box] for box in previous.facts.boxes]
+        region = moved_region(blocks, (width, height), before)
+    whole_at = taken_at if region is None or previous is None else previous.whole_at
+    found = faces.detect(frame.bgr, region)
     located = [f.scaled(frame.to_decoded) for f in found.counted]
     # The light statistics do not mean "covered" while a face is found: the detector still
     # finds faces in a dim room (docs/accuracy.md).
@@ -191,6 +264,8 @@ def analyse_frame(
         # whole frame took 0.5 ms, a twentieth of a detected frame's cost).
         face_covered=len(found.counted) == 1
         and faces.is_covered(frame.bgr[:, :, ::-1], found.counted[0]),
+        method="detected" if region is None else "region",
+        whole_at=whole_at,
     )
     wide = bool(located) and located[0].box[2] - located[0].box[0] >= MIN_EMBED_WIDTH
     if not (embed and enrolled is not None and len(located) == 1 and wide):

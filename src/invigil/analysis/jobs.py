@@ -163,6 +163,7 @@ _PREVIOUS_COLUMNS = (
     SnapshotAnalysis.boxes,
     SnapshotAnalysis.face_covered,
     SnapshotAnalysis.since_embedding,
+    SnapshotAnalysis.whole_at,
 )
 
 
@@ -180,6 +181,7 @@ def facts_of(row: Any) -> FrameFacts:
         boxes=[list(b) for b in row.boxes or []],
         face_covered=row.face_covered,
         since_embedding=row.since_embedding,
+        whole_at=row.whole_at,
     )
 
 
@@ -301,6 +303,7 @@ def _row(prepared: Prepared, now: datetime) -> SnapshotAnalysis:
         boxes=facts.boxes if facts else [],
         face_covered=facts.face_covered if facts else False,
         since_embedding=facts.since_embedding if facts else None,
+        whole_at=facts.whole_at if facts else None,
     )
 
 

@@ -38,7 +38,8 @@ class SnapshotAnalysis(Base):
     rejected_score: Mapped[float | None] = mapped_column(Float)
     distance: Mapped[float | None] = mapped_column(Float)  # to the enrolled face
     elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
-    # How the facts were obtained (analysis.frames): "detected", "embedded" (detected and the
+    # How the facts were obtained (analysis.frames): "detected", "region" (detected where the
+    # picture moved and around the last detected frame's faces), "embedded" (detected and the
     # face embedded), "unchanged" (the picture matched the last detected frame of the stream,
     # whose facts were copied), "light" (a uniform frame: light only).
     method: Mapped[str] = mapped_column(String(16), default="detected")
@@ -52,6 +53,10 @@ class SnapshotAnalysis(Base):
     # Detected frames since the distance was last computed (0: this frame embedded it); None
     # when no embedding lies behind this row's distance.
     since_embedding: Mapped[int | None] = mapped_column(Integer)
+    # When the stream's last whole-frame detection behind these facts was taken: a "region"
+    # detection or an "unchanged" copy stands in for one for at most MAX_SKIP_SECONDS after it.
+    # None on rows from before regions were detected (a detection then was always whole).
+    whole_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class FlagState(Base):

@@ -126,6 +126,13 @@ class LocatedFace:
             self.landmarks * factor,
         )
 
+    def shifted(self, dx: int, dy: int) -> LocatedFace:
+        return LocatedFace(
+            (self.box[0] + dx, self.box[1] + dy, self.box[2] + dx, self.box[3] + dy),
+            self.score,
+            self.landmarks + np.array([dx, dy], dtype=np.float64),
+        )
+
 
 @dataclass(frozen=True)
 class _Models:
@@ -282,10 +289,19 @@ def _detect_locked(bgr: Pixels) -> Detected:
     return Detected(counted, rejected)
 
 
-def detect(bgr: Pixels) -> Detected:
-    """Faces in BGR pixels (as :func:`decode_frame` gives), with the best rejected score."""
+def detect(bgr: Pixels, region: tuple[int, int, int, int] | None = None) -> Detected:
+    """Faces in BGR pixels (as :func:`decode_frame` gives), with the best rejected score;
+    only those inside ``region`` (left, top, right, bottom) when given, located in the whole
+    frame's pixels. The detector's cost grows faster than the pixels it is given (a third of
+    a 320x240 frame takes a quarter of its time)."""
+    if region is None:
+        with _lock:
+            return _detect_locked(bgr)
+    left, top, right, bottom = region
+    crop = np.ascontiguousarray(bgr[top:bottom, left:right])
     with _lock:
-        return _detect_locked(bgr)
+        found = _detect_locked(crop)
+    return Detected([f.shifted(left, top) for f in found.counted], found.rejected)
 
 
 def _rgb_to_bgr(pixels: Pixels) -> Pixels:
