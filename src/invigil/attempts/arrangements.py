@@ -464,6 +464,7 @@ def arrangements(session: Session, ctx: AppContext, exam: Exam) -> dict[str, Any
         .order_by(Event.at)
     )
     return {
+        "utc_offset_minutes": exam.utc_offset_minutes,
         "candidates": [describe(session, ctx, a) for a in special],
         "moves": [
             {

@@ -331,7 +331,11 @@ def listing(
                 "ticket": cand.ticket,
                 "name": cand.name,
                 "room": {"id": cand.room.code, "name": cand.room.name},
-                "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
+                "exam": {
+                    "id": attempt.exam.id,
+                    "title": attempt.exam.title,
+                    "utc_offset_minutes": attempt.exam.utc_offset_minutes,
+                },
                 "face_url": f"/api/v1/staff/login-help/{req.id}/face" if req.face_key else None,
                 # The enrolment photo, or a practice exam's reference face (its first login's).
                 "photo_url": f"/api/v1/staff/login-help/{req.id}/photo" if cand.photo_key else None,

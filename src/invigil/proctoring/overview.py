@@ -350,6 +350,7 @@ def overview(
             "deadline": iso(exam.deadline),
             "entry_closes_at": iso(exam.entry_closes_at),
             "evidence_camera": exam.evidence_camera,
+            "utc_offset_minutes": exam.utc_offset_minutes,
         },
         "now": iso(now),
         "statuses": list(STATUSES),

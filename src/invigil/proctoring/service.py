@@ -270,7 +270,12 @@ def room_status(session: Session, ctx: AppContext, room: Room) -> dict[str, Any]
         "entry_closes_at": iso(exam.entry_closes_at),
         "deadline": iso(exam.deadline),
     }
-    view["exam"] = {"id": exam.id, "title": exam.title, "evidence_camera": exam.evidence_camera}
+    view["exam"] = {
+        "id": exam.id,
+        "title": exam.title,
+        "evidence_camera": exam.evidence_camera,
+        "utc_offset_minutes": exam.utc_offset_minutes,
+    }
     return view
 
 
@@ -288,6 +293,7 @@ def visible_rooms(session: Session, user: StaffUser) -> list[dict[str, Any]]:
             "exam_id": e.id,
             "exam_title": e.title,
             "starts_at": iso(e.starts_at),
+            "utc_offset_minutes": e.utc_offset_minutes,
         }
         for r, e in rows
     ]

@@ -60,7 +60,12 @@ def results(session: Session, ctx: AppContext, exam: Exam) -> dict[str, Any]:
             }
         )
     return {
-        "exam": {"id": exam.id, "title": exam.title, "starts_at": iso(exam.starts_at)},
+        "exam": {
+            "id": exam.id,
+            "title": exam.title,
+            "starts_at": iso(exam.starts_at),
+            "utc_offset_minutes": exam.utc_offset_minutes,
+        },
         "published": publication is not None,
         "published_at": iso(publication.published_at) if publication else None,
         "rule": exam.scoring_rule,

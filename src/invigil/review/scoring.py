@@ -131,6 +131,7 @@ def exams_for(session: Session, user: StaffUser) -> list[dict[str, Any]]:
                 "title": exam.title,
                 "starts_at": iso(exam.starts_at),
                 "deadline": iso(exam.deadline),
+                "utc_offset_minutes": exam.utc_offset_minutes,
                 "questions": len(exam.questions),
                 "published": exam.id in published,
             }
@@ -239,7 +240,7 @@ def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str
     return {
         "sheet_id": sheet.id,
         "lot": attempt.lot_number,
-        "exam": {"id": exam.id, "title": exam.title},
+        "exam": {"id": exam.id, "title": exam.title, "utc_offset_minutes": exam.utc_offset_minutes},
         "questions": [
             {"position": q.position, "text": q.text, "points": q.points}
             for q in _questions(session, exam)

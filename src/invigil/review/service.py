@@ -106,6 +106,8 @@ def exams(session: Session) -> list[dict[str, Any]]:
             "starts_at": iso(e.starts_at),
             "deadline": iso(e.deadline),
             "uploads_close_at": iso(e.uploads_close_at),
+            # Minutes east of UTC: the pages show every time in the exam's zone.
+            "utc_offset_minutes": e.utc_offset_minutes,
             "published": e.id in published,
             "candidates": int(counts.get(e.id, 0)),
         }
@@ -479,6 +481,7 @@ def attempt_review(
             "id": exam.id,
             "title": exam.title,
             "evidence_camera": "required" if exam.evidence_camera else "off",
+            "utc_offset_minutes": exam.utc_offset_minutes,
         },
         "candidate": {
             "ticket": c.ticket,

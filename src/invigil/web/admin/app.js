@@ -13,8 +13,10 @@
 //     parts,      // the rest of the hash after the tab and exam: "#exam/ID/edit" -> ["edit"]
 //     go(hash),   // navigate, e.g. ctx.go(`#roster/${id}`) (re-renders)
 //     refresh(),  // re-render the current route (after a change)
-//     exams(),    // Promise of [{id, title, starts_at, ...}] (GET /api/v1/admin/exams)
+//     exams(),    // Promise of [{id, title, starts_at, utc_offset_minutes, ...}] (GET /api/v1/admin/exams)
 //   }
+// Times of day are shown in the exam's zone (utc_offset_minutes), as on the candidate's desk:
+// examDateTime / examTime and zoneNote in shared/i18n.js (listZones for several exams).
 // Routes are location.hash = "#<tab>[/<examId>[/<more>...]]"; "#exam/<id>" is one exam's page
 // (考试管理 tab). A tab with `perExam` and no exam in the hash gets the last exam chosen, or
 // an exam picker drawn by the shell.
@@ -23,9 +25,8 @@
 // A render whose route changed meanwhile writes into a detached box: harmless.
 
 import { $, clear, h } from "../shared/dom.js";
-import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
+import { currentLang, listZones, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { createStaffSession, routeBox } from "../shared/staffauth.js";
-import { dateTime } from "../review/labels.js";
 
 export const TABS = [
   { id: "exams", zh: "考试管理", en: "Exams", load: () => import("./exams.js"), aliases: ["exam"] },
@@ -85,11 +86,13 @@ function exams() {
 
 async function picker(root, tab) {
   const list = await exams();
+  const zones = listZones(list);
   root.append(
     h("h2", {}, tr(tab.zh, tab.en)),
     h("p", { class: "muted" }, tr("请选择考试：", "Choose an exam:")),
+    list.length ? h("p", { class: "zone-note", id: "zone-note" }, zones.note) : null,
     list.length
-      ? h("ul", { class: "exam-picker" }, list.map((e) => h("li", {}, h("a", { href: `#${tab.id}/${encodeURIComponent(e.id)}` }, e.title), " ", h("span", { class: "muted" }, dateTime(e.starts_at)))))
+      ? h("ul", { class: "exam-picker" }, list.map((e) => h("li", {}, h("a", { href: `#${tab.id}/${encodeURIComponent(e.id)}` }, e.title), " ", h("span", { class: "muted" }, zones.dateTime(e, e.starts_at)))))
       : h("p", { class: "muted" }, tr("暂无考试。", "No exams.")),
   );
 }

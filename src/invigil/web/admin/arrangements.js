@@ -5,8 +5,7 @@
 
 import { clear, h } from "../shared/dom.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { tr } from "../shared/i18n.js";
-import { dateTime } from "../review/labels.js";
+import { examDateTime, tr, zoneNote } from "../shared/i18n.js";
 import { duration, officeStyles, statusName } from "./office.js";
 
 const STAGES = {
@@ -21,6 +20,10 @@ const STAGES = {
 };
 const stageName = (s) => (STAGES[s] ? tr(STAGES[s][0], STAGES[s][1]) : statusName(s));
 
+// The exam's offset (from its arrangements): the page's times are in the exam's zone.
+let tz;
+const dateTime = (t) => examDateTime(t, tz);
+
 export async function render(root, ctx) {
   officeStyles();
   const id = encodeURIComponent(ctx.examId);
@@ -29,6 +32,7 @@ export async function render(root, ctx) {
     ctx.api.get(`/api/v1/admin/exams/${id}/resit`),
     ctx.api.get(`/api/v1/admin/exams/${id}/arrangements`),
   ]);
+  tz = done.utc_offset_minutes;
   const panel = h("div", { id: "arrangement-panel" });
   const doneBox = h("div", {}, doneSection(done));
   // What has been arranged is read again after each decision made on this page.
@@ -51,6 +55,7 @@ export async function render(root, ctx) {
   };
   root.append(
     h("h2", {}, tr("个别安排", "Individual arrangements")),
+    h("p", { class: "zone-note", id: "zone-note" }, zoneNote(tz)),
     h(
       "form",
       { class: "row", onsubmit: (e) => find(e).catch((err) => clear(results).append(h("p", { class: "note error", role: "alert" }, err.message))) },

@@ -4,8 +4,7 @@
 
 import { clear, h } from "../shared/dom.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { formatBytes, tr } from "../shared/i18n.js";
-import { dateTime } from "../review/labels.js";
+import { examDateTime, formatBytes, listZones, tr, zoneNote } from "../shared/i18n.js";
 import { section as resultsSection } from "./results.js";
 import { downloadWithProgress, progressBar, uploadWithProgress } from "./ui.js";
 
@@ -38,6 +37,8 @@ function showFlash(root) {
 
 async function list(root, ctx) {
   const exams = await ctx.exams();
+  // Each exam's times in its own zone (as its candidates' desks show them).
+  const zones = listZones(exams);
   const cols = [
     tr("考试", "Exam"),
     tr("开考时间", "Starts"),
@@ -58,6 +59,7 @@ async function list(root, ctx) {
     ),
   );
   showFlash(root);
+  if (exams.length) root.append(h("p", { class: "zone-note", id: "zone-note" }, zones.note));
   root.append(
     exams.length
       ? h(
@@ -72,7 +74,7 @@ async function list(root, ctx) {
                 "tr",
                 { "data-exam": e.id },
                 h("td", {}, h("a", { href: `#exam/${encodeURIComponent(e.id)}` }, e.title)),
-                h("td", {}, dateTime(e.starts_at)),
+                h("td", {}, zones.dateTime(e, e.starts_at)),
                 ...["candidates", "entered", "absent", "scored", "flagged", "violations"].map((k) => h("td", { class: "num" }, e[k] == null ? "—" : String(e[k]))),
                 h("td", {}, e.published ? h("span", { class: "tag ok" }, tr("已发布", "Published")) : h("span", { class: "tag" }, tr("未发布", "Not published"))),
               ),
@@ -350,11 +352,12 @@ function historySection(ctx, exam) {
               const changes = (e.detail && e.detail.changes) || {};
               const lines = Object.entries(changes).map(([f, c]) => changeText(f, c));
               if (!lines.length && e.detail && e.detail.title) lines.push(e.detail.title);
-              return h("tr", { "data-action": e.action }, h("td", {}, dateTime(e.at)), h("td", {}, e.staff), h("td", {}, tr(zh, en)), h("td", { class: "data" }, lines.map((l) => h("div", {}, l))));
+              return h("tr", { "data-action": e.action }, h("td", {}, examDateTime(e.at, exam.utc_offset_minutes)), h("td", {}, e.staff), h("td", {}, tr(zh, en)), h("td", { class: "data" }, lines.map((l) => h("div", {}, l))));
             }),
           ),
         ),
         h("p", { class: "hint" }, tr("另有 {n} 次查看记录（含试题）。", "Plus {n} reads (with questions).", { n: entries.length - shown.length })),
+        h("p", { class: "zone-note" }, zoneNote(exam.utc_offset_minutes)),
       );
     } catch (err) {
       box.append(h("p", { class: "note error" }, err.message));

@@ -5,8 +5,7 @@
 // reconnects and says so.
 
 import { clear, h } from "../shared/dom.js";
-import { tr } from "../shared/i18n.js";
-import { dateTime } from "../review/labels.js";
+import { examDateTime, tr, zoneNote } from "../shared/i18n.js";
 import { officeStyles, statusName } from "./office.js";
 
 const UPLOAD_REASONS = {
@@ -74,6 +73,7 @@ function big(key, label, n, alert = false) {
 
 function draw(body, title, data) {
   const t = data.total;
+  const dateTime = (at) => examDateTime(at, data.exam.utc_offset_minutes);
   const statuses = data.statuses;
   clear(title).append(tr("考务总览", "Overview"), h("span", { class: "muted" }, ` · ${data.exam.title}`));
   const cols = [tr("考场", "Room"), tr("人数", "Total"), ...statuses.map(statusName), tr("在线", "Online"), tr("求助", "Help"), tr("未确认提醒", "Open alerts"), tr("上传问题", "Upload problems"), ""];
@@ -85,6 +85,7 @@ function draw(body, title, data) {
       { class: "muted" },
       tr("开考 {s}，结束 {d}", "Starts {s}, ends {d}", { s: dateTime(data.exam.starts_at), d: dateTime(data.exam.deadline) }),
     ),
+    h("p", { class: "zone-note", id: "zone-note" }, zoneNote(data.exam.utc_offset_minutes)),
     h(
       "div",
       { class: "bignums", id: "totals" },
@@ -129,7 +130,7 @@ function draw(body, title, data) {
         ),
       ),
     ),
-    h("div", {}, helpList(data), uploadList(data)),
+    h("div", {}, helpList(data, dateTime), uploadList(data, dateTime)),
   );
 }
 
@@ -138,7 +139,7 @@ function roomCode(data, roomId) {
   return r ? r.code : "";
 }
 
-function helpList(data) {
+function helpList(data, dateTime) {
   if (!data.help_requests.length) return null;
   return h(
     "section",
@@ -152,7 +153,7 @@ function helpList(data) {
   );
 }
 
-function uploadList(data) {
+function uploadList(data, dateTime) {
   if (!data.uploads.length) return null;
   return h(
     "section",

@@ -3,8 +3,8 @@
 
 import { $, clear, h } from "../shared/dom.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { tr } from "../shared/i18n.js";
-import { dateTime, verdictLabel } from "../review/labels.js";
+import { examDateTime, tr, zoneNote } from "../shared/i18n.js";
+import { verdictLabel } from "../review/labels.js";
 
 const EXPORTS = [
   ["scores", "成绩", "Scores"],
@@ -21,6 +21,7 @@ export async function section(root, ctx, { heading = true } = {}) {
   const { api, session, examId } = ctx;
   const data = await api.get(`/api/v1/admin/exams/${encodeURIComponent(examId)}/results`);
   const exam = data.exam || { id: examId, title: examId };
+  const dateTime = (t) => examDateTime(t, exam.utc_offset_minutes);
   const msg = h("div", { id: "publish-status", role: "status" });
   const publishBtn = h("button", { type: "button", class: "primary", id: "publish", disabled: !!data.published, onclick: () => publish(false) }, tr("发布成绩", "Publish scores"));
 
@@ -129,6 +130,7 @@ export async function section(root, ctx, { heading = true } = {}) {
   root.append(
     heading ? h("p", {}, h("a", { href: "#exams" }, "← ", tr("考试列表", "Exams"))) : "",
     heading ? h("h2", {}, exam.title) : h("h3", {}, tr("成绩发布", "Results")),
+    h("p", { class: "zone-note" }, zoneNote(exam.utc_offset_minutes)),
     h(
       "p",
       { class: "muted" },
@@ -145,7 +147,7 @@ export async function section(root, ctx, { heading = true } = {}) {
     h("h3", {}, tr("导出", "Exports")),
     exports,
     h("p", { class: "hint" }, tr("考生成绩查询页：", "Candidates' score lookup: "), h("a", { href: `/results/?exam=${encodeURIComponent(examId)}` }, `/results/?exam=${examId}`)),
-    retention(data),
+    retention(data, dateTime),
     h("h3", {}, tr("成绩", "Results")),
     resultsTable(data.results || []),
   );
@@ -153,7 +155,7 @@ export async function section(root, ctx, { heading = true } = {}) {
 
 // Shown when the results carry `retention` (evidence.retention.status: retention_s, purge_at,
 // purged_at, attempts_purged).
-function retention(data) {
+function retention(data, dateTime) {
   const r = data.retention;
   if (!r || typeof r !== "object") return "";
   const days = r.retention_s != null ? Math.round(r.retention_s / 86400) : null;

@@ -4,8 +4,8 @@
 
 import { h, clear } from "../shared/dom.js";
 import { tr } from "../shared/i18n.js";
-import { hms, kindName } from "./labels.js";
-import { store, candidate, isAlert, emit } from "./store.js";
+import { kindName } from "./labels.js";
+import { store, candidate, clock, isAlert, emit } from "./store.js";
 
 let audio = null;
 let filter = "";
@@ -109,7 +109,7 @@ export function renderAlerts({ list, ackedList, count, filterSelect, onOpen }) {
           { type: "button", class: "alert-body", title: tr("查看时间线", "Open the timeline"), onclick: () => onOpen(aid, ev.seq) },
           h("strong", null, `${c.name}（${c.ticket}）`),
           h("span", { class: "kind" }, kindName(ev.kind)),
-          h("time", { datetime: ev.at }, hms(ev.at)),
+          h("time", { datetime: ev.at }, clock(ev.at)),
         ),
         h("button", { type: "button", class: "ack", onclick: () => acknowledge(aid, ev.seq) }, tr("确认", "确认 OK")),
       );
@@ -128,7 +128,7 @@ export function renderAlerts({ list, ackedList, count, filterSelect, onOpen }) {
         return h(
           "li",
           null,
-          h("button", { type: "button", class: "link", onclick: () => onOpen(aid, ev.seq) }, `${hms(ev.at)} ${c.name} · ${kindName(ev.kind)}`),
+          h("button", { type: "button", class: "link", onclick: () => onOpen(aid, ev.seq) }, `${clock(ev.at)} ${c.name} · ${kindName(ev.kind)}`),
         );
       }),
   );

@@ -3,7 +3,7 @@
 
 import { createApi } from "../shared/api.js";
 import { $ } from "../shared/dom.js";
-import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
+import { currentLang, onLangChange, setLang, tr, zoneNote } from "../shared/i18n.js";
 import { renderAlerts, resetAlertNodes, unlockAudio, beep } from "./alerts.js";
 import { openDetail, refreshDetail, detailAttempt, closeDetail } from "./detail.js";
 import { renderGrid, resetGrid } from "./grid.js";
@@ -11,7 +11,7 @@ import { renderHelp, openHelpCount, selectHelp } from "./help.js";
 import { renderHelpAlerts, resetHelpAlerts } from "./helpalerts.js";
 import { LiveConnection } from "./live.js";
 import { loadRequests, renderTech, pendingCount, pendingRequests, requestIds, resetTech } from "./tech.js";
-import { store, on, emit, cursor, addEvent, isAlert, resetRoom } from "./store.js";
+import { store, on, emit, cursor, addEvent, examOffset, isAlert, resetRoom } from "./store.js";
 
 const TOKEN_KEY = "invigil.staff.token";
 let live = null;
@@ -121,6 +121,7 @@ async function pickRoom(roomId) {
   sessionStorage.setItem("invigil.proctor.room", roomId);
   store.roomId = roomId;
   resetRoom();
+  zoneLine();
   resetGrid($("#grid"));
   // Which alerts this staff member already acknowledged (they replay but stay closed).
   try {
@@ -151,7 +152,16 @@ function onState(state) {
   if (state === "unauthorized") logout();
 }
 
+/** 时间均为考场时间（UTC+8）: the console's times are the watched exam's, as on the desk. */
+function zoneLine() {
+  const el = $("#zone-note");
+  const known = Number.isFinite(examOffset());
+  el.textContent = known ? zoneNote(examOffset()) : "";
+  show(el, known);
+}
+
 function roomSummary() {
+  zoneLine();
   const msg = store.status;
   if (!msg) return;
   const n = msg.candidates.length;

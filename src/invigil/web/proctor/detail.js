@@ -5,8 +5,8 @@ import { h, clear } from "../shared/dom.js";
 import { setImage } from "./images.js";
 import { tr } from "../shared/i18n.js";
 import { cameras } from "./grid.js";
-import { camName, phoneName, stageName, ago, describe, hms } from "./labels.js";
-import { store, candidate, isAlert, serverNow } from "./store.js";
+import { camName, phoneName, stageName, ago, describe } from "./labels.js";
+import { store, candidate, clock, isAlert, serverNow } from "./store.js";
 
 let current = null; // {aid, focusSeq, parts}
 
@@ -115,8 +115,8 @@ export function refreshDetail(scroll = false) {
       [tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline")],
       [tr("最后心跳", "Last heartbeat"), ago(c.last_seen_at, serverNow())],
       "evidence" in parts.imgs ? [tr("佐证手机", "Evidence phone"), phoneName(ev.status)] : null,
-      [tr("入场时间", "Entered"), c.entered_at ? hms(c.entered_at) : "—"],
-      [tr("交卷时间", "Submitted"), c.finished_at ? hms(c.finished_at) : "—"],
+      [tr("入场时间", "Entered"), c.entered_at ? clock(c.entered_at) : "—"],
+      [tr("交卷时间", "Submitted"), c.finished_at ? clock(c.finished_at) : "—"],
     ]
       .filter(Boolean)
       .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
@@ -128,7 +128,7 @@ export function refreshDetail(scroll = false) {
       const li = h(
         "li",
         { class: `ev sev-${e.severity}${isAlert(e) ? " is-alert" : ""}`, "data-seq": String(e.seq) },
-        h("time", { datetime: e.at }, hms(e.at)),
+        h("time", { datetime: e.at }, clock(e.at)),
         h("span", null, describe(e)),
       );
       if (e.seq === focusSeq) {
@@ -142,7 +142,7 @@ export function refreshDetail(scroll = false) {
     ...events
       .filter((e) => e.kind === "proctor_note" || e.kind === "warning")
       .map((e) =>
-        h("li", { class: e.kind }, h("time", { datetime: e.at }, hms(e.at)), ` ${describe(e)}`),
+        h("li", { class: e.kind }, h("time", { datetime: e.at }, clock(e.at)), ` ${describe(e)}`),
       ),
   );
   if (scroll) {

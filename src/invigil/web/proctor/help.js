@@ -4,8 +4,7 @@
 
 import { h, clear } from "../shared/dom.js";
 import { tr } from "../shared/i18n.js";
-import { hms } from "./labels.js";
-import { store, candidate } from "./store.js";
+import { store, candidate, clock } from "./store.js";
 
 let selected = null;
 let draft = "";
@@ -51,7 +50,7 @@ export function renderHelp(queue, chat) {
           { type: "button", onclick: () => { selected = aid; renderHelp(queue, chat); } },
           h("strong", null, `${c.name}（${c.ticket}）`),
           open ? h("span", { class: "badge warn" }, tr("待回复", "Unanswered")) : null,
-          h("span", { class: "preview" }, `${hms(last.at)} ${(last.data || {}).text || ""}`),
+          h("span", { class: "preview" }, `${clock(last.at)} ${(last.data || {}).text || ""}`),
         ),
       );
     }),
@@ -104,7 +103,7 @@ export function renderHelp(queue, chat) {
         "li",
         { class: (m.data || {}).from === "staff" ? "from-staff" : "from-candidate" },
         h("span", { class: "who" }, (m.data || {}).from === "staff" ? `${tr("工作人员", "Staff")} ${m.actor.replace(/^staff:/, "")}` : c.name),
-        h("time", { datetime: m.at }, hms(m.at)),
+        h("time", { datetime: m.at }, clock(m.at)),
         h("p", null, (m.data || {}).text || ""),
       ),
     ),

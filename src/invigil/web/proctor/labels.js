@@ -1,5 +1,5 @@
-// Names of stages, event kinds and phone states in both languages ([中文, English]), and small
-// formatting helpers.
+// Names of stages, event kinds and phone states in both languages ([中文, English]), and the
+// "12 秒前" helper (times of day are the exam's: examTime in shared/i18n.js, store.js examOffset).
 
 import { tr } from "../shared/i18n.js";
 
@@ -108,15 +108,6 @@ export const stageName = (stage) => pick(STAGES[stage], stage || "—");
 export const phoneName = (state) => pick(PHONE[state], "—");
 export const camName = (cam) => pick(CAMS[cam], cam);
 export const loginCodeName = (code) => pick(LOGIN_CODES[code], code || "");
-
-const pad = (n) => String(n).padStart(2, "0");
-
-/** hh:mm:ss in the browser's time zone. */
-export function hms(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
 
 /** "12 秒前" / "3 分钟前" from an ISO time and the server's now (ms). */
 export function ago(iso, nowMs) {

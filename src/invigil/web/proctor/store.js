@@ -1,6 +1,8 @@
 // The console's state: the room's candidates (from the server's room status), every event
 // received per attempt (replayed or live), the acknowledged alerts, and change listeners.
 
+import { examTime } from "../shared/i18n.js";
+
 export const store = {
   api: null,
   token: null,
@@ -24,6 +26,19 @@ export function on(name, fn) {
 
 export function emit(name, detail) {
   for (const fn of listeners.get(name) || []) fn(detail);
+}
+
+/** The watched room's exam's offset (minutes east of UTC): the console's times are in its zone. */
+export function examOffset() {
+  const fromStatus = store.status && store.status.exam ? store.status.exam.utc_offset_minutes : undefined;
+  if (Number.isFinite(fromStatus)) return fromStatus;
+  const room = store.rooms.find((r) => r.room_id === store.roomId);
+  return room ? room.utc_offset_minutes : undefined;
+}
+
+/** hh:mm:ss of a server time in the watched room's exam's zone (as the candidate's desk shows it). */
+export function clock(iso) {
+  return examTime(iso, examOffset());
 }
 
 export function serverNow() {

@@ -2,9 +2,9 @@
 // the enrolment photo, approve or reject with a reason (both audited on the server).
 
 import { h, clear } from "../shared/dom.js";
-import { tr } from "../shared/i18n.js";
+import { listZones, tr } from "../shared/i18n.js";
 import { setImage } from "./images.js";
-import { hms, loginCodeName } from "./labels.js";
+import { loginCodeName } from "./labels.js";
 import { store } from "./store.js";
 
 let requests = [];
@@ -20,7 +20,10 @@ export function renderTech(root, onChange) {
     clear(root).append(h("p", { class: "muted" }, tr("暂无待审核的申请。", "No requests waiting.")));
     return;
   }
+  // Requests may come from several exams: each time in its own exam's zone.
+  const zones = listZones(requests, (r) => (r.exam || {}).utc_offset_minutes);
   clear(root).append(
+    h("p", { class: "zone-note", id: "tech-zone-note" }, zones.note),
     ...requests.map((r) => {
       // A practice exam has no enrolment photo: its reference is the first login's face.
       const photoLabel = r.practice ? tr("参考照片（首次登录）", "Reference (first login)") : tr("报名照片", "Enrolment photo");
@@ -60,13 +63,13 @@ export function renderTech(root, onChange) {
           "p",
           { class: "muted" },
           tr("{t} 申请（{ip}）；最近失败：{f}", "Asked at {t} ({ip}); recent failures: {f}", {
-            t: hms(r.created_at),
+            t: zones.time(r, r.created_at),
             ip: r.client_ip || "—",
             f: r.recent_failures.map((f) => loginCodeName(f.code)).join(tr("、", ", ")) || "—",
           }),
         ),
         r.text ? h("p", null, tr("考生说明：{t}", "Candidate says: {t}", { t: r.text })) : null,
-        elsewhere(r),
+        elsewhere(r, (t) => zones.time(r, t)),
         siblings(r),
         h("div", { class: "compare" }, face, photo),
         h("label", { for: reasonId }, tr("理由", "理由 Reason")),
@@ -90,7 +93,7 @@ function figure(url, alt, caption, missing) {
 }
 
 /** Before approving: the candidate is logged in on another device right now. */
-function elsewhere(r) {
+function elsewhere(r, time) {
   const s = r.active_session;
   if (!s) return null;
   const where = [s.ip, s.user_agent && s.user_agent.slice(0, 60)].filter(Boolean).join(" · ");
@@ -98,7 +101,7 @@ function elsewhere(r) {
     "div",
     { class: "elsewhere", role: "note" },
     h("strong", null, tr("该考生已在另一台设备上登录", "This candidate is already logged in on another device")),
-    h("p", null, tr("最近活动 {t}（{w}）。", "Last seen {t} ({w}).", { t: hms(s.last_seen_at), w: where || "—" })),
+    h("p", null, tr("最近活动 {t}（{w}）。", "Last seen {t} ({w}).", { t: time(s.last_seen_at), w: where || "—" })),
     h(
       "p",
       null,

@@ -3,10 +3,9 @@
 // Views are chosen by the URL hash so reload and back keep the place.
 
 import { $, clear, h } from "../shared/dom.js";
-import { currentLang, onLangChange, setLang, tr } from "../shared/i18n.js";
+import { currentLang, listZones, onLangChange, setLang, tr } from "../shared/i18n.js";
 import { createStaffSession, routeBox } from "../shared/staffauth.js";
 import { renderCandidate } from "./candidate.js";
-import { dateTime } from "./labels.js";
 import { renderScoringExams, renderSheet, renderSheets } from "./scoring.js";
 import { renderTriage } from "./triage.js";
 
@@ -75,8 +74,10 @@ async function route() {
 
 async function renderExams(root, { api }) {
   const { exams } = await api.get("/api/v1/review/exams");
+  const zones = listZones(exams);
   root.append(
     h("h2", {}, tr("考试", "Exams")),
+    exams.length ? h("p", { class: "zone-note", id: "zone-note" }, zones.note) : null,
     exams.length
       ? h(
           "table",
@@ -90,8 +91,8 @@ async function renderExams(root, { api }) {
                 "tr",
                 {},
                 h("td", {}, h("a", { href: `#triage/${e.id}` }, e.title)),
-                h("td", {}, dateTime(e.starts_at)),
-                h("td", {}, dateTime(e.deadline)),
+                h("td", {}, zones.dateTime(e, e.starts_at)),
+                h("td", {}, zones.dateTime(e, e.deadline)),
                 h("td", {}, e.published ? tr("已发布", "Published") : tr("未发布", "Not published")),
               ),
             ),

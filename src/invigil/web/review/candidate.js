@@ -4,9 +4,9 @@
 // warnings, help conversation, the system log and who viewed the file.
 
 import { clear, h } from "../shared/dom.js";
-import { currentLang, tr } from "../shared/i18n.js";
+import { currentLang, examDateTime, examTime, tr, zoneNote } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { actionLabel, auditDetail, codeLabel, dateTime, describeData, hms, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { actionLabel, auditDetail, codeLabel, describeData, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
 import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
@@ -20,6 +20,10 @@ export async function renderCandidate(root, ctx, attemptId) {
   const t0 = performance.now();
 
   const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+  // Times of day as the candidate's desk showed them: in the exam's zone, not this browser's.
+  const tz = () => (data.exam || {}).utc_offset_minutes;
+  const hms = (t) => examTime(t, tz());
+  const dateTime = (t) => examDateTime(t, tz());
   const recs = data.recordings || [];
   // The timeline spans the recordings and the flags (plus the finish); without recordings,
   // entering to finishing. Earlier events (login, lot) jump to its start.
@@ -78,6 +82,7 @@ export async function renderCandidate(root, ctx, attemptId) {
         h("dt", {}, tr("裁定", "Ruling")),
         h("dd", {}, verdictBadge),
       ),
+      h("p", { class: "zone-note", id: "zone-note" }, zoneNote(tz())),
     ),
   );
 
@@ -552,7 +557,7 @@ export async function renderCandidate(root, ctx, attemptId) {
               h("td", {}, dateTime(e.at)),
               h("td", {}, kindLabel(e.kind)),
               h("td", {}, severityLabel(e.severity)),
-              h("td", { class: "data" }, describeData(e.data || {})),
+              h("td", { class: "data" }, describeData(e.data || {}, tz())),
               h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
             ),
           ),
@@ -573,7 +578,7 @@ export async function renderCandidate(root, ctx, attemptId) {
           h(
             "tbody",
             {},
-            entries.map((a) => h("tr", { "data-action": a.action }, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, actionLabel(a.action)), h("td", { class: "data" }, auditDetail(a)))),
+            entries.map((a) => h("tr", { "data-action": a.action }, h("td", {}, dateTime(a.at)), h("td", {}, a.staff), h("td", {}, actionLabel(a.action)), h("td", { class: "data" }, auditDetail(a, tz())))),
           ),
         ),
       );

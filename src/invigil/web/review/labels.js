@@ -2,7 +2,7 @@
 // console's table so the two pages say the same thing).
 
 import { KINDS } from "../proctor/labels.js";
-import { currentLang, tr } from "../shared/i18n.js";
+import { currentLang, examDateTime, tr } from "../shared/i18n.js";
 
 const EXTRA = {
   answer_end: ["回答结束标记", "answer end marker"],
@@ -40,25 +40,13 @@ export function verdictLabel(v) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
-/** hh:mm:ss of a server time in the browser's time zone. */
-export function hms(ms) {
-  if (ms == null || Number.isNaN(ms)) return "";
-  const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-/** m:ss offset from a start. */
+/** m:ss offset from a start (a duration, not a time of day: times of day are the exam's, from
+ * examTime / examDateTime in shared/i18n.js). */
 export function offset(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   const hh = Math.floor(s / 3600);
   const mm = Math.floor((s % 3600) / 60);
   return hh ? `${hh}:${pad(mm)}:${pad(s % 60)}` : `${mm}:${pad(s % 60)}`;
-}
-
-export function dateTime(iso) {
-  if (!iso) return "—";
-  const d = new Date(iso);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hms(d.getTime())}`;
 }
 
 // Codes that events carry in their data, so a zh-CN page never shows a raw code.
@@ -141,22 +129,29 @@ function keyLabel(key) {
   return currentLang() === "en" ? key.replace(/_/g, " ") : kindLabel(key);
 }
 
-function valueText(key, v) {
+// A time in the data (client_at …): shown like every other time, in the exam's zone.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+function valueText(key, v, tz) {
   if (v === null || v === undefined || v === "") return "—";
   if (typeof v === "boolean") return v ? tr("是", "yes") : tr("否", "no");
   if (typeof v === "number") return key === "distance" || key === "confidence" ? v.toFixed(2) : String(v);
-  if (Array.isArray(v)) return v.map((x) => valueText(key, x)).join("、");
-  if (typeof v === "object") return describeData(v);
+  if (Array.isArray(v)) return v.map((x) => valueText(key, x, tz)).join("、");
+  if (typeof v === "object") return describeData(v, tz);
   if (key === "kind" || key === "event_kind") return CODES[v] ? codeLabel(v) : kindLabel(v);
+  if (ISO_TIME.test(v)) return examDateTime(v, tz);
   return codeLabel(v);
 }
 
-/** An event's or audit entry's data as 「键：值」 pairs in the page's language, never JSON. */
-export function describeData(data) {
+/**
+ * An event's or audit entry's data as 「键：值」 pairs in the page's language, never JSON; times
+ * in it in the exam's zone (tz: its utc_offset_minutes).
+ */
+export function describeData(data, tz) {
   if (!data || typeof data !== "object") return data == null ? "" : String(data);
   return Object.entries(data)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${keyLabel(k)}：${valueText(k, v)}`)
+    .map(([k, v]) => `${keyLabel(k)}：${valueText(k, v, tz)}`)
     .join("；");
 }
 
@@ -204,7 +199,7 @@ const DETAIL_KEYS = {
 KEYS.confirm_reason = ["复核意见", "confirmation"];
 
 /** An audit entry's detail as readable text, never JSON. */
-export function auditDetail(entry) {
+export function auditDetail(entry, tz) {
   const d = entry.detail;
   if (!d || typeof d !== "object") return d == null ? "" : String(d);
   const keys = DETAIL_KEYS[entry.action];
@@ -212,5 +207,5 @@ export function auditDetail(entry) {
   for (const [k, v] of Object.entries(d)) {
     if (keys ? keys.includes(k) : !/(^id$|_id$|_at$|hash)/.test(k) || k === "recording_id") picked[k] = v;
   }
-  return describeData(picked);
+  return describeData(picked, tz);
 }

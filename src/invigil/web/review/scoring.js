@@ -3,9 +3,8 @@
 // scale, and sees the other examiners' scores only after submitting their own.
 
 import { clear, h } from "../shared/dom.js";
-import { tr } from "../shared/i18n.js";
+import { examTime, listZones, tr, zoneNote } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { dateTime, hms } from "./labels.js";
 import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
@@ -18,13 +17,15 @@ function a0method(answers) {
 
 export async function renderScoringExams(root, { api }) {
   const { exams } = await api.get("/api/v1/scoring/exams");
+  const zones = listZones(exams);
   root.append(
     h("h2", {}, tr("评分", "Scoring")),
+    exams.length ? h("p", { class: "zone-note", id: "zone-note" }, zones.note) : null,
     exams.length
       ? h(
           "ul",
           { class: "plain-list" },
-          exams.map((e) => h("li", {}, h("a", { href: `#scoring/${e.id}` }, e.title), " ", h("span", { class: "muted" }, dateTime(e.starts_at)))),
+          exams.map((e) => h("li", {}, h("a", { href: `#scoring/${e.id}` }, e.title), " ", h("span", { class: "muted" }, zones.dateTime(e, e.starts_at)))),
         )
       : h("p", { class: "muted" }, tr("暂无需要评分的考试。", "No exams to score.")),
   );
@@ -73,6 +74,7 @@ export async function renderSheet(root, ctx, sheetId) {
   const sheet = await api.get(`/api/v1/scoring/sheets/${encodeURIComponent(sheetId)}`);
   const recs = (sheet.recordings || []).map((r, i) => ({ ...r, id: r.id || `r${i}` }));
   const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+  const tz = (sheet.exam || {}).utc_offset_minutes;
   const questionsAt = ms(sheet.questions_at);
   const answers = answerMarks(sheet.answer_boundaries, questionsAt, (sheet.questions || []).length);
   let controls = null;
@@ -109,14 +111,15 @@ export async function renderSheet(root, ctx, sheetId) {
                   {},
                   tr("第{n}题：{a} – {b}", "Answer {n}: {a} – {b}", {
                     n: a.number,
-                    a: hms(a.start),
-                    b: a.end != null ? hms(a.end) : tr("录像结束", "end of recording"),
+                    a: examTime(a.start, tz),
+                    b: a.end != null ? examTime(a.end, tz) : tr("录像结束", "end of recording"),
                   }),
                 ),
               ),
             )
           : null,
         answers.length ? h("p", { class: "hint" }, a0method(answers)) : null,
+        answers.length ? h("p", { class: "zone-note", id: "zone-note" }, zoneNote(tz)) : null,
       ),
       h("div", { class: "review-right" }, scoreBox),
     ),

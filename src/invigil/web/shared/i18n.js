@@ -37,13 +37,88 @@ export function tr(zh, en, vars) {
   return s;
 }
 
-/** hh:mm (or full date when not today) of a server time, in the exam's local time zone. */
+// --- times of day in the exam's time zone ----------------------------------------------------
+// Every page shows a time of day as the candidate's desk does: in the exam's own zone (its
+// utc_offset_minutes, minutes east of UTC, e.g. 480 for UTC+8, -300 for UTC-5), never the
+// browser's, so a proctor on the phone with a candidate and a reviewer reading an appeal see
+// the same clock times as the candidate. Without an offset (never on the staff pages) the
+// browser's zone stands in, and zoneName names that zone.
+
+const pad2 = (n) => String(n).padStart(2, "0");
+
+function offsetAt(ms, utcOffsetMinutes) {
+  return Number.isFinite(utcOffsetMinutes) ? utcOffsetMinutes : -new Date(ms).getTimezoneOffset();
+}
+
+/** A server time (ISO string or ms) as a Date whose UTC fields read the exam's wall clock. */
+function wallClock(t, utcOffsetMinutes) {
+  const ms = typeof t === "number" ? t : t ? Date.parse(t) : NaN;
+  if (!Number.isFinite(ms)) return null;
+  return new Date(ms + offsetAt(ms, utcOffsetMinutes) * 60000);
+}
+
+/** hh:mm:ss (or hh:mm) of a server time (ISO or ms) in the exam's zone; "" without a time. */
+export function examTime(t, utcOffsetMinutes, withSeconds = true) {
+  const d = wallClock(t, utcOffsetMinutes);
+  if (!d) return "";
+  return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}${withSeconds ? ":" + pad2(d.getUTCSeconds()) : ""}`;
+}
+
+/** yyyy-mm-dd hh:mm:ss (or hh:mm) of a server time in the exam's zone; "—" without a time. */
+export function examDateTime(t, utcOffsetMinutes, withSeconds = true) {
+  const d = wallClock(t, utcOffsetMinutes);
+  if (!d) return "—";
+  return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${examTime(t, utcOffsetMinutes, withSeconds)}`;
+}
+
+/** The zone's name: UTC+8, UTC-5, UTC+5:30, UTC+0. */
+export function zoneName(utcOffsetMinutes) {
+  const m = Number.isFinite(utcOffsetMinutes) ? utcOffsetMinutes : -new Date().getTimezoneOffset();
+  const a = Math.abs(m);
+  return `UTC${m < 0 ? "-" : "+"}${Math.floor(a / 60)}${a % 60 ? ":" + pad2(a % 60) : ""}`;
+}
+
+/** The one offset a list of exams' offsets share, or null when they differ (or none). */
+export function sharedOffset(offsets) {
+  const set = new Set(offsets.filter((o) => Number.isFinite(o)));
+  return set.size === 1 ? [...set][0] : null;
+}
+
+/**
+ * The page's one line naming the zone its times are in: 时间均为考场时间（UTC+8）. Given the
+ * offsets of several exams (a list), the zone they share, or — when they differ — that each
+ * time is its own exam's (the list then names the zone beside each time: withZone).
+ */
+export function zoneNote(offsets) {
+  const one = Array.isArray(offsets) ? sharedOffset(offsets) : offsets;
+  if (Array.isArray(offsets) && one === null) return tr("时间均为各考试的考场时间", "Times in each exam's own zone");
+  return tr("时间均为考场时间（{z}）", "Times in the exam's zone ({z})", { z: zoneName(one) });
+}
+
+/** A time with its zone after it, for lists whose exams are in different zones. */
+export function withZone(text, utcOffsetMinutes) {
+  return `${text} (${zoneName(utcOffsetMinutes)})`;
+}
+
+/**
+ * For a list of several exams' items (exams, requests …): the zone note, and formatters that
+ * name each time's zone beside it when the exams' zones differ. offsetOf reads an item's offset.
+ */
+export function listZones(items, offsetOf = (item) => item.utc_offset_minutes) {
+  const offsets = items.map(offsetOf);
+  const mixed = items.length > 0 && sharedOffset(offsets) === null;
+  const zoned = (text, item) => (mixed ? withZone(text, offsetOf(item)) : text);
+  return {
+    note: zoneNote(offsets),
+    dateTime: (item, t) => zoned(examDateTime(t, offsetOf(item)), item),
+    time: (item, t) => zoned(examTime(t, offsetOf(item)), item),
+  };
+}
+
+/** yyyy-mm-dd hh:mm (or with seconds) of a server time, in the exam's local time zone. */
 export function clockTime(iso, utcOffsetMinutes, withSeconds = false) {
   if (!iso) return "";
-  const d = new Date(Date.parse(iso) + (utcOffsetMinutes ?? -new Date().getTimezoneOffset()) * 60000);
-  const p = (n) => String(n).padStart(2, "0");
-  const t = `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}${withSeconds ? ":" + p(d.getUTCSeconds()) : ""}`;
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${t}`;
+  return examDateTime(iso, utcOffsetMinutes, withSeconds);
 }
 
 /** A countdown like 1:02:03 or 04:05 from milliseconds. */
