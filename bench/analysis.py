@@ -87,7 +87,7 @@ def _shot(scene: Image.Image, shift: int = 0, quality: int = 80) -> bytes:
 
 # Where each camera sees its person in front of the still room (left edge, height in px): the
 # desk webcam close up, the phone from further away.
-IN_ROOM = {"obama2.jpg": (240, 300), "obama3.jpg": (380, 200), "biden.jpg": (250, 300)}
+IN_ROOM = {"obama2.jpg": (240, 300), "obama3.jpg": (380, 200), "biden.jpg": (220, 460)}
 
 
 def _room_shot(name: str, shift: int = 0, quality: int = 80) -> bytes:
