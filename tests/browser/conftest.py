@@ -179,19 +179,39 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
-    # Every browser test also checks the pages against the server's Content-Security-Policy.
+def watched_page(
+    browser: Any, *, accept_dialogs: bool = True, **options: Any
+) -> tuple[Any, Any, list[str], list[str]]:
+    """A new context's page whose script errors and console lines are collected, with the
+    server's Content-Security-Policy violations reported to the console: (context, page,
+    errors, console). ``check_page`` closes it and asserts there were none."""
+    context = browser.new_context(**options)
     context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
     pg.set_default_timeout(15000)
     errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("dialog", lambda d: d.accept())
-    pg.js_errors = errors
     console: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    if accept_dialogs:
+        pg.on("dialog", lambda d: d.accept())
+    return context, pg, errors, console
+
+
+def check_page(context: Any, errors: list[str], console: list[str]) -> None:
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+    violations = [c for c in console if CSP_MARK in c]
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    # Every browser test also checks the pages against the server's Content-Security-Policy.
+    context, pg, errors, console = watched_page(
+        browser, viewport={"width": 1280, "height": 860}, locale="zh-CN"
+    )
+    pg.js_errors = errors
     yield pg
     if request.node.stash.get(FAILED, False):
         # What the candidate saw when it failed: the page text, a screenshot, the console.
@@ -202,10 +222,7 @@ def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
             print(f"(no page: {exc})")
         print("--- console ---\n" + "\n".join(console[-40:]))
         print(f"screenshot: {tmp_path / 'failure.png'}")
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
-    violations = [c for c in console if CSP_MARK in c]
-    assert not violations, f"Content-Security-Policy violations: {violations}"
+    check_page(context, errors, console)
 
 
 CSP_MARK = "CSP violation:"
@@ -278,15 +295,9 @@ def phone_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture
 def phone(phone_browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = phone_browser.new_context(**phone_browser.invigil_profile, locale="zh-CN")
-    # Every browser test also checks the pages against the server's Content-Security-Policy.
-    context.add_init_script(CSP_LISTENER)
-    pg = context.new_page()
-    pg.set_default_timeout(15000)
-    errors: list[str] = []
-    console: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    context, pg, errors, console = watched_page(
+        phone_browser, accept_dialogs=False, **phone_browser.invigil_profile, locale="zh-CN"
+    )
     yield pg
     if request.node.stash.get(FAILED, False):
         try:
@@ -295,7 +306,4 @@ def phone(phone_browser: Any, tmp_path: Path, request: pytest.FixtureRequest) ->
         except Exception as exc:
             print(f"(no page: {exc})")
         print("--- phone console ---\n" + "\n".join(console[-40:]))
-    context.close()
-    assert not errors, f"errors in the phone page: {errors}"
-    violations = [c for c in console if CSP_MARK in c]
-    assert not violations, f"Content-Security-Policy violations on the phone: {violations}"
+    check_page(context, errors, console)

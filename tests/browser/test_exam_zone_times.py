@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from invigil.core.context import AppContext
 
-from .conftest import CSP_LISTENER, CSP_MARK, Live
+from .conftest import Live, check_page, watched_page
 
 ADMIN = {"username": "adm", "password": "pw-adm", "roles": ["admin"]}
 
@@ -68,17 +68,12 @@ def open_page(
     opened: list[tuple[Any, Page, list[str], list[str]]] = []
 
     def make(timezone_id: str) -> Page:
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 860}, locale="zh-CN", timezone_id=timezone_id
+        context, pg, errors, console = watched_page(
+            browser,
+            viewport={"width": 1280, "height": 860},
+            locale="zh-CN",
+            timezone_id=timezone_id,
         )
-        context.add_init_script(CSP_LISTENER)
-        pg = context.new_page()
-        pg.set_default_timeout(15000)
-        errors: list[str] = []
-        console: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-        pg.on("dialog", lambda d: d.accept())
         opened.append((context, pg, errors, console))
         return pg
 
@@ -88,10 +83,7 @@ def open_page(
             print("--- page text ---\n" + pg.inner_text("body")[:3000])
         except Exception as exc:  # the page may be gone
             print(f"(no page: {exc})")
-        context.close()
-        assert not errors, f"errors in the page: {errors}"
-        violations = [c for c in console if CSP_MARK in c]
-        assert not violations, f"Content-Security-Policy violations: {violations}"
+        check_page(context, errors, console)
 
 
 def browser_offset(page: Page) -> int:
