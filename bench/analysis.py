@@ -56,6 +56,7 @@ from report import BENCHMARKS_MD, source_at, write_section  # noqa: E402
 from invigil.identity import faces  # noqa: E402
 
 DATA = BENCH.parent / "tests" / "data" / "faces"
+TESTS = str(BENCH.parent / "tests")
 EVERY_S = 5.0
 EMBED_EVERY = 6
 MOVE_EVERY = 4  # FLAG_DEFAULTS face_mismatch.embed_every
@@ -74,15 +75,18 @@ def _scene(name: str, size: tuple[int, int] = (640, 480)) -> Image.Image:
     return frame
 
 
+def _camera_jpeg(pixels: np.ndarray, quality: int = 80) -> bytes:
+    """The pixels as a camera sends them: fresh sensor noise, JPEG."""
+    noisy = np.clip(pixels.astype(np.float64) + _rng.normal(0, 3, pixels.shape), 0, 255)
+    buf = io.BytesIO()
+    Image.fromarray(noisy.astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def _shot(scene: Image.Image, shift: int = 0, quality: int = 80) -> bytes:
     """One camera frame of the scene: moved ``shift`` px sideways, fresh sensor noise."""
-    pixels = np.asarray(scene, dtype=np.float64)
-    if shift:
-        pixels = np.roll(pixels, shift, axis=1)
-    noisy = np.clip(pixels + _rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(noisy).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    pixels = np.asarray(scene)
+    return _camera_jpeg(np.roll(pixels, shift, axis=1) if shift else pixels, quality)
 
 
 # Where each camera sees its person in front of the still room (left edge, height in px): the
@@ -94,18 +98,14 @@ def _room_shot(name: str, shift: int = 0, quality: int = 80) -> bytes:
     """One camera frame of the photo's person in front of a still room (tests/data/faces/
     empty.jpg), moved ``shift`` px sideways: the person moves, the room does not, as in front
     of a laptop's camera or a phone on a stand. ``empty.jpg``: the room alone."""
-    sys.path.insert(0, str(BENCH.parent / "tests"))
+    if TESTS not in sys.path:
+        sys.path.insert(0, TESTS)
     from identity import synth  # only here: a *before* drain imports this file over old code
 
     if name == "empty.jpg":
-        pixels = np.asarray(Image.open(DATA / name).convert("RGB"), dtype=np.float64)
-    else:
-        x, height = IN_ROOM[name]
-        pixels = synth.person_in_room(synth.load(name), x + shift, height).astype(np.float64)
-    noisy = np.clip(pixels + _rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(noisy).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+        return _camera_jpeg(np.asarray(Image.open(DATA / name).convert("RGB")), quality)
+    x, height = IN_ROOM[name]
+    return _camera_jpeg(synth.person_in_room(synth.load(name), x + shift, height), quality)
 
 
 def streams(length: int) -> dict[str, list[bytes]]:

@@ -27,11 +27,15 @@ from .test_snapshot_flags import EVERY, flags_of, post, run
 _rng = np.random.default_rng(5)
 
 
+def _noisy(pixels: np.ndarray, quality: int = 80) -> bytes:
+    """Fresh sensor noise every time, as a camera sends it."""
+    noisy = np.clip(pixels.astype(np.float64) + _rng.normal(0, 3, pixels.shape), 0, 255)
+    return synth.jpeg(noisy.astype(np.uint8), quality)
+
+
 def camera(name: str, shift: int = 0, quality: int = 80) -> bytes:
-    """A webcam frame: the photo on grey, fresh sensor noise every time."""
-    pixels = synth.camera_frame(synth.load(name), shift=shift).astype(np.float64)
-    noisy = np.clip(pixels + _rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
-    return synth.jpeg(noisy, quality)
+    """A webcam frame: the photo on grey."""
+    return _noisy(synth.camera_frame(synth.load(name), shift=shift), quality)
 
 
 def rows(ctx: AppContext, ids: list[str]) -> list[SnapshotAnalysis]:
@@ -165,10 +169,8 @@ def test_a_masked_candidate_raises_face_covered_not_a_mismatch(
 
 
 def in_room(name: str, x: int, height: int = 300) -> bytes:
-    """A webcam frame of a person in front of a still room, fresh sensor noise every time."""
-    pixels = synth.person_in_room(synth.load(name), x, height).astype(np.float64)
-    noisy = np.clip(pixels + _rng.normal(0, 3, pixels.shape), 0, 255).astype(np.uint8)
-    return synth.jpeg(noisy, 80)
+    """A webcam frame of a person in front of a still room."""
+    return _noisy(synth.person_in_room(synth.load(name), x, height))
 
 
 def test_a_candidate_moving_in_front_of_a_still_room_is_detected_where_the_picture_moved(

@@ -241,12 +241,13 @@ def analyse_frame(
             whole_at=taken_at,
             elapsed_ms=took(),
         )
-    region = None
+    region, whole_at = None, taken_at
     if blocks is not None and previous is not None:
         height, width = frame.bgr.shape[:2]
         before = [[round(v / frame.to_decoded) for v in box] for box in previous.facts.boxes]
         region = moved_region(blocks, (width, height), before)
-    whole_at = taken_at if region is None or previous is None else previous.whole_at
+        if region is not None:
+            whole_at = previous.whole_at
     found = faces.detect(frame.bgr, region)
     located = [f.scaled(frame.to_decoded) for f in found.counted]
     # The light statistics do not mean "covered" while a face is found: the detector still

@@ -73,7 +73,7 @@ export function examDateTime(t, utcOffsetMinutes, withSeconds = true) {
 
 /** The zone's name: UTC+8, UTC-5, UTC+5:30, UTC+0. */
 export function zoneName(utcOffsetMinutes) {
-  const m = Number.isFinite(utcOffsetMinutes) ? utcOffsetMinutes : -new Date().getTimezoneOffset();
+  const m = offsetAt(Date.now(), utcOffsetMinutes);
   const a = Math.abs(m);
   return `UTC${m < 0 ? "-" : "+"}${Math.floor(a / 60)}${a % 60 ? ":" + pad2(a % 60) : ""}`;
 }
@@ -87,17 +87,12 @@ export function sharedOffset(offsets) {
 /**
  * The page's one line naming the zone its times are in: 时间均为考场时间（UTC+8）. Given the
  * offsets of several exams (a list), the zone they share, or — when they differ — that each
- * time is its own exam's (the list then names the zone beside each time: withZone).
+ * time is its own exam's (the list then names the zone beside each time: listZones).
  */
 export function zoneNote(offsets) {
   const one = Array.isArray(offsets) ? sharedOffset(offsets) : offsets;
   if (Array.isArray(offsets) && one === null) return tr("时间均为各考试的考场时间", "Times in each exam's own zone");
   return tr("时间均为考场时间（{z}）", "Times in the exam's zone ({z})", { z: zoneName(one) });
-}
-
-/** A time with its zone after it, for lists whose exams are in different zones. */
-export function withZone(text, utcOffsetMinutes) {
-  return `${text} (${zoneName(utcOffsetMinutes)})`;
 }
 
 /**
@@ -107,7 +102,7 @@ export function withZone(text, utcOffsetMinutes) {
 export function listZones(items, offsetOf = (item) => item.utc_offset_minutes) {
   const offsets = items.map(offsetOf);
   const mixed = items.length > 0 && sharedOffset(offsets) === null;
-  const zoned = (text, item) => (mixed ? withZone(text, offsetOf(item)) : text);
+  const zoned = (text, item) => (mixed ? `${text} (${zoneName(offsetOf(item))})` : text);
   return {
     note: zoneNote(offsets),
     dateTime: (item, t) => zoned(examDateTime(t, offsetOf(item)), item),
