@@ -108,6 +108,13 @@ def test_tab_share_refused_then_signals_become_events(
         assert r.status_code == 201, r.text
     expect(panel.locator("#help-messages")).to_contain_text("请打开台灯", timeout=10000)
     flow.shot(page, screens, "8c-help")
+    # Sent while the network drops for a moment: tried again, not lost.
+    page.context.set_offline(True)
+    panel.get_by_label("留言").fill("网络刚才断了一下")
+    panel.get_by_role("button", name="发送").click()
+    page.wait_for_timeout(2500)  # as long as the drop above: its `online` event is checked below
+    page.context.set_offline(False)
+    expect(panel.locator("#help-messages")).to_contain_text("网络刚才断了一下", timeout=15000)
     panel.get_by_role("button", name="关闭").click()
 
     wanted = {

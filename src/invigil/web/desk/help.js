@@ -41,6 +41,22 @@ setInterval(() => {
   if (S.token && S.state && (S.help.open || ["waiting", "answering", "confirm"].includes(S.view))) pollHelp();
 }, 5000);
 
+// A message sent as the network comes back can fail before it leaves the browser: it is tried
+// again a few times before the candidate is told it was not sent (and the draft stays).
+const SEND_TRIES = 4;
+const SEND_RETRY_MS = 2000;
+
+async function sendHelp(text) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await api.post("/api/v1/candidate/help", { text });
+    } catch (err) {
+      if (!err.offline || attempt >= SEND_TRIES) throw err;
+      await new Promise((resolve) => setTimeout(resolve, SEND_RETRY_MS));
+    }
+  }
+}
+
 export function renderHelp() {
   const root = $("#overlay");
   if (!S.help.open) return clear(root);
@@ -52,23 +68,26 @@ export function renderHelp() {
     const value = text.value.trim();
     if (!value) return;
     send.disabled = true;
+    S.help.sendError = null;
     try {
-      await api.post("/api/v1/candidate/help", { text: value });
+      await sendHelp(value);
       text.value = "";
       await pollHelp();
     } catch (err) {
-      S.help.error = err.offline ? "offline" : err.message;
+      // Kept until the next send: a poll that succeeds meanwhile must not hide it.
+      S.help.sendError = err.offline ? "offline" : err.message;
       send.disabled = false;
       renderHelp();
     }
   }, { class: "primary" });
   const phone = S.state && S.state.exam.help_phone;
+  const error = S.help.sendError || S.help.error;
   clear(root).append(h("div", { class: "backdrop" }, h("aside", { class: "dialog help", role: "dialog", "aria-labelledby": "help-title" },
     h("h2", { id: "help-title" }, L("联系监考员与技术服务", "Contact the proctor and tech support")),
     phone ? h("p", null, L("求助电话：", "Help phone: "), h("strong", { id: "help-phone" }, phone)) : null,
     h("p", { class: "hint" }, L("遇到设备、网络或其他问题，请在下方留言，监考员会在这里回复。录像不会因此中断。", "For device, network or other problems write below; the proctor answers here. Recording continues.")),
     h("ol", { class: "messages", id: "help-messages" }, S.help.messages.map((m) => h("li", { class: m.from }, h("span", { class: "from" }, m.from === "staff" ? L("监考员", "Proctor") : L("我", "Me")), h("span", { class: "at" }, at(m.at, true)), h("p", null, m.text)))),
-    S.help.error === "unavailable" ? note("error", L("在线留言暂不可用，请拨打求助电话。", "Messages are unavailable: please call.")) : S.help.error ? note("error", S.help.error === "offline" ? L("网络不通，留言未发送。", "Offline: not sent.") : S.help.error) : null,
+    error === "unavailable" ? note("error", L("在线留言暂不可用，请拨打求助电话。", "Messages are unavailable: please call.")) : error ? note("error", error === "offline" ? L("网络不通，留言未发送。", "Offline: not sent.") : error) : null,
     text,
     h("div", { class: "actions" }, button(L("关闭", "Close"), () => {
       S.help.open = false;
