@@ -211,9 +211,13 @@ def test_two_thousand_candidates_cost_a_few_queries(
             data = overview.overview(session, app_ctx, found)
             timings.append(time.perf_counter() - started)
         # What the live socket does between upload checks: the upload problems are reused.
-        started = time.perf_counter()
-        overview.overview(session, app_ctx, found, data["uploads"])
-        live = time.perf_counter() - started
+        # The best of three, as above: one sample on a shared, loaded machine took 1.1 s.
+        lives = []
+        for _ in range(3):
+            started = time.perf_counter()
+            overview.overview(session, app_ctx, found, data["uploads"])
+            lives.append(time.perf_counter() - started)
+        live = min(lives)
     assert data["total"]["counts"]["total"] == 2003
     assert data["total"]["counts"]["answering"] + data["total"]["counts"]["finished"] == 800
     assert data["total"]["alerts_open"] == 60
