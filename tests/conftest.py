@@ -101,8 +101,17 @@ def _database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 def database_url(_database_template: str, tmp_path: Path) -> Iterator[str]:
     if PG_URL:
         yield _database_template
+        # A background thread of the finished test (a job runner, a live feed) may still be in
+        # a query: it would deadlock the TRUNCATE (seen on a loaded CI run) or write into the
+        # next test. The test is over, so its connections go first.
         engine = create_engine(_database_template)
         with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
             tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()

@@ -280,8 +280,10 @@ def test_focus_loss_and_help_reach_the_console_within_2s(servers: Servers, brows
     )
 
     # Acknowledged alerts stay closed after a reload; the timeline opens at the alert.
-    alert.get_by_role("button", name="确认").click()
+    with page.expect_response(lambda r: r.url.endswith("/alerts/ack")) as acked:
+        alert.get_by_role("button", name="确认").click()
     expect(page.get_by_role("alert")).to_have_count(0)
+    assert acked.value.status == 200
     page.reload()
     expect(page.locator(".tile", has_text="奥巴马")).to_be_visible()
     page.wait_for_timeout(500)
