@@ -43,6 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cpu import CpuSample  # bench/ is on the path: run as a script or imported by a sibling
+
 from invigil.rehearsal.media import STREAMS
 
 BENCH = Path(__file__).resolve().parent
@@ -91,7 +93,10 @@ def loadgen_main(plan_path: str) -> None:
         seed=plan["seed"],
     )
     streams = [Stream(s["kind"], s["recording_id"], s["token"]) for s in plan["streams"]]
+    print("go", flush=True)  # the parent samples the machine's CPU from here
+    cpu0, wall0 = time.process_time(), time.monotonic()
     result = asyncio.run(load.run(streams)).summary()
+    result["loadgen_cores"] = (time.process_time() - cpu0) / (time.monotonic() - wall0)
     kinds = result.pop("kinds")
     result["streams"] = len(streams)
     result["p99_chunk"] = kinds.get("chunk", {}).get("p99")
@@ -312,17 +317,26 @@ def run_level(target: Target, n: int, args: argparse.Namespace, work: Path) -> d
     plan_path = work / f"plan-{target.name}-{n}.json"
     plan_path.write_text(json.dumps(plan))
     time.sleep(1.0)  # let the previous level's writeback settle
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, __file__, "--loadgen", str(plan_path)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=args.duration + 60,
-        check=False,
     )
-    plan_path.unlink()
-    if proc.returncode != 0:
-        raise SystemExit(f"load generator failed:\n{proc.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.stdout is not None
+    server = target.proc.pid if target.proc else None
+    before = None
+    if proc.stdout.readline().strip() == "go":
+        before = CpuSample.take(server)
+    try:
+        out, err = proc.communicate(timeout=args.duration + 60)
+    finally:
+        plan_path.unlink()
+    if proc.returncode != 0 or before is None:
+        raise SystemExit(f"load generator failed:\n{err[-2000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["cpu"] = CpuSample.take(server).since(before)
+    result["cpu"]["loadgen"] = result.pop("loadgen_cores")
     result["n"] = n
     result["ok"] = (
         result["errors"] == 0
@@ -340,9 +354,17 @@ def run_level(target: Target, n: int, args: argparse.Namespace, work: Path) -> d
         f"{'ok' if result['ok'] else 'OVER'}",
         flush=True,
     )
+    print("    cores: " + _cores(result["cpu"]), flush=True)
     if result["error_samples"]:
         print(f"    e.g. {result['error_samples'][:2]}", flush=True)
     return result
+
+
+def _cores(cpu: dict[str, float]) -> str:
+    """ "server 1.21, loadgen 0.35, postgres 0.20, …, machine 1.93 of 2" (cores)."""
+    parts = sorted(((k, v) for k, v in cpu.items() if k != "machine"), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in parts if v >= 0.01)
+    return f"{shown}; machine {cpu['machine']:.2f} of {os.cpu_count()}"
 
 
 def search(target: Target, start: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -574,7 +596,6 @@ def main() -> None:
     )
     print(body)
     if not args.no_write:
-        sys.path.insert(0, str(BENCH))
         from report import write_section
 
         write_section("Recording ingest", body)
@@ -640,6 +661,16 @@ def report(
             "",
             "Ratio to the raw handler measured in the same run: " + "; ".join(ratios) + ".",
         ]
+    lines += [
+        "",
+        "Where the machine's CPU went at the largest N that held, in cores (from /proc: "
+        "server = the processes answering requests, analysis = their face-analysis children, "
+        "loadgen = the load generator, other = everything else on the machine):",
+        "",
+    ]
+    for name, r in results.items():
+        if r["good"] and r["good"].get("cpu"):
+            lines.append(f"- {labels[name]}, N={r['good']['n']}: {_cores(r['good']['cpu'])}")
     lines += ["", WHAT_LIMITS]
     lines += ["", "Every level run (N: p99 all / errors):", ""]
     for name, r in results.items():
