@@ -51,6 +51,8 @@ def device_check(
 def next_after_device_check(page: Page, *, consent: bool = True) -> None:
     page.get_by_role("button", name="下一步").click()
     expect(page.get_by_label("准考证号")).to_be_visible()
+    # The new step starts at its heading, not at the previous step's scroll position.
+    assert page.evaluate("window.scrollY") == 0
     if consent:
         agree_to_face_recognition(page)
 

@@ -799,6 +799,7 @@ def test_review_page_reads_in_chinese_in_time_order(
     expect(answers).to_contain_text("关键词「该题回答完毕」")
     expect(answers).to_contain_text("语音停顿推断")
     assert "audio" not in answers.inner_text() and "keyword" not in answers.inner_text()
+    assert "null" not in answers.inner_text()  # the questions are out: no placeholder text
     page.get_by_role("tab", name="系统日志").click()
     log = page.locator("#panel table")
     expect(log).to_contain_text("疑似违纪")

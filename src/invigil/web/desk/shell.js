@@ -123,6 +123,8 @@ export function show(view, arg) {
     S.leave();
     S.leave = null;
   }
+  // A new step starts at its heading (the previous step's button was near the bottom).
+  if (S.view !== view) window.scrollTo(0, 0);
   S.view = view;
   S.viewArg = arg;
   S.tick = null;

@@ -486,7 +486,7 @@ export async function renderCandidate(root, ctx, attemptId) {
         { class: "questions" },
         (data.questions || []).map((q) => h("li", {}, q.text)),
       ),
-      s.questions_released === false ? h("p", { class: "muted" }, tr("开考前不显示试题。", "Questions are not shown before the exam starts.")) : null,
+      s.questions_released === false ? h("p", { class: "muted" }, tr("开考前不显示试题。", "Questions are not shown before the exam starts.")) : "", // p.append prints null
       h("h4", {}, tr("回答结束标记（「该题回答完毕」）", "Answer boundaries (“该题回答完毕”)")),
       (data.answer_boundaries || []).length
         ? h(
