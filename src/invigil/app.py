@@ -42,7 +42,7 @@ from invigil.exams.admin_api import router as exams_admin_router
 from invigil.exams.roster_api import router as roster_router  # also registers roster jobs
 from invigil.identity import liveness
 from invigil.proctoring.api import router as proctoring_router
-from invigil.recordings import assembly  # noqa: F401  (registers its job handlers)
+from invigil.recordings import assembly, closeout  # noqa: F401  (register their job handlers)
 from invigil.recordings.api import router as recordings_router
 from invigil.recordings.fastpath import FastUploadRoutes
 from invigil.review.api import routers as review_routers

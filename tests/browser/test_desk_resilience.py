@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from invigil.attempts.models import AuthSession
 from invigil.core.db import transaction
+from invigil.recordings.models import Chunk, Recording
 
 from . import flow
 from .conftest import Live
@@ -88,3 +89,48 @@ def test_session_lost_mid_answer_login_again_and_carry_on(page: Page, live: Live
     recs = flow.server_recordings(live)
     assert sorted(r.kind for r in recs) == ["screen", "webcam"]  # the same recordings went on
     assert all(r.state == "finalized" for r in recs)
+
+
+def test_a_recording_left_on_a_lost_computer_is_named_at_hand_in(
+    page: Page, live: Live, screens: Path | None
+) -> None:
+    """The candidate's first computer died mid-answer with a recording it never finished; they
+    go on from another one. Its hand-in page cannot finish that recording: it says so and what
+    happens to it, instead of waiting for it for ever."""
+    flow.up_to_answering(page, live)
+    flow.wait_recording(page, chunks=2)
+    (mine,) = [r for r in flow.server_recordings(live) if r.kind == "webcam"]
+    with transaction(live.ctx.db) as session:  # the lost computer's recording: 3 chunks arrived
+        lost = Recording(
+            attempt_id=mine.attempt_id,
+            kind="webcam",
+            mime="video/webm;codecs=vp8,opus",
+            state="open",
+            created_at=mine.created_at - timedelta(minutes=1),
+            created_by="candidate",
+        )
+        session.add(lost)
+        session.flush()
+        for seq in range(3):
+            session.add(
+                Chunk(
+                    recording_id=lost.id,
+                    seq=seq,
+                    size=1,
+                    sha256="0" * 64,
+                    blob_key=f"lost/{seq}",
+                    received_at=live.clock.now(),
+                )
+            )
+    page.get_by_role("button", name="结束考试").click()
+    page.get_by_role("dialog").get_by_role("button", name="确定").click()
+    row = page.locator(".upload-row[data-elsewhere]")
+    expect(row).to_contain_text("摄像头录像（之前登录时）")
+    expect(row).to_contain_text("服务器已收到 3 段")
+    verdict = page.locator("#upload-verdict")
+    expect(verdict).to_contain_text("本机的录像已全部上传", timeout=60000)
+    expect(verdict).to_contain_text("上传截止")
+    expect(page.get_by_text("交卷完成")).to_have_count(0)
+    flow.shot(page, screens, "9-finish-earlier-login")
+    # This computer's own recordings did finish.
+    assert all(r.state == "finalized" for r in flow.server_recordings(live) if r.id != lost.id)

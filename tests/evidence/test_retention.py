@@ -132,13 +132,17 @@ def test_purge_job_removes_media_and_face_data_of_that_exam_only(
     later = exam_doc()
     later["exam"]["starts_at"] = "2030-07-01T09:00:00+08:00"
     other_exam = import_exam(app_ctx, tmp_path / "other", later)
+    # Uploads close: the screen recording that the desk never finalized is kept as it stands.
+    clock.set(T + timedelta(minutes=50))
+    run_due_jobs(app_ctx.job_context())
+    run_due_jobs(app_ctx.job_context())
     capture = _add_login_capture(app_ctx, built.attempt_id)
     # A file no row points at (an upload that lost a race): purged with its folder.
     stray = f"recordings/{built.attempt_id}/{built.recording_id}/chunks/9999999-stray"
     app_ctx.blobs.put(stray, b"stray")
     keys = _blob_keys(app_ctx, built.exam_id)
     other_keys = _blob_keys(app_ctx, other_exam)
-    assert len(keys["chunks"]) == 10 and len(keys["originals"]) == 2 and len(keys["media"]) == 2
+    assert len(keys["chunks"]) == 10 and len(keys["originals"]) == 3 and len(keys["media"]) == 3
     assert len(keys["snapshots"]) == 3 and len(keys["photos"]) == 3
     assert keys["login_captures"] == [capture] and len(other_keys["photos"]) == 3
     everything = [k for ks in keys.values() for k in ks] + [stray]

@@ -164,6 +164,8 @@ def _plan(session: Session, blobs: BlobStore, attempt: Attempt, now: datetime) -
             "original": None,
             "media": None,
             "partial": None,
+            "after_gap": None,
+            "closed_by": rec.closed_by,
             "purged": False,
         }
         if rec.state == FINALIZED:
@@ -177,6 +179,20 @@ def _plan(session: Session, blobs: BlobStore, attempt: Attempt, now: datetime) -
                 name = f"{stem}.{rec.media_key.rsplit('.', 1)[-1]}"
                 plan.sources.append(_Source(name, [rec.media_key], blobs.size(rec.media_key)))
                 entry["media"] = name
+            # Closed by the server at upload close: the chunks after the first gap were not
+            # joined (recordings/closeout.py), and go into the package as they arrived.
+            rest = [
+                c.blob_key
+                for c in chunks
+                if rec.closed_by == "server"
+                and c.seq >= (rec.chunk_count or 0)
+                and c.blob_key
+                and blobs.exists(c.blob_key)
+            ]
+            if rest:
+                name = f"{stem}.after-gap.{_ext_of(rec.mime)}"
+                plan.sources.append(_Source(name, rest, sum(blobs.size(k) for k in rest)))
+                entry["after_gap"] = name
         else:
             # Never finalized (a crash, a lost phone): what arrived, joined in order, so the
             # review sees it; the chunk list above shows any gaps.

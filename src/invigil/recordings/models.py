@@ -35,6 +35,9 @@ class Recording(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     original_key: Mapped[str | None] = mapped_column(String(300))
+    # "server" when uploads closed before the client finalized (its browser lost, say): the
+    # server then kept what it held (recordings/closeout.py). None: finalized by the client.
+    closed_by: Mapped[str | None] = mapped_column(String(16))
     # Set by assembly: the remuxed, seekable file.
     media_key: Mapped[str | None] = mapped_column(String(300))
     media_mime: Mapped[str | None] = mapped_column(String(100))

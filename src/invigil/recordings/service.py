@@ -22,13 +22,14 @@ from invigil.core import jobs
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError
-from invigil.core.storage import scratch_file
+from invigil.core.storage import BlobStore, scratch_file
 from invigil.recordings import keys, status
 from invigil.recordings.access import WRITES, Actor, Found, check_upload_window, recording_for
 from invigil.recordings.models import FINALIZED, KINDS, OPEN, Chunk, Recording, RecordingAccess
 from invigil.recordings.tx import transaction
 
 ASSEMBLE_JOB = "recording.assemble"
+CLOSE_OUT_JOB = "recording.close_out"  # recordings/closeout.py
 MAX_SEQ = 999_999
 # What MediaRecorder (Chrome, Firefox, Safari) produces: WebM/Matroska or MP4, with codecs.
 MIME = re.compile(
@@ -74,6 +75,7 @@ def create(
     )
     session.add(rec)
     session.flush()
+    schedule_close_out(session, attempt.exam_id, attempt.uploads_close_at, now)
     events.append(
         session,
         attempt.id,
@@ -83,6 +85,18 @@ def create(
         data={"recording_id": rec.id, "kind": kind, "mime": rec.mime},
     )
     return rec
+
+
+def schedule_close_out(session: Session, exam_id: str, at: datetime, now: datetime) -> None:
+    """Close out the exam's recordings still open at ``at`` (an attempt's upload close)."""
+    jobs.enqueue(
+        session,
+        CLOSE_OUT_JOB,
+        {"exam_id": exam_id},
+        now=now,
+        run_at=at,
+        dedupe_key=f"close-out:{exam_id}:{iso(at)}",
+    )
 
 
 def log_staff_read(
@@ -187,18 +201,20 @@ def finalize(
             extra=extra[: status.MAX_LISTED_GAPS],
         )
 
-    tmp = _join(ctx, [rows[i][0] for i in range(chunks)], sha256)
+    tmp, joined = join_chunks(
+        ctx.blobs, ctx.settings.scratch_dir, [rows[i][0] for i in range(chunks)]
+    )
+    if joined != sha256:
+        tmp.unlink(missing_ok=True)
+        raise APIError(
+            422, "hash_mismatch", "所有分段按序拼接后的 SHA-256 与提交的不一致。", actual=joined
+        )
     try:
         size = tmp.stat().st_size
         key = keys.original_key(attempt.id, rec.id, sha256)
         ctx.blobs.put_file(key, tmp)  # durable (stored and acknowledged) before the row names it
         with transaction(ctx.db) as session:
-            locked = session.scalars(
-                select(Recording)
-                .where(Recording.id == rec.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ).one()
+            locked = lock(session, rec.id)
             if locked.state == FINALIZED:  # a concurrent finalize won
                 return _finalized_answer(locked, chunks, sha256)
             late = session.scalar(
@@ -209,19 +225,7 @@ def finalize(
                     409, "chunk_count_mismatch", f"已收到序号不小于 {chunks} 的分段，分段总数不符。"
                 )
             now = ctx.clock.now()
-            locked.state = FINALIZED
-            locked.chunk_count = chunks
-            locked.sha256 = sha256
-            locked.size = size
-            locked.finalized_at = now
-            locked.original_key = key
-            jobs.enqueue(
-                session,
-                ASSEMBLE_JOB,
-                {"recording_id": rec.id},
-                now=now,
-                dedupe_key=f"assemble:{rec.id}",
-            )
+            mark_finalized(session, locked, chunks, sha256, size, key, now)
             events.append(
                 session,
                 attempt.id,
@@ -235,16 +239,42 @@ def finalize(
         tmp.unlink(missing_ok=True)
 
 
+def lock(session: Session, recording_id: str) -> Recording:
+    """The recording's row, locked and read afresh (what another transaction committed)."""
+    return session.scalars(
+        select(Recording)
+        .where(Recording.id == recording_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def mark_finalized(
+    session: Session, rec: Recording, chunks: int, sha256: str, size: int, key: str, now: datetime
+) -> None:
+    """Record the stored join of chunks 0..chunks-1 as the recording's original, and queue its
+    assembly. The caller holds the row's lock and stored the join under ``key`` first."""
+    rec.state = FINALIZED
+    rec.chunk_count = chunks
+    rec.sha256 = sha256
+    rec.size = size
+    rec.finalized_at = now
+    rec.original_key = key
+    jobs.enqueue(
+        session, ASSEMBLE_JOB, {"recording_id": rec.id}, now=now, dedupe_key=f"assemble:{rec.id}"
+    )
+
+
 # Chunks fetched at once from an object store while finalize joins them: a GET costs a round
 # trip (5-10 ms on a LAN), so 600 chunks one after the other kept finalize waiting seconds.
 JOIN_FETCHES = 8
 
 
-def _chunk_bytes(ctx: AppContext, chunk_keys: list[str]) -> Iterator[bytes]:
+def _chunk_bytes(blobs: BlobStore, chunk_keys: list[str]) -> Iterator[bytes]:
     """The chunks' bytes in order: streamed from local disk, fetched a few ahead from S3."""
-    if ctx.blobs.renames_sources:
+    if blobs.renames_sources:
         for key in chunk_keys:
-            with ctx.blobs.open(key) as f:
+            with blobs.open(key) as f:
                 while block := f.read(1 << 20):
                     yield block
         return
@@ -252,35 +282,28 @@ def _chunk_bytes(ctx: AppContext, chunk_keys: list[str]) -> Iterator[bytes]:
         window: deque[Future[bytes]] = deque()
         keys = iter(chunk_keys)
         for key in itertools.islice(keys, JOIN_FETCHES):
-            window.append(pool.submit(ctx.blobs.get, key))
+            window.append(pool.submit(blobs.get, key))
         while window:
             data = window.popleft().result()
             for key in itertools.islice(keys, 1):
-                window.append(pool.submit(ctx.blobs.get, key))
+                window.append(pool.submit(blobs.get, key))
             yield data
 
 
-def _join(ctx: AppContext, chunk_keys: list[str], sha256: str) -> Path:
+def join_chunks(blobs: BlobStore, scratch: Path, chunk_keys: list[str]) -> tuple[Path, str]:
     """The exact in-order concatenation in a scratch file (fsynced where the local store will
-    rename it), or 422 if it does not hash. Chunks are read from the store, one at a time."""
-    fd, tmp = scratch_file(ctx.settings.scratch_dir, "join-")
+    rename it) and its SHA-256. Chunks are read from the store, one at a time."""
+    fd, tmp = scratch_file(scratch, "join-")
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
-            for block in _chunk_bytes(ctx, chunk_keys):
+            for block in _chunk_bytes(blobs, chunk_keys):
                 digest.update(block)
                 out.write(block)
             out.flush()
-            if digest.hexdigest() != sha256:
-                raise APIError(
-                    422,
-                    "hash_mismatch",
-                    "所有分段按序拼接后的 SHA-256 与提交的不一致。",
-                    actual=digest.hexdigest(),
-                )
-            if ctx.blobs.renames_sources:  # local disk: this file becomes the blob
+            if blobs.renames_sources:  # local disk: this file becomes the blob
                 os.fsync(out.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return tmp
+    return tmp, digest.hexdigest()

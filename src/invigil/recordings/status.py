@@ -73,6 +73,7 @@ def summaries(session: Session, attempt_ids: list[str]) -> dict[str, list[dict[s
                 "missing": missing,
                 "chunks": rec.chunk_count,
                 "finalized_at": iso(rec.finalized_at) if rec.finalized_at else None,
+                "closed_by": rec.closed_by,
                 "assembled": rec.media_key is not None,
                 "duration_s": rec.duration_s,
             }
@@ -89,14 +90,26 @@ def expected_kinds(evidence_camera: bool) -> tuple[str, ...]:
 
 
 def problems(recordings: list[dict[str, Any]], evidence_camera: bool) -> list[dict[str, Any]]:
-    """What is missing for an attempt: a stream never recorded, or a recording not finalized."""
+    """What is missing for an attempt: a stream never recorded, a recording not finalized, or
+    one the server closed at upload close with what it held (recordings/closeout.py)."""
     found: list[dict[str, Any]] = []
     kinds = {r["kind"] for r in recordings}
     for kind in expected_kinds(evidence_camera):
         if kind not in kinds:
             found.append({"kind": kind, "recording_id": None, "reason": "no_recording"})
     for r in recordings:
-        if r["state"] != FINALIZED:
+        if r["closed_by"] == "server":
+            found.append(
+                {
+                    "kind": r["kind"],
+                    "recording_id": r["id"],
+                    "reason": "closed_by_server",
+                    "received": r["received"],
+                    "chunks": r["chunks"],  # joined into what is played (0: nothing playable)
+                    "bytes": r["bytes"],
+                }
+            )
+        elif r["state"] != FINALIZED:
             found.append(
                 {
                     "kind": r["kind"],

@@ -346,6 +346,7 @@ def _recording_rows(session: Session, attempt: Attempt) -> list[dict[str, Any]]:
                 "id": r.id,
                 "kind": r.kind,
                 "state": r.state,
+                "closed_by": r.closed_by,  # "server": its browser was lost (recordings/closeout)
                 "mime": r.media_mime or r.mime,
                 "started_at": iso(r.created_at),
                 "ended_at": iso(ended) if ended else None,

@@ -107,6 +107,17 @@ VIEWS.uploads = () => {
     }
     const up = S.uploads;
     clear(serverBox);
+    // Recordings of an earlier login (a crash, another computer) that this browser does not
+    // hold: only that browser can finish them; otherwise the server keeps what it has when
+    // uploads close (recordings/closeout.py).
+    const mine = new Set(S.engine ? S.engine.summary().map((s) => s.recordingId) : []);
+    const elsewhere = up && up.recordings ? up.recordings.filter((r) => r.kind !== "evidence" && r.state !== "finalized" && !mine.has(r.id)) : [];
+    for (const r of elsewhere) {
+      serverBox.append(h("div", { class: "upload-row", "data-kind": r.kind, "data-elsewhere": "" },
+        h("span", { class: "name" }, KIND_NAME[r.kind] ? KIND_NAME[r.kind]() : r.kind, L("（之前登录时）", " (earlier login)")),
+        h("progress", { max: "100", value: "0" }),
+        h("span", { class: "state" }, L("服务器已收到 {n} 段，其余部分不在本机", "{n} chunks on the server; the rest is not on this computer", { n: r.received }))));
+    }
     if (up && up.recordings) {
       const phone = up.recordings.filter((r) => r.kind === "evidence");
       if (evidenceRequired()) {
@@ -130,6 +141,11 @@ VIEWS.uploads = () => {
       );
       store.done = true;
       save();
+    } else if (localDone && !stillRecording && up && up.problems && up.problems.length && up.problems.every((p) => p.reason === "not_finalized" && elsewhere.some((r) => r.id === p.recording_id))) {
+      verdict.append(note("info", L(
+        "本机的录像已全部上传。之前登录时的录像不在本机：如果之前用的是另一台电脑或浏览器，请在那台电脑上重新打开考试页面，录像会自动补传；否则可以关闭本页面，上传截止（{t}）时系统会保存服务器已收到的部分，并记入考试记录。",
+        "Everything on this computer is uploaded. Recordings from an earlier login are not here: if that was another computer or browser, open the exam page there and they upload by themselves; otherwise you may close this page, and when uploads close ({t}) the server keeps what it received and notes it in the exam record.",
+        { t: up.uploads_close_at ? at(up.uploads_close_at) : "" })));
     } else if (up && up.closed) {
       verdict.append(note("error", L("上传时间已截止。如仍有未上传的录像，请联系监考员。", "Uploads have closed. If anything is missing, contact the proctor.")));
     } else {

@@ -67,6 +67,7 @@ const KIND_NAMES = {
   data_purged: ["数据已按期限清除", "Data purged on schedule"],
   recording_started: ["开始录像", "Recording started"],
   recording_finalized: ["录像上传完成", "Recording uploaded"],
+  recording_closed: ["上传截止，系统保存了已收到的录像", "Uploads closed: the server kept what arrived"],
 };
 
 // The Chinese names alone, as the review page reads them.

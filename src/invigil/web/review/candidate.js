@@ -615,6 +615,13 @@ function byTime(events) {
 
 function summary(e) {
   const d = e.data || {};
+  if (e.kind === "recording_closed") {
+    const left = (d.left_out || []).length;
+    return h("span", { class: "muted" }, tr("{k}：收到 {r} 段，可回放的前 {j} 段{x}", "{k}: {r} chunks arrived, the first {j} playable{x}", {
+      k: streamLabel(d.kind), r: d.received, j: d.joined,
+      x: left ? tr("，缺口之后的 {n} 段在证据包中", "; {n} after the gap are in the evidence package", { n: left }) : "",
+    }));
+  }
   // Codes (交卷 reason "candidate", a stream kind …) in words; free text as written.
   const code = d.reason || (e.kind === "answer_end" ? d.method : null);
   const text = d.text || (code ? codeLabel(code) : "") || (typeof d.detail === "string" ? d.detail : "") || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");

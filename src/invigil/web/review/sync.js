@@ -76,7 +76,9 @@ export class SyncPlayer {
         // asking would only get a 409.
         if (r.state === "open") {
           r.failed = true;
-          r.open = true;
+          // Closed by the server at upload close without its first chunk: nothing playable.
+          if (r.closed_by === "server") r.unplayable = true;
+          else r.open = true;
           continue;
         }
         const v = h("video", {
@@ -139,9 +141,12 @@ export class SyncPlayer {
         // Before the stream's first recording it has not started yet; later it is a real gap.
         const first = s.recordings.find((x) => !x.failed);
         const open = s.recordings.some((x) => x.open && this.t >= x.start);
+        const unplayable = s.recordings.some((x) => x.unplayable && this.t >= x.start && this.t < this.endOf(x));
         s.gap.textContent = open
           ? tr("录制中，结束并上传完成后可回放", "Still recording: playable once it ends and is uploaded")
-          : first && this.t < first.start
+          : unplayable
+            ? tr("考生端中断，未收到这段录像的开头，无法回放（已收到的分段在证据包中）", "The candidate's browser was lost before this recording's start arrived: not playable (its chunks are in the evidence package)")
+            : first && this.t < first.start
             ? tr("录像尚未开始", "Not recording yet")
             : tr("无录像", "No recording");
       }
