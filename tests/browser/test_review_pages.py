@@ -847,3 +847,45 @@ def test_a_reviewer_during_the_exam_sees_uploads_in_progress_not_missing(
     gap = page.locator('.player[data-kind="webcam"] .gap')
     expect(gap).to_have_text("录制中，结束并上传完成后可回放")
     assert media == []  # nothing asked of a recording still being made
+
+
+def test_a_recording_of_a_lost_browser_plays_after_upload_close(page: Page, live: Live) -> None:
+    """The candidate's browser died after two of its three webcam chunks: at upload close the
+    server keeps those, and the reviewer plays them and reads in the log what happened."""
+    ctx, clock = live.ctx, live.clock
+    data = webm()
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        token, attempt = enter(http, live)
+        clock.set(T)
+        r = http.post(
+            "/api/v1/recordings",
+            json={"kind": "webcam", "mime": "video/webm;codecs=vp8,opus"},
+            headers=bearer(token),
+        )
+        rec = str(r.json()["recording_id"])
+        cut = 2 * len(data) // 3
+        for seq, part in enumerate([data[: cut // 2], data[cut // 2 : cut]]):
+            r = http.put(
+                f"/api/v1/recordings/{rec}/chunks/{seq}",
+                content=part,
+                headers={**bearer(token), "X-Chunk-SHA256": hashlib.sha256(part).hexdigest()},
+            )
+            assert r.status_code == 201, r.text
+    clock.set(T + timedelta(minutes=50))  # deadline + upload grace: the browser never came back
+    run_due_jobs(ctx.job_context())  # the close-out, then its assembly
+    run_due_jobs(ctx.job_context())
+    with transaction(ctx.db) as session:
+        closed = session.get(Recording, rec)
+        assert closed is not None and closed.closed_by == "server" and closed.media_key
+
+    sign_in(page, f"{live.url}/review/#attempt/{attempt}", "rev")
+    page.wait_for_function(
+        "[...document.querySelectorAll('video')].some(v => !v.hidden && v.readyState >= 2)"
+    )
+    expect(page.locator('.player[data-kind="webcam"] .gap')).to_be_hidden()
+    assert abs(shown_level(page, rec) - level(0)) < 12  # its first second, not a black frame
+    entry = page.locator('#events li[data-kind="recording_closed"]')
+    expect(entry).to_contain_text("上传截止，系统保存了已收到的录像")
+    expect(entry).to_contain_text("摄像头：收到 2 段，可回放的前 2 段")
+    assert "null" not in entry.inner_text() and "webcam" not in entry.inner_text()
+    assert page.js_errors == []
