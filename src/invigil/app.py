@@ -19,6 +19,7 @@ from invigil.analysis import (
     offload,
 )
 from invigil.analysis import jobs as analysis_jobs  # noqa: F401  (registers snapshot.analyse)
+from invigil.attempts import presence  # noqa: F401  (registers the desk presence sweep)
 from invigil.attempts.api import SPEEDTEST_MAX_BYTES
 from invigil.attempts.api import router as candidate_router
 from invigil.attempts.phone_api import router as phone_router

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from invigil.attempts import consent, helpchat, phone, service, sessions
+from invigil.attempts import consent, helpchat, phone, presence, service, sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core import ratelimit
 from invigil.core.clock import iso
@@ -289,6 +289,7 @@ def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
     with as_candidate(request, ctx) as (session, me):
         now = ctx.clock.now()
         me.auth.last_seen_at = now
+        presence.heard_from(session, me.attempt, now)
         return {
             "now": iso(now),
             "stage": service.current_stage(session, me.attempt, now),

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from invigil.attempts import events
+from invigil.attempts import events, presence
 from invigil.attempts.models import Attempt, Event, ResitDecision
 from invigil.attempts.service import current_stage
 from invigil.core.bus import publish_after_commit
@@ -45,7 +45,9 @@ SEARCH_LIMIT = 50
 
 # exam.rules.resit, in seconds (exams.examfile parses the file's form).
 RESIT_DEFAULTS: dict[str, Any] = {"min_outage_s": 120, "short_outages": 2, "short_from_s": 10}
-OUTAGE_KINDS = ("online", "evidence_gap")  # the reports that carry an outage's length
+# The reports that carry an outage's length: the desk's own, the phone's, and the server's
+# when the desk was out of contact (attempts/presence.py; open while it has not come back).
+OUTAGE_KINDS = ("online", "evidence_gap", presence.SILENT, presence.BACK)
 CONFIRMED, DISMISSED, PROPOSED = "confirmed", "dismissed", "proposed"
 
 
@@ -303,8 +305,17 @@ def _interval(e: Event, cap_s: float) -> tuple[datetime, datetime, str] | None:
     delay = delayed if isinstance(delayed, int | float) and 0 <= delayed <= cap_s else 0
     end = ensure_utc(e.at) - timedelta(seconds=delay)
     start = end - timedelta(seconds=min(ms / 1000, cap_s))
-    source = "desk" if e.kind == "online" else f"phone:{data.get('reason') or 'gap'}"
+    source = (
+        "desk" if e.kind in ("online", presence.BACK) else f"phone:{data.get('reason') or 'gap'}"
+    )
     return start, end, source
+
+
+def _parsed(value: Any) -> datetime | None:
+    try:
+        return ensure_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return None
 
 
 def outages(attempt: Attempt, rows: list[Event]) -> list[Outage]:
@@ -317,7 +328,13 @@ def outages(attempt: Attempt, rows: list[Event]) -> list[Outage]:
     hi = ensure_utc(attempt.finished_at) if attempt.finished_at else attempt.deadline
     cap = float(exam.duration_s + attempt.extra_time_s)
     spans = []
+    silent_since: datetime | None = None  # out of contact, not (yet) back
     for e in rows:
+        if e.kind == presence.SILENT:
+            silent_since = _parsed((e.data or {}).get("last_seen_at"))
+            continue
+        if e.kind == presence.BACK:
+            silent_since = None
         got = _interval(e, cap)
         if got is None:
             continue
@@ -325,6 +342,8 @@ def outages(attempt: Attempt, rows: list[Event]) -> list[Outage]:
         start, end = max(start, lo), min(end, hi)
         if end > start:
             spans.append((start, end, source))
+    if silent_since is not None and hi > max(silent_since, lo):  # it never came back
+        spans.append((max(silent_since, lo), hi, "desk"))
     merged: list[Outage] = []
     for start, end, source in sorted(spans):
         if merged and start <= merged[-1].end:

@@ -38,6 +38,7 @@ VIOLATION_KINDS = frozenset(
         "evidence_gap",
         "session_active_elsewhere",
         "left_mid_exam",
+        "desk_silent",
         "copy_paste",
         "track_ended",
         "voice_assistant",

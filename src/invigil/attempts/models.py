@@ -39,6 +39,9 @@ class Attempt(Base):
     # and entry allowed until this moment although the exam's entry has closed.
     extra_time_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     late_entry_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the exam computer was last heard from, while the server holds it out of contact
+    # (attempts/presence.py); None while it is in contact.
+    desk_silent_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     exam: Mapped[Exam] = relationship()
     candidate: Mapped[Candidate] = relationship()

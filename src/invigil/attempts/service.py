@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invigil.attempts import consent, events, phone, sessions
+from invigil.attempts import consent, events, phone, presence, sessions
 from invigil.attempts.models import AttachmentRead, Attempt, AuthSession, Event
 from invigil.attempts.stage import stage_of
 from invigil.core.clock import iso
@@ -403,6 +403,7 @@ def enter(session: Session, ctx: AppContext, attempt: Attempt) -> None:
         lots.draw(session, attempt.id, now, by="auto")
     attempt.entered_at = now
     events.append(session, attempt.id, "entered", at=now, actor="candidate")
+    presence.schedule(session, exam.id, now)
 
 
 def questions(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, Any]:

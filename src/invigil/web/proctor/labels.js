@@ -67,6 +67,8 @@ const KIND_NAMES = {
   data_purged: ["数据已按期限清除", "Data purged on schedule"],
   recording_started: ["开始录像", "Recording started"],
   recording_finalized: ["录像上传完成", "Recording uploaded"],
+  desk_silent: ["考试电脑失去联系", "Exam computer out of contact"],
+  desk_back: ["考试电脑恢复联系", "Exam computer back in contact"],
   recording_closed: ["上传截止，系统保存了已收到的录像", "Uploads closed: the server kept what arrived"],
 };
 
