@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from invigil.analysis import jobs as analysis_jobs
 from invigil.analysis import thresholds
 from invigil.analysis.models import SnapshotAnalysis
+from invigil.attempts import presence
 from invigil.core.clock import FrozenClock
 from invigil.core.config import Settings
 from invigil.core.context import AppContext
@@ -113,6 +114,13 @@ def staff_events(client: TestClient, attempt_id: str) -> list[dict[str, Any]]:
 
 def flags_of(client: TestClient, attempt_id: str) -> list[dict[str, Any]]:
     return [e for e in staff_events(client, attempt_id) if e["kind"] in FLAG_KINDS | {"flag_ended"}]
+
+
+@pytest.fixture
+def no_presence_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that count what one claim of the job queue takes: the desk presence sweep
+    (attempts/presence.py) that entering queues would be claimed first."""
+    monkeypatch.setattr(presence, "schedule", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
@@ -404,6 +412,7 @@ def test_a_worker_takes_a_batch_and_one_failure_holds_back_no_other(
     client: TestClient,
     clock: FrozenClock,
     app_ctx: AppContext,
+    no_presence_sweep: None,
     desk: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -443,7 +452,11 @@ def test_a_worker_takes_a_batch_and_one_failure_holds_back_no_other(
 
 
 def test_a_batch_is_at_most_the_batch_size(
-    client: TestClient, clock: FrozenClock, app_ctx: AppContext, desk: tuple[str, str]
+    client: TestClient,
+    clock: FrozenClock,
+    app_ctx: AppContext,
+    no_presence_sweep: None,
+    desk: tuple[str, str],
 ) -> None:
     token, _ = desk
     ctx = app_ctx.job_context()

@@ -11,7 +11,6 @@ from sqlalchemy import update
 
 from invigil.attempts.models import AuthSession
 from invigil.core.db import transaction
-from invigil.recordings.models import Chunk, Recording
 
 from . import flow
 from .conftest import Live
@@ -39,6 +38,7 @@ def test_offline_and_reload_lose_no_chunk(page: Page, live: Live, screens: Path 
     context.route("**/api/v1/recordings/*/chunks/*", lambda route: route.abort())
     page.wait_for_function("window.__invigil.S.engine.backlog().chunks >= 4", timeout=20000)
     page.reload()
+    expect(page.get_by_text("之前的录像已保存在本机，正在自动补传")).to_be_visible()
     page.get_by_role("button", name="共享整个屏幕").click()
     expect(page.locator("#questions")).to_contain_text("QUESTION-ONE")
     leftovers = page.evaluate(
@@ -94,43 +94,42 @@ def test_session_lost_mid_answer_login_again_and_carry_on(page: Page, live: Live
 def test_a_recording_left_on_a_lost_computer_is_named_at_hand_in(
     page: Page, live: Live, screens: Path | None
 ) -> None:
-    """The candidate's first computer died mid-answer with a recording it never finished; they
-    go on from another one. Its hand-in page cannot finish that recording: it says so and what
-    happens to it, instead of waiting for it for ever."""
+    """The candidate's first computer died mid-answer with recordings it never finished; they go
+    on without what it held (here: its stored chunks wiped). The page does not claim to upload
+    what it does not have, and its hand-in page names the recordings it cannot finish and says
+    what happens to them, instead of waiting for them for ever."""
     flow.up_to_answering(page, live)
     flow.wait_recording(page, chunks=2)
-    (mine,) = [r for r in flow.server_recordings(live) if r.kind == "webcam"]
-    with transaction(live.ctx.db) as session:  # the lost computer's recording: 3 chunks arrived
-        lost = Recording(
-            attempt_id=mine.attempt_id,
-            kind="webcam",
-            mime="video/webm;codecs=vp8,opus",
-            state="open",
-            created_at=mine.created_at - timedelta(minutes=1),
-            created_by="candidate",
-        )
-        session.add(lost)
-        session.flush()
-        for seq in range(3):
-            session.add(
-                Chunk(
-                    recording_id=lost.id,
-                    seq=seq,
-                    size=1,
-                    sha256="0" * 64,
-                    blob_key=f"lost/{seq}",
-                    received_at=live.clock.now(),
-                )
-            )
+    first = {r.id for r in flow.server_recordings(live)}
+    page.goto(f"{live.url}/api/v1/health")  # same origin, no page holding the database
+    page.evaluate(
+        """async () => {
+            for (const db of await indexedDB.databases()) {
+                await new Promise((done) => {
+                    const r = indexedDB.deleteDatabase(db.name);
+                    r.onsuccess = r.onerror = r.onblocked = done;
+                });
+            }
+        }"""
+    )
+    page.goto(live.desk())
+    expect(page.get_by_text("考试录像需要重新开始")).to_be_visible(timeout=20000)
+    expect(page.get_by_text("之前的录像已保存在本机")).to_have_count(0)
+    page.get_by_role("button", name="共享整个屏幕").click()
+    expect(page.locator("#questions")).to_contain_text("QUESTION-ONE")
+    flow.wait_recording(page, chunks=2)
+
     page.get_by_role("button", name="结束考试").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
-    row = page.locator(".upload-row[data-elsewhere]")
-    expect(row).to_contain_text("摄像头录像（之前登录时）")
-    expect(row).to_contain_text("服务器已收到 3 段")
+    rows = page.locator(".upload-row[data-elsewhere]")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("（之前登录时）")
+    expect(rows.first).to_contain_text("服务器已收到")
     verdict = page.locator("#upload-verdict")
     expect(verdict).to_contain_text("本机的录像已全部上传", timeout=60000)
     expect(verdict).to_contain_text("上传截止")
     expect(page.get_by_text("交卷完成")).to_have_count(0)
     flow.shot(page, screens, "9-finish-earlier-login")
-    # This computer's own recordings did finish.
-    assert all(r.state == "finalized" for r in flow.server_recordings(live) if r.id != lost.id)
+    recs = flow.server_recordings(live)
+    assert all(r.state == "open" for r in recs if r.id in first)  # the server's, at upload close
+    assert all(r.state == "finalized" for r in recs if r.id not in first)

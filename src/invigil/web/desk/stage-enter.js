@@ -128,12 +128,21 @@ VIEWS.share = (arg = {}) => {
   const go = button(L("共享整个屏幕", "Share entire screen"), () => shareScreen(arg.next || "confirm"), { class: "primary big" });
   return card(
     arg.resume ? L("继续考试", "Continue the exam") : L("共享整个屏幕", "Share your entire screen"),
-    arg.resume ? note("info", L("页面曾关闭或刷新，考试录像需要重新开始。之前的录像已保存在本机，正在自动补传。请点击下方按钮，重新共享整个屏幕。", "The page was closed or reloaded: recording must start again. What was recorded before is kept and uploading. Click below to share the entire screen again.")) : null,
+    arg.resume ? resumeNote() : null,
     note("info", L("考试全程录制摄像头和整个屏幕。在弹出的窗口中请选择“整个屏幕”，不要选择窗口或标签页。", "The camera and the entire screen are recorded throughout. In the dialog choose “Entire screen”, not a window or tab.")),
     msg,
     h("div", { class: "actions" }, go),
   );
 };
+
+// Only a browser that holds earlier recordings can say they are kept and uploading (after a
+// crash on another computer this one has none).
+function resumeNote() {
+  const held = !!S.engine && S.engine.summary().some((r) => r.produced > 0);
+  return note("info", held
+    ? L("页面曾关闭或刷新，考试录像需要重新开始。之前的录像已保存在本机，正在自动补传。请点击下方按钮，重新共享整个屏幕。", "The page was closed or reloaded: recording must start again. What was recorded before is kept and uploading. Click below to share the entire screen again.")
+    : L("考试录像需要重新开始。请点击下方按钮，重新共享整个屏幕。", "Recording must start again. Click below to share the entire screen again."));
+}
 
 VIEWS.resume = () => VIEWS.share({ resume: true, next: S.state.stage === "answering" ? "answering" : store.confirmed ? "waiting" : "confirm" });
 
