@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
-from sqlalchemy import select
 
 from invigil.core import jobs
 from invigil.core.clock import Clock
@@ -33,7 +32,7 @@ from invigil.core.db import Database
 from invigil.core.storage import BlobStore, blob_store, scratch_file, seekable_source
 from invigil.recordings import keys
 from invigil.recordings.models import FINALIZED, Recording
-from invigil.recordings.service import ASSEMBLE_JOB
+from invigil.recordings.service import ASSEMBLE_JOB, lock
 from invigil.recordings.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -113,12 +112,7 @@ def ensure_media(
         size = tmp.stat().st_size
         blobs.put_file(key, tmp)  # stored before any row names it
         with transaction(db) as session:
-            rec = session.scalars(
-                select(Recording)
-                .where(Recording.id == recording_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ).one()
+            rec = lock(session, recording_id)
             if rec.media_key is not None and blobs.exists(rec.media_key):
                 # Someone else finished first; never replace a file being served.
                 if rec.media_key != key:
