@@ -672,11 +672,12 @@ def report(
         if r["good"] and r["good"].get("cpu"):
             lines.append(f"- {labels[name]}, N={r['good']['n']}: {_cores(r['good']['cpu'])}")
     lines += ["", WHAT_LIMITS]
-    lines += ["", "Every level run (N: p99 all / errors):", ""]
+    lines += ["", "Every level run (N: p99 all / errors / requests deferred with 503):", ""]
     for name, r in results.items():
         steps = ", ".join(
             f"{lv['n']}: {'∞' if lv['p99'] == float('inf') else round(lv['p99'] or 0)} ms"
             + (f" / {lv['errors']} err" if lv["errors"] else "")
+            + (f" / {sum(lv['deferred'].values())}× 503" if lv["deferred"] else "")
             for lv in r["levels"]
         )
         lines.append(f"- {labels[name]}: {steps}")
