@@ -118,7 +118,10 @@ class Settings(BaseSettings):
     backpressure: bool = True
     backpressure_inflight: int = 200  # requests inside the app at once
     backpressure_commit_queue: int = 256  # uploads waiting for the group commit
-    backpressure_loop_lag_ms: float = 200.0  # how late the event loop runs a timer
+    # How late the event loop runs a timer. Under the 500 ms acknowledgement budget: at 200 ms,
+    # single stalls shed snapshots at 1.3 of 2 cores busy (docs/benchmarks.md, ingest), while a
+    # starved loop runs seconds late and still trips this at once.
+    backpressure_loop_lag_ms: float = 400.0
     backpressure_retry_after: int = 5  # seconds; each answer adds 0..this much jitter
     backpressure_force: int = 0  # tests and drills: 1 busy, 2 overloaded, whatever the load
     # Chunk PUT and snapshot POST bypass the router (recordings/fastpath.py); off to compare.
