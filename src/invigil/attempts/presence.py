@@ -72,7 +72,10 @@ def sweep(session: Session, payload: dict[str, Any], ctx: jobs.JobContext) -> No
     quiet = silent_after(ctx.settings.session_alive_seconds)
     seen = (
         select(AuthSession.attempt_id, func.max(AuthSession.last_seen_at).label("last"))
-        .where(AuthSession.kind == "candidate")
+        .where(
+            AuthSession.kind == "candidate",
+            AuthSession.attempt_id.in_(select(Attempt.id).where(Attempt.exam_id == exam_id)),
+        )
         .group_by(AuthSession.attempt_id)
         .subquery()
     )

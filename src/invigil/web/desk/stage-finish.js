@@ -86,7 +86,8 @@ VIEWS.uploads = () => {
   }
   function draw() {
     clear(rows);
-    const local = S.engine ? S.engine.summary().filter((s) => s.produced) : [];
+    const held = S.engine ? S.engine.summary() : [];
+    const local = held.filter((s) => s.produced);
     const perKind = {};
     for (const s of local) perKind[s.kind] = (perKind[s.kind] || 0) + 1;
     const seen = {};
@@ -110,8 +111,9 @@ VIEWS.uploads = () => {
     // Recordings of an earlier login (a crash, another computer) that this browser does not
     // hold: only that browser can finish them; otherwise the server keeps what it has when
     // uploads close (recordings/closeout.py).
-    const mine = new Set(S.engine ? S.engine.summary().map((s) => s.recordingId) : []);
+    const mine = new Set(held.map((s) => s.recordingId));
     const elsewhere = up && up.recordings ? up.recordings.filter((r) => r.kind !== "evidence" && r.state !== "finalized" && !mine.has(r.id)) : [];
+    const elsewhereIds = new Set(elsewhere.map((r) => r.id));
     for (const r of elsewhere) {
       serverBox.append(h("div", { class: "upload-row", "data-kind": r.kind, "data-elsewhere": "" },
         h("span", { class: "name" }, KIND_NAME[r.kind] ? KIND_NAME[r.kind]() : r.kind, L("（之前登录时）", " (earlier login)")),
@@ -141,7 +143,7 @@ VIEWS.uploads = () => {
       );
       store.done = true;
       save();
-    } else if (localDone && !stillRecording && up && up.problems && up.problems.length && up.problems.every((p) => p.reason === "not_finalized" && elsewhere.some((r) => r.id === p.recording_id))) {
+    } else if (localDone && !stillRecording && up && up.problems && up.problems.length && up.problems.every((p) => p.reason === "not_finalized" && elsewhereIds.has(p.recording_id))) {
       verdict.append(note("info", L(
         "本机的录像已全部上传。之前登录时的录像不在本机：如果之前用的是另一台电脑或浏览器，请在那台电脑上重新打开考试页面，录像会自动补传；否则可以关闭本页面，上传截止（{t}）时系统会保存服务器已收到的部分，并记入考试记录。",
         "Everything on this computer is uploaded. Recordings from an earlier login are not here: if that was another computer or browser, open the exam page there and they upload by themselves; otherwise you may close this page, and when uploads close ({t}) the server keeps what it received and notes it in the exam record.",
