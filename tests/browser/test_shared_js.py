@@ -11,7 +11,9 @@ from .conftest import Live
 
 
 def test_streaming_sha256_matches_hashlib_across_saved_states(page: Page, live: Live) -> None:
-    page.goto(f"{live.url}/desk/?exam=none")
+    # Any page of the origin will do for importing the module: not waiting for its "load"
+    # (the desk's device check starts media and a speed test, slow on a loaded machine).
+    page.goto(f"{live.url}/desk/?exam=none", wait_until="domcontentloaded")
     rng = random.Random(7)
     sizes = [0, 1, 55, 56, 63, 64, 65, 119, 120, 4096, 65537, 200_000]
     for size in sizes:
@@ -40,7 +42,9 @@ def test_streaming_sha256_matches_hashlib_across_saved_states(page: Page, live: 
 def test_server_clock_keeps_its_best_sample_but_takes_a_contradicting_one(
     page: Page, live: Live
 ) -> None:
-    page.goto(f"{live.url}/desk/?exam=none")
+    # Any page of the origin will do for importing the module: not waiting for its "load"
+    # (the desk's device check starts media and a speed test, slow on a loaded machine).
+    page.goto(f"{live.url}/desk/?exam=none", wait_until="domcontentloaded")
     result = page.evaluate(
         """async () => {
             const { ServerClock } = await import('/shared/api.js');
@@ -69,7 +73,9 @@ def test_backoff_keeps_the_longest_wait_whatever_order_the_refusals_come_back(
 ) -> None:
     """Two snapshots in flight refused with Retry-After 13 s and 8 s, the 8 s one answered
     last (a loaded machine reorders them): nothing goes before the 13 s are up."""
-    page.goto(f"{live.url}/desk/?exam=none")
+    # Any page of the origin will do for importing the module: not waiting for its "load"
+    # (the desk's device check starts media and a speed test, slow on a loaded machine).
+    page.goto(f"{live.url}/desk/?exam=none", wait_until="domcontentloaded")
     result = page.evaluate(
         """async () => {
             const { Backoff } = await import('/shared/backoff.js');
