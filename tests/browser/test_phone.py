@@ -122,7 +122,10 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
     desk_evidence(live, o["desk_token"], "recording")
     shot(phone, screens, "4-recording")
 
-    # The page hidden for 15 s, then the network cut for 20 s (the cases).
+    # The page hidden for 15 s, then the network cut for 20 s (the cases). Each gap is
+    # bounded above by how long the test itself saw it last: a loaded machine delivers the
+    # browser's events late, which lengthens a gap but never shortens it.
+    hidden_from = time.monotonic()
     phone.evaluate(
         "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
         "document.dispatchEvent(new Event('visibilitychange'))"
@@ -132,10 +135,13 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
         "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
         "document.dispatchEvent(new Event('visibilitychange'))"
     )
+    hidden_ms = (time.monotonic() - hidden_from) * 1000
+    offline_from = time.monotonic()
     phone.context.set_offline(True)
     time.sleep(20)
     phone.context.set_offline(False)
     phone.wait_for_function("window.__invigil.gaps().length >= 2", timeout=20000)
+    offline_ms = (time.monotonic() - offline_from) * 1000
 
     # The camera taken away (another app, a call): a loud warning, then recording resumes by
     # itself in a new recording.
@@ -163,8 +169,8 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
 
     gaps = {g["reason"]: g for g in gap_events(live)}
     assert set(gaps) == {"hidden", "offline", "camera"}, gaps
-    assert 14_500 <= gaps["hidden"]["duration_ms"] <= 19_000, gaps["hidden"]
-    assert 19_500 <= gaps["offline"]["duration_ms"] <= 25_000, gaps["offline"]
+    assert 14_500 <= gaps["hidden"]["duration_ms"] <= hidden_ms + 1000, (gaps, hidden_ms)
+    assert 19_500 <= gaps["offline"]["duration_ms"] <= offline_ms + 1000, (gaps, offline_ms)
     assert 1000 <= gaps["camera"]["duration_ms"] <= 8000, gaps["camera"]
     assert all(g["started_at"] for g in gaps.values())
 

@@ -14,25 +14,33 @@ export function openHelp() {
   pollHelp();
 }
 
-// Polls overlap (the panel opening, the timer, a send): only the newest one's answer counts,
-// or an older answer arriving late would hide a message just sent.
-let pollSeq = 0;
+// Polls overlap (the panel opening, the timer, a send) and answer out of order: an answer is
+// applied unless a later-issued one (or a message just sent) already was, so a late old answer
+// cannot hide a message, and slow answers that each outlast the timer are still shown.
+let issued = 0;
+let applied = 0;
+
+function apply(seq, messages) {
+  if (seq < applied) return false;
+  applied = seq;
+  const staffBefore = S.help.messages.filter((m) => m.from === "staff").length;
+  S.help.messages = messages;
+  const staffNow = messages.filter((m) => m.from === "staff").length;
+  if (!S.help.open && staffNow > staffBefore) {
+    S.help.unread += staffNow - staffBefore;
+    renderTop();
+  }
+  return true;
+}
 
 export async function pollHelp() {
-  const mine = ++pollSeq;
+  const mine = ++issued;
   try {
     const r = await api.get("/api/v1/candidate/help");
-    if (mine !== pollSeq) return;
-    const staffBefore = S.help.messages.filter((m) => m.from === "staff").length;
-    S.help.messages = r.messages || [];
+    if (!apply(mine, r.messages || [])) return;
     S.help.error = null;
-    const staffNow = S.help.messages.filter((m) => m.from === "staff").length;
-    if (!S.help.open && staffNow > staffBefore) {
-      S.help.unread += staffNow - staffBefore;
-      renderTop();
-    }
   } catch (err) {
-    if (mine !== pollSeq) return;
+    if (mine < applied) return;
     S.help.error = err.status === 404 || err.status === 405 ? "unavailable" : err.offline ? "offline" : err.message;
   }
   if (S.help.open) renderHelp();
@@ -70,8 +78,14 @@ export function renderHelp() {
     send.disabled = true;
     S.help.sendError = null;
     try {
-      await sendHelp(value);
-      text.value = "";
+      const sent = await sendHelp(value);
+      // A poll may have redrawn the panel meanwhile: clear the box on screen, not only this one.
+      for (const box of [text, $("#help-text")]) if (box && box.value.trim() === value) box.value = "";
+      // Shown at once from the server's receipt; the poll after it brings any reply.
+      if (!S.help.messages.some((m) => m.seq === sent.seq)) {
+        apply(++issued, [...S.help.messages, { seq: sent.seq, from: "candidate", text: value, at: sent.at }]);
+      }
+      renderHelp();
       await pollHelp();
     } catch (err) {
       // Kept until the next send: a poll that succeeds meanwhile must not hide it.
