@@ -10,6 +10,10 @@ from pathlib import Path
 import httpx
 from conftest import T, exam_doc, import_exam
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from invigil.attempts.models import Attempt
+from invigil.core.db import transaction
 
 from . import flow
 from .conftest import Live
@@ -132,3 +136,91 @@ def test_enter_waits_for_the_recording_phone(
             "/api/v1/phone/status", json={"state": "recording"}, headers=auth
         ).is_success
         expect(enter).to_be_enabled(timeout=10000)
+
+
+def danger_background(page: Page) -> str:
+    """The computed background of a `button.danger` on this page (the red of 交卷 today)."""
+    colour: str = page.evaluate(
+        """() => {
+            const b = document.createElement('button');
+            b.className = 'danger';
+            document.body.append(b);
+            const c = getComputedStyle(b).backgroundColor;
+            b.remove();
+            return c;
+        }"""
+    )
+    return colour
+
+
+# Chunks made so far by the running (not stopped) recorders, per kind.
+PRODUCED = """() => {
+    const out = {};
+    for (const r of window.__invigil.uploads()) {
+        if (!r.stopped) out[r.kind] = (out[r.kind] || 0) + r.produced;
+    }
+    return out;
+}"""
+
+
+def test_finish_before_t_is_quiet_and_means_giving_up(page: Page, live: Live) -> None:
+    flow.device_check(page, live)
+    flow.login(page)
+    flow.draw_lot(page)
+    flow.read_attachments(page)
+    flow.enter(page, live)
+    flow.wait_recording(page)
+    page.get_by_role("button", name="进入待考").click()
+    expect(page.locator("#countdown")).to_be_visible()
+    expect(page.locator("main h1")).to_have_text("待考")
+
+    # While recording, the side panel does not read as if everything were over.
+    side = page.locator("#backlog")
+    expect(side).to_have_text("录像中 · 已录内容均已上传", timeout=20000)
+    expect(side).not_to_contain_text("录像已全部上传到服务器")
+
+    # Before T 【结束考试】 is there, but not the red button of handing in.
+    finish = page.get_by_role("button", name="结束考试")
+    expect(finish).to_be_visible()
+    expect(finish).not_to_have_class(re.compile(r"\bdanger\b"))
+    red = danger_background(page)
+    assert finish.evaluate("b => getComputedStyle(b).backgroundColor") != red
+
+    # Clicked anyway: the confirmation says the exam has not started and what ending means,
+    # with the focus on 取消 so that Enter does not give the exam up.
+    finish.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("考试尚未开始（2030-06-01 09:00 开考）")
+    expect(dialog).to_contain_text("放弃本场考试")
+    expect(dialog).not_to_contain_text("交卷")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "取消"
+    before = page.evaluate(PRODUCED)
+    dialog.get_by_role("button", name="取消").click()
+    expect(dialog).to_be_hidden()
+
+    # Still waiting, still recording, and the server has not finished the attempt.
+    expect(page.locator("main h1")).to_have_text("待考")
+    expect(page.locator("#countdown")).to_be_visible()
+    page.wait_for_function(
+        f"b => {{ const now = ({PRODUCED})(); return now.webcam > b.webcam && now.screen > b.screen; }}",
+        arg=before,
+        timeout=20000,
+    )
+    with transaction(live.ctx.db) as session:
+        entered = list(session.scalars(select(Attempt).where(Attempt.entered_at.is_not(None))))
+        assert len(entered) == 1 and entered[0].finished_at is None
+    expect(side).to_have_text("录像中 · 已录内容均已上传", timeout=20000)
+
+    # From T on it is the red hand-in button with today's confirmation.
+    live.clock.set(T - timedelta(seconds=2))
+    expect(page.locator("#questions")).to_contain_text("QUESTION-ONE", timeout=20000)
+    finish = page.get_by_role("button", name="结束考试")
+    expect(finish).to_have_class(re.compile(r"\bdanger\b"))
+    assert finish.evaluate("b => getComputedStyle(b).backgroundColor") == red
+    finish.click()
+    expect(dialog).to_contain_text("确认现在交卷吗？")
+    expect(dialog).not_to_contain_text("放弃本场考试")
+    dialog.get_by_role("button", name="取消").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("main h1")).to_have_text("答题中")

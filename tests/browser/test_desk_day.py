@@ -45,6 +45,8 @@ def test_full_day(page: Page, live: Live, screens: Path | None) -> None:
     )
     page.get_by_role("button", name="进入待考").click()
     expect(page.locator("#countdown")).to_be_visible()
+    # The side panel while recording, as the screenshot shows it (not a backlog in passing).
+    expect(page.locator("#backlog")).to_have_text("录像中 · 已录内容均已上传", timeout=20000)
     flow.shot(page, screens, "8a-waiting")
     live.clock.set(T - timedelta(seconds=2))
     expect(page.locator("#questions")).to_contain_text("QUESTION-ONE", timeout=20000)

@@ -111,8 +111,11 @@ export function renderNet() {
 export function backlogText() {
   if (!S.engine) return "";
   const b = S.engine.backlog();
-  return b.chunks
-    ? L("本机待上传：{n} 段（{b}）", "Waiting on this computer: {n} chunks ({b})", { n: b.chunks, b: formatBytes(b.bytes) })
+  if (b.chunks) return L("本机待上传：{n} 段（{b}）", "Waiting on this computer: {n} chunks ({b})", { n: b.chunks, b: formatBytes(b.bytes) });
+  // While recording, "all uploaded" reads as "done": say that recording goes on and that
+  // what it has made so far is on the server.
+  return Object.values(S.recorders).some((r) => r && r.active)
+    ? L("录像中 · 已录内容均已上传", "Recording · everything so far is on the server")
     : L("录像已全部上传到服务器", "All recorded video is on the server");
 }
 

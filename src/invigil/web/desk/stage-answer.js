@@ -2,7 +2,7 @@
 
 import { $, clear, h } from "../shared/dom.js";
 import { countdown } from "../shared/i18n.js";
-import { backlogText, renderTop, rerender, show } from "./shell.js";
+import { backlogText, questionsOut, renderTop, rerender, show } from "./shell.js";
 import { askFinish, finish } from "./stage-finish.js";
 import { L, S, VIEWS, api, at, button, later, note, until, video } from "./state.js";
 
@@ -19,8 +19,15 @@ export function infoPanel() {
       h("dt", null, L("考场", "Room")), h("dd", null, st.candidate.room.name),
     ),
     h("p", { class: "hint", id: "backlog" }, backlogText()),
-    button(L("结束考试", "Finish the exam"), askFinish, { class: "danger", aria: "结束考试" }),
+    button(L("结束考试", "Finish the exam"), askFinish, { class: finishClass(), aria: "结束考试", id: "finish-exam" }),
   );
+}
+
+// Before T a big red button beside the countdown invites a nervous candidate to end an exam
+// that has not begun; it stays (the candidate may still give up) but looks like any other
+// button until the questions are out, and its confirmation then says what it really means.
+function finishClass() {
+  return questionsOut() ? "danger" : "secondary quiet";
 }
 
 VIEWS.waiting = () => {
@@ -34,6 +41,10 @@ VIEWS.waiting = () => {
     if (left <= 0 && !fetching) {
       fetching = true;
       renderTop(); // 获取试题 appears now
+      // The waiting view outlives T while the questions fail to arrive (offline): from T on
+      // 结束考试 means handing in, and it looks so.
+      const fin = $("#finish-exam");
+      if (fin) fin.className = finishClass();
       loadQuestions().finally(() => later(() => (fetching = false), 1000));
     }
   };

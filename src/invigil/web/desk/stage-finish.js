@@ -4,7 +4,7 @@ import { $, clear, h } from "../shared/dom.js";
 import { formatBytes } from "../shared/i18n.js";
 import { stopSnapshots } from "./media.js";
 import { evidenceRequired, refreshState } from "./session.js";
-import { rerender, show } from "./shell.js";
+import { questionsOut, rerender, show } from "./shell.js";
 import { L, S, VIEWS, api, at, button, card, events, note, save, store } from "./state.js";
 
 // 9 结束考试 ---------------------------------------------------------------------------------------
@@ -27,7 +27,16 @@ export function confirmDialog(text, okLabel = "确定", cancelLabel = "取消") 
 }
 
 export async function askFinish() {
-  const ok = await confirmDialog(L("确认现在交卷吗？交卷后录像停止，不能再回到考试。", "Submit now? Recording stops and you cannot return to the exam."));
+  // Decided at the click, by the server's clock: before T there is nothing to hand in, and
+  // finishing then (the server allows it, and it is final) means giving up the exam.
+  const text = questionsOut()
+    ? L("确认现在交卷吗？交卷后录像停止，不能再回到考试。", "Submit now? Recording stops and you cannot return to the exam.")
+    : L(
+      "考试尚未开始（{t} 开考）。现在结束考试，就是放弃本场考试：您将看不到试题，录像停止，也不能再进入本场考试。确定要放弃本场考试吗？",
+      "The exam has not started yet (it starts at {t}). Ending now means giving up this whole exam: you will not see the questions, recording stops, and you cannot enter this exam again. Give up this exam?",
+      { t: at(S.state.schedule.starts_at) },
+    );
+  const ok = await confirmDialog(text);
   if (ok) finish("candidate");
 }
 
