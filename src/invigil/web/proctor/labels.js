@@ -70,6 +70,12 @@ const KIND_NAMES = {
   desk_silent: ["考试电脑失去联系", "Exam computer out of contact"],
   desk_back: ["考试电脑恢复联系", "Exam computer back in contact"],
   recording_closed: ["上传截止，系统保存了已收到的录像", "Uploads closed: the server kept what arrived"],
+  // The exam office's arrangements for one candidate (attempts/arrangements.py).
+  extra_time: ["延长考试时间", "Extra time"],
+  room_moved: ["调换考场", "Moved to another room"],
+  late_entry_allowed: ["允许补入场", "Late entry allowed"],
+  resit_confirmed: ["安排重考", "Resit arranged"],
+  resit_dismissed: ["不安排重考", "No resit"],
 };
 
 // The Chinese names alone, as the review page reads them.

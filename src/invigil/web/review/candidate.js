@@ -6,7 +6,7 @@
 import { clear, h } from "../shared/dom.js";
 import { currentLang, examDateTime, examTime, tr, zoneNote } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { actionLabel, auditDetail, codeLabel, describeData, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
+import { actionLabel, auditDetail, codeLabel, dataValue, describeData, duration, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
 import { answerMarks, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
@@ -234,7 +234,7 @@ export async function renderCandidate(root, ctx, attemptId) {
               h("span", { class: "kind" }, kindLabel(e.kind)),
               f && f.confidence != null ? h("span", { class: "conf" }, `${tr("置信度", "conf.")} ${Number(f.confidence).toFixed(2)}`) : null,
               f && f.ruling ? h("span", { class: "tag" }, verdictLabel({ ...f.ruling, state: "confirmed" })) : null,
-              summary(e),
+              summary(e, hms),
             ),
           );
         }),
@@ -557,7 +557,7 @@ export async function renderCandidate(root, ctx, attemptId) {
               h("td", {}, dateTime(e.at)),
               h("td", {}, kindLabel(e.kind)),
               h("td", {}, severityLabel(e.severity)),
-              h("td", { class: "data" }, describeData(e.data || {}, tz())),
+              h("td", { class: "data" }, describeData(e.data || {}, tz(), { kind: e.kind })),
               h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
             ),
           ),
@@ -606,24 +606,45 @@ export async function renderCandidate(root, ctx, attemptId) {
   };
 }
 
-/** One short line for an event's data. */
 // The log is stored in sequence (the hash chain's order); analysis appends its findings later
 // with the time they happened, so people read it in time order.
 function byTime(events) {
   return [...(events || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
 }
 
-function summary(e) {
+/** One short line for an event's data, in words (hms: a time of day in the exam's zone). */
+function summary(e, hms) {
   const d = e.data || {};
+  const line = (text) => (text ? h("span", { class: "muted" }, String(text)) : null);
   if (e.kind === "recording_closed") {
     const left = (d.left_out || []).length;
-    return h("span", { class: "muted" }, tr("{k}：收到 {r} 段，可回放的前 {j} 段{x}", "{k}: {r} chunks arrived, the first {j} playable{x}", {
+    return line(tr("{k}：收到 {r} 段，可回放的前 {j} 段{x}", "{k}: {r} chunks arrived, the first {j} playable{x}", {
       k: streamLabel(d.kind), r: d.received, j: d.joined,
       x: left ? tr("，缺口之后的 {n} 段在证据包中", "; {n} after the gap are in the evidence package", { n: left }) : "",
     }));
   }
+  // Which of the three streams started or finished uploading.
+  if ((e.kind === "recording_started" || e.kind === "recording_finalized") && d.kind) return line(streamLabel(d.kind));
+  // The server noticed the desk gone quiet, then heard from it again: for how long.
+  if (e.kind === "desk_silent" && d.seconds != null) {
+    const last = d.last_seen_at ? hms(Date.parse(d.last_seen_at)) : "";
+    return line(tr("{d}未收到考试电脑的消息{t}", "Nothing from the exam computer for {d}{t}", {
+      d: duration(d.seconds * 1000),
+      t: last ? tr("（最后联系 {t}）", " (last heard {t})", { t: last }) : "",
+    }));
+  }
+  if (e.kind === "desk_back" && d.duration_ms != null) return line(tr("失去联系 {d}", "Out of contact for {d}", { d: duration(d.duration_ms) }));
+  if (e.kind === "lot_drawn" && d.number != null) return line(tr("{n} 号", "No. {n}", { n: d.number }));
+  if (e.kind === "flag_ended" && d.flag) return line(kindLabel(d.flag));
+  if (e.kind === "phone_state" && d.state) return line(codeLabel(d.state));
+  if (e.kind === "login_failed" && d.code) return line(dataValue("code", d.code));
+  if (e.kind === "attachment_read" && d.title) return line(d.title);
+  if (e.kind === "extra_time" && d.minutes != null) return line(tr("延长 {m} 分钟", "{m} min extra", { m: d.minutes }));
+  if (e.kind === "room_moved" && d.to) return line(`${d.from || ""} → ${d.to}`);
   // Codes (交卷 reason "candidate", a stream kind …) in words; free text as written.
   const code = d.reason || (e.kind === "answer_end" ? d.method : null);
-  const text = d.text || (code ? codeLabel(code) : "") || (typeof d.detail === "string" ? d.detail : "") || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
-  return text ? h("span", { class: "muted" }, String(text)) : null;
+  const text = d.text || (code ? dataValue(d.reason ? "reason" : "method", code) : "") || (typeof d.detail === "string" ? d.detail : "") || (d.distance != null ? `${currentLang() === "en" ? "distance" : "距离"} ${Number(d.distance).toFixed(2)}` : "");
+  // How long the candidate was away (回到考试页面, 网络恢复 …; the phone's gaps).
+  const lasted = d.duration_ms != null ? tr("历时 {d}", "lasted {d}", { d: duration(d.duration_ms) }) : "";
+  return line([text, lasted].filter(Boolean).join(" · "));
 }
