@@ -545,23 +545,26 @@ export async function renderCandidate(root, ctx, attemptId) {
       h(
         "table",
         { class: "table log" },
-        h("thead", {}, h("tr", {}, ["#", tr("时间", "Time"), tr("事件", "Event"), tr("级别", "Severity"), tr("内容", "Data"), "hash"].map((t) => h("th", { scope: "col" }, t)))),
-        h(
-          "tbody",
-          {},
-          byTime(data.events).map((e) =>
+        h("thead", {}, h("tr", {}, ["#", tr("时间", "Time"), tr("事件", "Event"), tr("级别", "Severity"), "hash"].map((t) => h("th", { scope: "col" }, t)))),
+        // Each entry's data on its own full-width row under it: in the panel's width a data
+        // column beside four others was a strip a few characters wide.
+        byTime(data.events).map((e) => {
+          const text = describeData(e.data || {}, tz(), { kind: e.kind });
+          return h(
+            "tbody",
+            { class: `sev-${e.severity}` },
             h(
               "tr",
-              { class: `sev-${e.severity}` },
+              {},
               h("td", {}, String(e.seq)),
-              h("td", {}, dateTime(e.at)),
+              h("td", { class: "at" }, dateTime(e.at)),
               h("td", {}, kindLabel(e.kind)),
               h("td", {}, severityLabel(e.severity)),
-              h("td", { class: "data" }, describeData(e.data || {}, tz(), { kind: e.kind })),
               h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
             ),
-          ),
-        ),
+            text ? h("tr", { class: "data-row" }, h("td", { class: "data", colspan: "5" }, text)) : null,
+          );
+        }),
       ),
     );
   }
