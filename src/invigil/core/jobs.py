@@ -124,6 +124,24 @@ def enqueue(
     return job
 
 
+JOBS = cast(Table, Job.__table__)
+
+
+def new_row(kind: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A job due now as a row for a Core insert (the group commit inserts them in bulk);
+    what ``enqueue`` adds without a dedupe key."""
+    return {
+        "id": new_id(),
+        "kind": kind,
+        "payload": payload,
+        "dedupe_key": None,
+        "run_at": now,
+        "created_at": now,
+        "state": PENDING,
+        "attempts": 0,
+    }
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A job leased to this worker: what running it needs, without an ORM object's

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -54,6 +55,18 @@ class Batch:
     session: Session
     # (store, key, source file) for each upload whose row this batch inserts.
     files: list[tuple[BlobStore, str, Path]] = field(default_factory=list)
+    # Rows the items add, per table in the order first added, inserted together after every
+    # item's work: one multi-row INSERT per table instead of the ORM's unit of work per object.
+    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def insert(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert ``row`` into ``table`` with this batch (not visible to the items' queries)."""
+        self.rows.setdefault(table, []).append(row)
+
+    def insert_rows(self) -> None:
+        conn = self.session.connection()
+        for table, rows in self.rows.items():
+            conn.execute(insert(table), rows)
 
     def store(self, blobs: BlobStore, key: str, source: Path) -> None:
         """Store `source` under `key` before this batch commits (the file is consumed)."""
@@ -140,6 +153,7 @@ class Committer:
                     except APIError as exc:
                         # Refused: only this upload fails. Any other error fails the batch.
                         outcomes.append((False, exc))
+                batch.insert_rows()
             except DBAPIError as exc:
                 if _transient(exc):
                     raise _Retry(exc) from exc

@@ -176,7 +176,9 @@ def _fast_lookup(
     digest = bearer_digest(ctx, request)
     if digest is None:
         return None
-    row = session.execute(_LOOKUP, {"digest": digest, "seq": seq, "rid": recording_id}).first()
+    # On the connection, not the session: a plain row, without the ORM's execution path.
+    params = {"digest": digest, "seq": seq, "rid": recording_id}
+    row = session.connection().execute(_LOOKUP, params).first()
     if row is None:
         return None
     token, auth_attempt = row[:5], row[5]

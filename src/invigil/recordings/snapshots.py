@@ -14,11 +14,11 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -46,6 +46,7 @@ from invigil.recordings.models import KINDS, Snapshot
 ANALYSE_JOB = "snapshot.analyse"
 # Screen snapshots are for the live console only: no face or room to analyse in them.
 ANALYSED_KINDS = frozenset({"webcam", "evidence"})
+SNAPSHOTS = cast(Table, Snapshot.__table__)
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -78,20 +79,11 @@ def _snapshot_work(
         snapshot_id = new_id()
         key = keys.snapshot_key(attempt_id, kind, snapshot_id)
         batch.store(ctx.blobs, key, tmp)  # durable before the commit
-        # Added, not flushed: the batch's rows go to the database together at its commit.
-        session.add(
-            Snapshot(
-                id=snapshot_id,
-                attempt_id=attempt_id,
-                kind=kind,
-                taken_at=now,
-                blob_key=key,
-                size=size,
-                sha256=digest,
-            )
-        )
+        # Inserted with the batch's other snapshots (and their jobs) in one statement each.
+        row = {"id": snapshot_id, "attempt_id": attempt_id, "kind": kind, "taken_at": now}
+        batch.insert(SNAPSHOTS, {**row, "blob_key": key, "size": size, "sha256": digest})
         if kind in ANALYSED_KINDS and analysis_registered():
-            jobs.enqueue(session, ANALYSE_JOB, {"snapshot_id": snapshot_id}, now=now)
+            batch.insert(jobs.JOBS, jobs.new_row(ANALYSE_JOB, {"snapshot_id": snapshot_id}, now))
         return {"snapshot_id": snapshot_id, "kind": kind, "at": iso(now)}
 
     return work
@@ -135,7 +127,8 @@ def _fast_writer(
     digest = bearer_digest(ctx, request)
     if digest is None:
         return None
-    row = session.execute(_WRITER, {"digest": digest}).first()
+    # On the connection, not the session: a plain row, without the ORM's execution path.
+    row = session.connection().execute(_WRITER, {"digest": digest}).first()
     if row is None:
         return None
     token, (attempt_id, extra_s, starts_at, duration_s, grace_s) = row[:5], row[5:]
