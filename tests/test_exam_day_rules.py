@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from conftest import T, bearer, login
+from conftest import T, bearer, login, staff_token
 from fastapi.testclient import TestClient
 
 from invigil.core.clock import FrozenClock
@@ -157,6 +157,30 @@ def test_deadline_ends_answering_and_resume_keeps_deadline(
     assert (
         client.get("/api/v1/candidate/state", headers=bearer(token2)).json()["stage"] == "finished"
     )
+
+
+def test_finishing_before_the_start_is_logged_as_giving_up(
+    client: TestClient, clock: FrozenClock, exam_id: str
+) -> None:
+    clock.set(T - timedelta(minutes=10))
+    token = login(client, exam_id, "1001").json()["token"]
+    _ready(client, exam_id, token)
+    client.post("/api/v1/candidate/enter", headers=bearer(token))
+    clock.set(T - timedelta(minutes=2))
+    assert client.post("/api/v1/candidate/finish", headers=bearer(token)).status_code == 200
+    token2 = login(client, exam_id, "1002", "biden.jpg").json()["token"]
+    _ready(client, exam_id, token2)
+    client.post("/api/v1/candidate/enter", headers=bearer(token2))
+    clock.set(T + timedelta(minutes=1))
+    assert client.post("/api/v1/candidate/finish", headers=bearer(token2)).status_code == 200
+    p1 = bearer(staff_token(client, "p1", "pw-p1"))
+    finished = {}
+    for tok in (token, token2):
+        attempt = client.get("/api/v1/candidate/state", headers=bearer(tok)).json()["attempt_id"]
+        log = client.get(f"/api/v1/staff/attempts/{attempt}/events", headers=p1).json()["events"]
+        finished[tok] = next(e["data"] for e in log if e["kind"] == "finished")
+    assert finished[token] == {"reason": "candidate", "early": True, "before_start": True}
+    assert finished[token2] == {"reason": "candidate", "early": True}
 
 
 def test_finishing_is_final(client: TestClient, clock: FrozenClock, exam_id: str) -> None:

@@ -222,7 +222,11 @@ def test_system_log_reads_in_words_and_fits_the_page(
     page.get_by_role("tab", name="系统日志").click()
     table = page.locator("#panel table.log")
     expect(table).to_be_visible()
-    kinds = set(table.locator("tbody tr:not(.data-row)").evaluate_all("rs => rs.map(r => r.cells[2].innerText)"))
+    kinds = set(
+        table.locator("tbody tr:not(.data-row)").evaluate_all(
+            "rs => rs.map(r => r.cells[2].innerText)"
+        )
+    )
     # Enough of the log to mean something: these kinds all carry data with their own keys.
     for kind in ("同意人脸识别", "登录失败", "登录", "设备检测", "抽签", "手机绑定", "多人脸"):
         assert kind in kinds, sorted(kinds)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts import consent, events, phone, presence, sessions
 from invigil.attempts.models import AttachmentRead, Attempt, AuthSession, Event
 from invigil.attempts.stage import stage_of
-from invigil.core.clock import iso
+from invigil.core.clock import ensure_utc, iso
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, not_found
 from invigil.exams import lots
@@ -436,14 +436,10 @@ def finish(session: Session, ctx: AppContext, attempt: Attempt, reason: str) -> 
         raise APIError(409, "not_entered", "您尚未进入考试。")
     # At or after the deadline the attempt is over whenever the client says so.
     attempt.finished_at = min(now, attempt.deadline)
-    events.append(
-        session,
-        attempt.id,
-        "finished",
-        at=now,
-        actor="candidate",
-        data={"reason": reason, "early": now < attempt.deadline},
-    )
+    data: dict[str, Any] = {"reason": reason, "early": now < attempt.deadline}
+    if now < ensure_utc(attempt.exam.starts_at):
+        data["before_start"] = True  # gave up before the questions were out
+    events.append(session, attempt.id, "finished", at=now, actor="candidate", data=data)
 
 
 def record_client_event(

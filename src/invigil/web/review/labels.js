@@ -181,6 +181,7 @@ const KEYS = {
   snapshot_id: ["截图编号", "snapshot"],
   request_id: ["申请编号", "request"],
   early: ["提前交卷", "early"],
+  before_start: ["开考前放弃", "gave up before the start"],
   extra: ["多余标记", "extra marker"],
   code: ["代码", "code"],
   status: ["状态", "status"],
