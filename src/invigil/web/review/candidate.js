@@ -619,6 +619,7 @@ function byTime(events) {
 function summary(e, hms) {
   const d = e.data || {};
   const line = (text) => (text ? h("span", { class: "muted" }, String(text)) : null);
+  if (e.kind === "finished" && d.before_start) return line(tr("开考前放弃考试", "gave up before the start"));
   if (e.kind === "recording_closed") {
     const left = (d.left_out || []).length;
     return line(tr("{k}：收到 {r} 段，可回放的前 {j} 段{x}", "{k}: {r} chunks arrived, the first {j} playable{x}", {
