@@ -414,3 +414,47 @@ def test_s3_local_stops_by_pid_files_and_restarts_with_its_data(tmp_path: Path) 
         assert store.get("kept/across/restart") == b"still here"
     finally:
         run("stop", str(root))
+
+
+def test_local_put_files_syncs_the_filesystem_once_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit's files are made durable by one syncfs of the store's filesystem; where
+    there is none, by an fsync of each file and folder; a failed sync is an error."""
+    from invigil.core import storage
+
+    store = LocalBlobStore(tmp_path / "blobs")
+
+    def sources(n: int) -> list[tuple[str, Path]]:
+        out = []
+        for i in range(n):
+            src = tmp_path / f"src-{n}-{i}"
+            src.write_bytes(b"x" * (i + 1))
+            out.append((f"a{i % 2}/k{n}-{i}", src))
+        return out
+
+    synced: list[int] = []
+    monkeypatch.setattr(storage, "_SYNCFS", lambda fd: synced.append(fd) or 0)
+    store.put_files(sources(3))
+    assert len(synced) == 1
+    assert store.get("a0/k3-0") == b"x" and store.get("a0/k3-2") == b"xxx"
+
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage, "_SYNCFS", None)
+    monkeypatch.setattr(storage.os, "fsync", recording_fsync)
+    store.put_files(sources(4))
+    root = store.root
+    assert sorted(fsynced) == sorted(
+        [str(root / f"a{i % 2}" / f"k4-{i}") for i in range(4)]
+        + [str(root / "a0"), str(root / "a1")]
+    )
+
+    monkeypatch.setattr(storage, "_SYNCFS", lambda fd: -1)
+    with pytest.raises(OSError, match="syncfs"):
+        store.put_files(sources(1))

@@ -1,13 +1,15 @@
 """Blob storage behind one small interface; the local-directory backend.
 
 Keys are built by the server from its own ids (never from client input) and are checked
-against path traversal anyway. A write is durable before it returns: temp file, fsync,
-rename, fsync of the directory. The S3 backend lives in ``storage_s3`` (docs/storage.md);
+against path traversal anyway. A write is durable before it returns: the file is renamed into
+place, then its filesystem is synced (syncfs: one call for a whole batch of files; an fsync of
+each file and folder where there is no syncfs). The S3 backend lives in ``storage_s3`` (docs/storage.md);
 ``blob_store(settings)`` picks the one the settings name.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import io
 import os
@@ -16,11 +18,11 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 if TYPE_CHECKING:
     from invigil.core.config import Settings
@@ -67,8 +69,8 @@ class BlobStore(Protocol):
     read_range, so the same code runs on local disk and on S3.
     """
 
-    # True where put_file moves the source file into place (local disk), so its bytes must be
-    # fsynced by the caller first; False where they are uploaded (S3) and an fsync is wasted.
+    # True where put_file moves the source file into place (local disk) and makes it durable
+    # there; False where it is uploaded (S3). Either way the caller need not fsync the file.
     renames_sources: bool
 
     def put(self, key: str, data: bytes) -> None: ...
@@ -78,7 +80,7 @@ class BlobStore(Protocol):
 
     def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
         """Store several files at once, each as put_file, all durable when this returns
-        (local: one fsync per directory; S3: the uploads run side by side). One failure
+        (local: one syncfs for them all; S3: the uploads run side by side). One failure
         raises; the others may be stored or not (content-addressed keys make a retry safe)."""
         ...
 
@@ -155,12 +157,25 @@ def download_to(blobs: BlobStore, key: str, target: Path) -> None:
         shutil.copyfileobj(src, out, _COPY_BUFFER)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _libc_syncfs() -> Callable[[int], int] | None:
+    try:
+        return cast("Callable[[int], int]", ctypes.CDLL(None, use_errno=True).syncfs)
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# syncfs(2) flushes every file of one filesystem, data and metadata, and on Linux waits for
+# it: the guarantee of an fsync of each file and folder, in one call (and one journal commit)
+# for a whole group commit's uploads instead of two per upload. ctypes drops the GIL for it.
+_SYNCFS = _libc_syncfs()
 
 
 def _check_range(start: int, length: int | None) -> None:
@@ -223,25 +238,36 @@ class LocalBlobStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 shutil.copyfileobj(stream, f, _COPY_BUFFER)
-                f.flush()
-                os.fsync(f.fileno())
-            self.put_file(key, Path(tmp))
+            self.put_file(key, Path(tmp))  # made durable there
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
     def put_file(self, key: str, source: Path) -> None:
-        """Move an already fsynced file into place."""
+        """Move a file into place, durably."""
         self.put_files([(key, source)])
 
     def put_files(self, items: Sequence[tuple[str, Path]]) -> None:
-        folders: set[Path] = set()
+        targets = []
         for key, source in items:
             target = self._path(key)
             self._move(source, target)
-            folders.add(target.parent)
-        for folder in folders:
-            _fsync_dir(folder)
+            targets.append(target)
+        if not targets:
+            return
+        if _SYNCFS is not None:
+            fd = os.open(self.root, os.O_RDONLY)
+            try:
+                if _SYNCFS(fd) == 0:
+                    return
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+        for target in targets:
+            _fsync_path(target)
+        for folder in {t.parent for t in targets}:
+            _fsync_path(folder)
 
     def _move(self, source: Path, target: Path) -> None:
         if target.parent not in self._made:

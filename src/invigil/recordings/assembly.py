@@ -106,8 +106,6 @@ def ensure_media(
         with tmp.open("rb+") as f:
             while block := f.read(1 << 20):
                 digest.update(block)
-            if blobs.renames_sources:  # local disk: this file becomes the blob
-                os.fsync(f.fileno())
         key = keys.media_key(attempt_id, recording_id, digest.hexdigest(), out_fmt.ext)
         size = tmp.stat().st_size
         blobs.put_file(key, tmp)  # stored before any row names it

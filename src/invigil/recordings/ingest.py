@@ -3,12 +3,11 @@
 1. Cheap checks of the path and headers (no token at all: 401 before any byte is read).
 2. The body streams to a scratch file (Settings.scratch_dir) while it is hashed; a wrong hash
    is 422 and the file is removed. Nothing about the stored chunk is touched before this point.
-3. In a worker thread: fsync the scratch file where the store will rename it (local disk).
-   Then, in the next group commit (batch.py): the token, the recording, the upload window,
-   whether this seq is held (same bytes 200, other bytes 409, the scratch file removed either
-   way); else insert the chunk row (unique per recording and seq) under a content-addressed
-   key, store the file under that key (local: rename + directory fsync; S3: a PUT with
-   Content-MD5 that the store acknowledged), commit. Only then 201.
+3. In the next group commit (batch.py): the token, the recording, the upload window, whether
+   this seq is held (same bytes 200, other bytes 409, the scratch file removed either way);
+   else insert the chunk row (unique per recording and seq) under a content-addressed key,
+   store the file under that key (local: renamed into place, then one syncfs for the whole
+   batch; S3: a PUT with Content-MD5 that the store acknowledged), commit. Only then 201.
 
 A crash between the store's write and the commit leaves an unreferenced blob, never a row
 without its bytes; the retry stores identical bytes under the same key. Two identical uploads
@@ -34,7 +33,6 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import ensure_utc
@@ -82,13 +80,6 @@ def _too_large(limit: int) -> APIError:
 
 def _conflict(seq: int) -> APIError:
     return APIError(409, "chunk_conflict", f"分段 {seq} 已存有不同的内容，未作改动。", seq=seq)
-
-
-def _fsync_close(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunk_work(
@@ -238,10 +229,9 @@ async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONRe
         if digest.hexdigest() != sha256:
             raise APIError(422, "hash_mismatch", "分段内容与 X-Chunk-SHA256 不符，未保存，请重传。")
         owned = False
-        if ctx.blobs.renames_sources:
-            await run_in_threadpool(_fsync_close, fd)
-        else:  # uploaded from here: the store's acknowledgement is what makes it durable
-            os.close(fd)
+        # Not fsynced here: the store makes it durable when the group commit stores it (local
+        # disk: one syncfs for the whole batch; S3: the store's acknowledgement).
+        os.close(fd)
         work = _chunk_work(ctx, request, recording_id, seq, tmp, sha256, size)
         status = await asyncio.wrap_future(batch.submit(ctx.db, work))
     finally:

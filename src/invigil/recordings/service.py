@@ -291,8 +291,7 @@ def _chunk_bytes(blobs: BlobStore, chunk_keys: list[str]) -> Iterator[bytes]:
 
 
 def join_chunks(blobs: BlobStore, scratch: Path, chunk_keys: list[str]) -> tuple[Path, str]:
-    """The exact in-order concatenation in a scratch file (fsynced where the local store will
-    rename it) and its SHA-256. Chunks are read from the store, one at a time."""
+    """The exact in-order concatenation in a scratch file and its SHA-256. Chunks are read from the store, one at a time."""
     fd, tmp = scratch_file(scratch, "join-")
     try:
         digest = hashlib.sha256()
@@ -300,9 +299,6 @@ def join_chunks(blobs: BlobStore, scratch: Path, chunk_keys: list[str]) -> tuple
             for block in _chunk_bytes(blobs, chunk_keys):
                 digest.update(block)
                 out.write(block)
-            out.flush()
-            if blobs.renames_sources:  # local disk: this file becomes the blob
-                os.fsync(out.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

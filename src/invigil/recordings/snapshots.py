@@ -20,7 +20,6 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from invigil.attempts.models import Attempt, AuthSession
@@ -60,8 +59,6 @@ def _write_temp(ctx: AppContext, data: bytes) -> Path:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if ctx.blobs.renames_sources:  # local disk: the file itself becomes the blob
-            os.fsync(fd)
     finally:
         os.close(fd)
     return path
@@ -158,7 +155,7 @@ async def post_snapshot(request: Request) -> JSONResponse:
         raise APIError(413, "too_large", f"截图过大（上限 {limit} 字节）。", limit=limit)
     if not data.startswith(JPEG_MAGIC):
         raise APIError(422, "not_jpeg", "截图须为 JPEG 图片。")
-    tmp = await run_in_threadpool(_write_temp, ctx, data)
+    tmp = _write_temp(ctx, data)  # a page-cache write of a few dozen KB: no thread hop
     try:
         work = _snapshot_work(ctx, request, kind, tmp, len(data), hashlib.sha256(data).hexdigest())
         body = await asyncio.wrap_future(batch.submit(ctx.db, work))
