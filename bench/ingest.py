@@ -56,16 +56,16 @@ FACE = BENCH.parent / "tests" / "data" / "faces" / "obama.jpg"
 REPO = BENCH.parent
 WHAT_LIMITS = (
     "What `invigil serve` does per upload beyond the raw handler: routing, hashing th"
-    "e body while it streams to a temp file, an fsync of that file, then a group comm"
-    "it (`src/invigil/recordings/batch.py`): one committer thread per process takes e"
-    "very upload that arrived meanwhile, checks each one's token, recording, window a"
-    "nd seq (one SELECT), renames its file into place, inserts its row, fsyncs the di"
-    "rectories and commits once; only then is each acknowledged. Each webcam and phon"
-    "e snapshot also queues a `snapshot.analyse` job (face detection, and an embeddin"
-    "g against the reference every few frames) that the process's embedded worker ru"
-    "ns beside the uploads, as a default installation does. One process is CPU-bound "
-    "on one core (the GIL); several processes (`--workers`) share the database and th"
-    "e blob store."
+    "e body while it streams to a temp file, then a group commit (`src/invigil/record"
+    "ings/batch.py`): one committer thread per process takes every upload that arrive"
+    "d meanwhile, checks each one's token, recording, window and seq (one SELECT), in"
+    "serts its row, renames its file into place, makes the batch's files durable with"
+    " one syncfs and commits once; only then is each acknowledged. Each webcam and ph"
+    "one snapshot also queues a `snapshot.analyse` job (face detection, and an embedd"
+    "ing against the reference every few frames) that the process's embedded worker "
+    "runs beside the uploads, as a default installation does. One process is CPU-boun"
+    "d on one core (the GIL); several processes (`--workers`) share the database and "
+    "the blob store."
 )
 
 
