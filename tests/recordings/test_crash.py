@@ -264,10 +264,13 @@ def test_server_sigkilled_20_times_loses_no_acknowledged_chunk(
     assert rounds_cut >= 15, f"only {rounds_cut} kills hit requests in flight"
     assert time.monotonic() - started < HANG_S
 
+    # Finalize joins 600 chunks (from S3: 600 GETs, 8 at a time); on a loaded CI machine that
+    # outlasted httpx's default 5 s once. The desk waits far longer for it.
     r = httpx.post(
         f"{srv.url}/api/v1/recordings/{rec}/finalize",
         json={"chunks": len(chunks), "sha256": sha(source)},
         headers=bearer(token),
+        timeout=60,
     )
     assert r.status_code == 200, r.text
     original = httpx.get(
