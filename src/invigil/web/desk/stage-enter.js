@@ -61,9 +61,10 @@ VIEWS.enter = (message) => {
       } catch {
         /* offline */
       }
-      later(poll, 5000);
+      later(poll, 3000);
     };
-    later(poll, 5000);
+    // As often as the binding step polls: the candidate has just pressed record on the phone.
+    later(poll, 3000);
   }
 
   async function doEnter() {
