@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import face
+from conftest import exam_doc, face, import_exam
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
@@ -40,6 +40,7 @@ def test_notice_first_then_the_contract_flow_with_agree(
     expect(notice).to_contain_text("人脸识别告知")
     expect(notice).to_contain_text("登录时的人脸照片")
     expect(notice).to_contain_text("与您的报名照片比对")
+    expect(page.locator("#login-how")).to_contain_text("系统会把这张照片与您的报名照片比对")
     expect(notice).to_contain_text("考试结束后保存 180 天（至 2030-11-28）")
     flow.shot(page, screens, "2a-face-consent")
     page.wait_for_timeout(1000)
@@ -58,6 +59,33 @@ def test_notice_first_then_the_contract_flow_with_agree(
     # A reload keeps the session: no second notice, no second login.
     page.reload()
     expect(page.get_by_role("button", name="抽签")).to_be_visible()
+
+
+def test_a_practice_exam_says_the_first_login_photo_is_the_reference(
+    page: Page, live: Live, tmp_path: Path
+) -> None:
+    """A practice exam has no enrolment photos: the page must not promise a comparison with
+    one, but say what the first login's photo becomes."""
+    doc = exam_doc()
+    doc["exam"]["practice"] = True
+    for candidate in doc["candidates"]:
+        del candidate["photo"]
+    live.exam_id = import_exam(live.ctx, tmp_path / "practice", doc)
+    flow.device_check(page, live, proceed=False)
+    flow.next_after_device_check(page, consent=False)
+    purpose = page.locator("#consent-purpose")
+    expect(purpose).to_contain_text("这是模拟考试，没有报名照片")
+    expect(purpose).to_contain_text("第一次成功登录时的照片作为比对照片")
+    how = page.locator("#login-how")
+    expect(how).to_contain_text("您第一次成功登录时拍的照片将作为之后比对的照片")
+    for text in (purpose, how):
+        expect(text).not_to_contain_text("报名照片比对")
+    # Its first login enrols the face, as the page said.
+    page.get_by_label("准考证号").fill("1001")
+    page.wait_for_function("document.querySelector('.face-guide video').videoWidth > 0")
+    page.get_by_role("button", name="人脸登录").click()
+    expect(page.get_by_role("button", name="抽签")).to_be_visible(timeout=20000)
+    assert dict(_log(live))["login"]["enrolled_now"] is True
 
 
 def test_decline_leads_to_manual_check_without_a_capture(

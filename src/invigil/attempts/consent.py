@@ -50,6 +50,8 @@ def notice(session: Session, exam_id: str) -> dict[str, Any]:
             "help_phone": exam.help_phone,
             "utc_offset_minutes": exam.utc_offset_minutes,
             "liveness": "required" if exam.liveness else "off",
+            # 模拟考试: no enrolment photo; the first login's face becomes the reference.
+            "practice": exam.practice,
         },
         "retention": {
             "days": max(1, round(seconds / 86400)),

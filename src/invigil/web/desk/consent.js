@@ -12,7 +12,8 @@ import { clockTime, tr as L } from "../shared/i18n.js";
 
 let notice = null; // the exam's notice, fetched once per page
 
-async function loadNotice(api, examId) {
+/** The exam's notice (GET /candidate/face-consent), fetched once per page. */
+export async function loadNotice(api, examId) {
   if (notice) return notice;
   notice = await api.request("GET", `/api/v1/candidate/face-consent?exam_id=${encodeURIComponent(examId)}`, { token: null });
   return notice;
@@ -36,6 +37,7 @@ export function consentPanel(state, { api, examId, onAgree, onDecline, onReconsi
   const el = h("section", { class: "consent", id: "face-consent", "aria-labelledby": "face-consent-title" });
   const retention = h("dd", { id: "consent-retention" }, L("考试结束后按本场考试规定的期限保存，期满自动删除。", "Kept for the period this exam sets after it ends, then deleted automatically."));
   const liveness = h("span");
+  const purpose = h("dd", { id: "consent-purpose" }, L("与您的报名照片比对，确认是本人参加考试；考试中确认始终是本人作答。不用于本场考试以外的任何目的。", "To compare with your enrolment photo so that only you take this exam, and to confirm during the exam that you are the one answering. Nothing else."));
 
   function fill(n) {
     const r = n.retention;
@@ -44,6 +46,9 @@ export function consentPanel(state, { api, examId, onAgree, onDecline, onReconsi
       "{d} days after the exam (until {t}); then the photos, recordings, snapshots and face data are deleted automatically, and the deletion is logged.",
       { d: r.days, t: clockTime(r.purge_at, n.exam.utc_offset_minutes).slice(0, 10) },
     );
+    if (n.exam.practice) {
+      purpose.textContent = L("这是模拟考试，没有报名照片：您第一次成功登录时的照片作为比对照片，之后的登录和考试中的截图都与它比对，确认始终是本人作答。不用于本场考试以外的任何目的。", "This is a practice exam without enrolment photos: the photo of your first successful login becomes the reference that later logins and the snapshots during the exam are compared with. Nothing else.");
+    }
     liveness.textContent = n.exam.liveness === "required" ? L("，以及按提示转头时的几张画面", ", and a few frames while you turn your head as prompted") : "";
   }
 
@@ -71,7 +76,7 @@ export function consentPanel(state, { api, examId, onAgree, onDecline, onReconsi
       h("p", null, L("登录前请阅读以下内容并作出选择。在您选择之前，本页面不会拍摄任何照片。", "Please read this and choose before logging in. Until you choose, this page takes no photo.")),
       h("dl", { class: "consent-items" },
         item(L("采集什么", "What is captured"), [L("登录时的人脸照片", "A photo of your face at login"), liveness, L("；考试期间的摄像头录像和每隔几秒的截图；由照片计算出的人脸特征。", "; the camera recording and a snapshot every few seconds during the exam; face features computed from the photos.")]),
-        item(L("用于什么", "Why"), L("与您的报名照片比对，确认是本人参加考试；考试中确认始终是本人作答。不用于本场考试以外的任何目的。", "To compare with your enrolment photo so that only you take this exam, and to confirm during the exam that you are the one answering. Nothing else.")),
+        [h("dt", null, L("用于什么", "Why")), purpose],
         item(L("谁能看到", "Who sees it"), L("本场考试的监考员、技术服务人员和考务工作小组。", "This exam's proctors, tech support and review panel.")),
         [h("dt", null, L("保存多久", "How long it is kept")), retention],
       ),

@@ -4,7 +4,7 @@
 import { ApiError } from "../shared/api.js";
 import { $, clear, h } from "../shared/dom.js";
 import { addLiveness, livenessError } from "./liveness.js";
-import { consentPanel, recordConsent } from "./consent.js";
+import { consentPanel, loadNotice, recordConsent } from "./consent.js";
 import { trackSnapshotJpeg } from "../shared/recorder.js";
 import * as dev from "./device.js";
 import { loggedIn } from "./session.js";
@@ -158,10 +158,16 @@ VIEWS.login = () => {
   if (S.consent.given === false) askTechSupport(helpBox, { declined: true });
   else if (S.loginFailures >= 3) showLoginHelp(helpBox);
 
+  const howTo = note("info", L("请输入准考证号，把脸放在框内、正对摄像头，然后点击【人脸登录】。系统会把这张照片与您的报名照片比对。", "Enter your ticket number, put your face in the frame facing the camera, then click Log in."));
+  howTo.id = "login-how";
+  loadNotice(api, examId).then((n) => {
+    if (n.exam.practice) howTo.textContent = L("请输入准考证号，把脸放在框内、正对摄像头，然后点击【人脸登录】。这是模拟考试，没有报名照片：您第一次成功登录时拍的照片将作为之后比对的照片。", "Enter your ticket number, put your face in the frame facing the camera, then click Log in. This practice exam has no enrolment photos: the photo of your first successful login becomes the reference.");
+  }, () => {});
+
   return card(
     stepTitle("login", "人脸识别登录", "face check and login"),
     consent.el,
-    note("info", L("请输入准考证号，把脸放在框内、正对摄像头，然后点击【人脸登录】。系统会把这张照片与您的报名照片比对。", "Enter your ticket number, put your face in the frame facing the camera, then click Log in.")),
+    howTo,
     h("div", { class: "grid two" },
       h("div", { class: "face-guide" }, preview, h("div", { class: "oval", "aria-hidden": "true" }), h("p", { class: "guide-text" }, L("请把脸放在椭圆框内", "Face inside the oval"))),
       h("div", null,
