@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import sys
 import time
@@ -67,7 +68,16 @@ def _serve(
         ssl_keyfile=ssl[1] if ssl else None,
     )
     server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again: by default that
+    # ended the process at once, skipping the interpreter's exit (the analysis child's pool was
+    # never closed, and multiprocessing warned of leaked semaphores). Now a normal exit with
+    # status 0, as `--workers N` ends on SIGTERM: a stop asked for is a success for systemd.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     server.run(sockets=[sock] if sock else None)
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command()
