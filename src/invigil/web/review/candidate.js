@@ -93,7 +93,7 @@ export async function renderCandidate(root, ctx, attemptId) {
     questionsAt,
     (data.questions || []).length,
   );
-  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS });
+  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS, noAnswersHint: noAnswersHint() });
   const controls = controlsBox.element;
   const clockEl = controlsBox.clock;
   const bar = timelineBar();
@@ -108,6 +108,41 @@ export async function renderCandidate(root, ctx, attemptId) {
     h("div", { class: "row spread" }, h("h3", {}, tr("事件时间线", "Event timeline")), h("label", { class: "check" }, onlyFlags, tr("只看疑似违纪", "Only suspected violations"))),
     eventsBox,
   );
+
+  // Where the audio analysis stands (it looks for 「该题回答完毕」 in each webcam recording once
+  // that is uploaded and assembled): "none" before the webcam recorded anything, "waiting"
+  // before any recording was analysed, "unavailable" when none could be, "partial" while some
+  // wait, "done" when all were.
+  function audioState() {
+    const webcams = (data.recordings || []).filter((r) => r.kind === "webcam");
+    const done = (data.events || []).filter((e) => e.kind === "audio_summary" || e.kind === "audio_unavailable");
+    const doneIds = new Set(done.map((e) => (e.data || {}).recording_id));
+    const waiting = webcams.filter((r) => !doneIds.has(r.id)).length;
+    const summaries = done.filter((e) => e.kind === "audio_summary");
+    if (!done.length) return { state: webcams.length ? "waiting" : "none" };
+    if (!summaries.length) return { state: waiting ? "waiting" : "unavailable", reason: (done[0].data || {}).reason };
+    return { state: waiting ? "partial" : "done", waiting };
+  }
+
+  /** Why there are no answer markers, in words. */
+  function noMarkersText() {
+    const a = audioState();
+    if (a.state === "none") return tr("摄像头尚未开始录制，还没有可分析的音频。", "The webcam has not started recording: there is no audio to analyse yet.");
+    if (a.state === "waiting") return tr("音频尚未分析：摄像头录像上传完成后自动分析。", "The audio has not been analysed yet: that happens once the webcam recording is uploaded.");
+    if (a.state === "unavailable") return tr("音频无法分析（{r}），没有回答结束标记。", "The audio could not be analysed ({r}): no answer markers.", { r: a.reason ? codeLabel(a.reason) : tr("原因不明", "reason unknown") });
+    if (a.state === "partial") return tr("已分析的音频中未发现回答结束标记，另有 {n} 段录像尚未分析。", "No answer markers in the audio analysed so far; {n} more recording(s) not analysed yet.", { n: a.waiting });
+    return tr("音频分析未发现回答结束标记。", "The audio analysis found no answer markers.");
+  }
+
+  // The player's hint beside 开始答题 when there are no answers to jump to.
+  function noAnswersHint() {
+    if (sched.questions_released === false) return tr("试题尚未发放。", "The questions are not released yet.");
+    const state = audioState().state;
+    if (state === "done" || state === "partial") return tr("未检测到回答结束标记，请从开始答题处观看。", "No answer markers: watch from the question release.");
+    if (state === "none") return tr("摄像头尚未开始录制。", "The webcam has not started recording.");
+    if (state === "unavailable") return tr("音频无法分析，请从开始答题处观看。", "The audio could not be analysed: watch from the question release.");
+    return tr("音频尚未分析，请从开始答题处观看。", "The audio is not analysed yet: watch from the question release.");
+  }
 
   // --- right: tabbed panels -------------------------------------------------------------------
   const tabs = [
@@ -427,17 +462,28 @@ export async function renderCandidate(root, ctx, attemptId) {
     return again ? h("details", {}, h("summary", {}, tr("修改最终裁定", "Change the final ruling")), form) : form;
   }
 
+  // A snapshot in a frame of fixed shape: an empty grey frame until its image has loaded (not
+  // a broken-image icon), the whole image once it has (a 16:9 screen letterboxed, not cropped),
+  // a line of text if it cannot be loaded.
   function snapshotImg(url, alt) {
     const img = h("img", { alt, class: "snap" });
+    const frame = h("span", { class: "snap-frame", "data-state": "waiting" }, img);
+    const failed = () => {
+      frame.dataset.state = "failed";
+      img.remove();
+      frame.append(h("span", { class: "snap-failed" }, tr("图片无法加载", "Image could not be loaded")));
+    };
+    img.addEventListener("load", () => (frame.dataset.state = "loaded"));
+    img.addEventListener("error", failed);
     // Fetch only when scrolled into view: a long exam has hundreds of snapshots.
     const io = new IntersectionObserver((entries) => {
       if (entries.some((x) => x.isIntersecting)) {
         io.disconnect();
-        session.blobUrl(url).then((u) => (img.src = u)).catch(() => img.classList.add("broken"));
+        session.blobUrl(url).then((u) => (img.src = u)).catch(failed);
       }
     });
-    io.observe(img);
-    return img;
+    io.observe(frame);
+    return frame;
   }
 
   function snapshotsPanel(p) {
@@ -456,7 +502,7 @@ export async function renderCandidate(root, ctx, attemptId) {
           .map((s) =>
             h(
               "figure",
-              {},
+              { "data-kind": s.kind },
               h("button", { type: "button", class: "snap-btn", onclick: () => player.seek(ms(s.at)), "aria-label": tr("{k} {t}，跳转", "{k} at {t}, jump", { k: streamLabel(s.kind), t: hms(ms(s.at)) }) }, snapshotImg(s.url, streamLabel(s.kind))),
               h("figcaption", {}, `${streamLabel(s.kind)} ${hms(ms(s.at))}`),
             ),
@@ -468,15 +514,26 @@ export async function renderCandidate(root, ctx, attemptId) {
 
   function answersPanel(p) {
     const s = data.schedule || {};
-    const row = (label, iso) => [h("dt", {}, label), h("dd", {}, iso ? h("button", { type: "button", class: "link", onclick: () => player.seek(ms(iso)) }, dateTime(iso)) : "—")];
+    // Before the release the start is still ahead (the server says so; this browser's clock may
+    // be off): 「（尚未到）」 beside it.
+    const ahead = s.questions_released === false;
+    const row = (label, iso, future = false) => [
+      h("dt", {}, label),
+      h(
+        "dd",
+        {},
+        iso ? h("button", { type: "button", class: "link", onclick: () => player.seek(ms(iso)) }, dateTime(iso)) : "—",
+        iso && future ? h("span", { class: "muted not-yet" }, tr("（尚未到）", " (not yet)")) : null,
+      ),
+    ];
     p.append(
       h("h3", {}, tr("答题情况", "Answers")),
       h(
         "dl",
         { class: "facts wide" },
-        row(tr("开考时间", "Exam start"), s.starts_at),
+        row(tr("开考时间", "Exam start"), s.starts_at, ahead),
         row(tr("进入考试", "Entered"), s.entered_at),
-        row(tr("试题发放", "Questions released"), s.questions_at),
+        row(tr("试题发放", "Questions released"), s.questions_at, ahead),
         row(tr("截止时间", "Deadline"), s.deadline),
         row(tr("交卷时间", "Finished"), s.finished_at),
       ),
@@ -501,7 +558,7 @@ export async function renderCandidate(root, ctx, attemptId) {
               ),
             ),
           )
-        : h("p", { class: "muted" }, tr("音频分析未发现回答结束标记。", "The audio analysis found no answer markers.")),
+        : h("p", { class: "muted", id: "no-markers" }, noMarkersText()),
     );
   }
 
@@ -545,9 +602,22 @@ export async function renderCandidate(root, ctx, attemptId) {
       h(
         "table",
         { class: "table log" },
-        h("thead", {}, h("tr", {}, ["#", tr("时间", "Time"), tr("事件", "Event"), tr("级别", "Severity"), "hash"].map((t) => h("th", { scope: "col" }, t)))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, "#"),
+            h("th", { scope: "col" }, tr("时间", "Time")),
+            h("th", { scope: "col" }, tr("事件", "Event")),
+            h("th", { scope: "col" }, tr("级别", "Severity")),
+            h("th", { scope: "col", title: tr("哈希值（hash）：日志逐条链接的校验值，用于发现记录是否被改动", "Each entry's hash in the log's hash chain: shows whether an entry was altered") }, tr("校验值", "Hash")),
+          ),
+        ),
         // Each entry's data on its own full-width row under it: in the panel's width a data
-        // column beside four others was a strip a few characters wide.
+        // column beside four others was a strip a few characters wide. The hash shows its first
+        // 8 digits (whole in its title), so that event names of six characters keep to one line.
         byTime(data.events).map((e) => {
           const text = describeData(e.data || {}, tz(), { kind: e.kind });
           return h(
@@ -558,9 +628,9 @@ export async function renderCandidate(root, ctx, attemptId) {
               {},
               h("td", {}, String(e.seq)),
               h("td", { class: "at" }, dateTime(e.at)),
-              h("td", {}, kindLabel(e.kind)),
-              h("td", {}, severityLabel(e.severity)),
-              h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 10)),
+              h("td", { class: "kind" }, kindLabel(e.kind)),
+              h("td", { class: "sev" }, severityLabel(e.severity)),
+              h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 8)),
             ),
             text ? h("tr", { class: "data-row" }, h("td", { class: "data", colspan: "5" }, text)) : null,
           );

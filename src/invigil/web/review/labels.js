@@ -128,6 +128,7 @@ const CODES = {
   retention: ["保存期满", "retention period over"],
   long_outage: ["长时间中断", "a long outage"],
   short_outages: ["多次短时中断", "several short outages"],
+  chunk_lost: ["分段丢失", "chunk lost"],
 };
 
 // Codes whose meaning depends on the key they are under (「来自：考生」, but 交卷 「原因：考生主动交卷」).
@@ -160,6 +161,14 @@ const CODES_UNDER = {
     offline: ["网络断开", "offline"],
   },
   sources: { desk: ["考试电脑", "exam computer"] },
+  // the desk refused a screen share that was not the whole screen (desk/media.js)
+  screen_share: { refused: ["未共享整个屏幕，不予使用", "refused: not the whole screen"] },
+  display_surface: {
+    monitor: ["整个屏幕", "whole screen"],
+    window: ["单个窗口", "a window"],
+    browser: ["浏览器标签页", "a browser tab"],
+    unknown: ["未知", "unknown"],
+  },
 };
 
 const KEYS = {
@@ -200,6 +209,9 @@ const KEYS = {
   rule: ["规则", "rule"],
   state: ["状态", "state"],
   client_at: ["客户端时间", "client time"],
+  // what the desk's event queue adds to an event sent late (shared/eventqueue.js)
+  delayed_s: ["上报延迟（秒）", "reported late by (s)"],
+  queued_offline: ["断网时记录", "queued while offline"],
   label: ["设备", "device"],
   confirm_reason: ["复核意见", "confirmation"],
   // who logged in from where (face consent, login, phone binding, login help)
@@ -307,6 +319,8 @@ const KEYS = {
   kbps: ["上传速度（千比特/秒）", "upload (kbps)"],
   ms: ["往返延迟（毫秒）", "round trip (ms)"],
   test_recording: ["测试录制", "test recording"],
+  screen_share: ["屏幕共享", "screen share"],
+  display_surface: ["所选共享内容", "shared surface"],
   // the exam office's arrangements
   minutes: ["分钟数", "minutes"],
   previous_minutes: ["原延长分钟数", "previous minutes"],
@@ -345,6 +359,7 @@ const KEYS_UNDER = {
   "lot_drawn.by": ["抽签方式", "drawn by"],
   "data_purged.what": ["已清除", "purged"],
   "what.chunks": ["录像分段", "recording chunks"],
+  "client_error.seq": ["分段序号", "chunk no."], // an upload's refused chunk, not an event
 };
 
 const pick = (pair) => (currentLang() === "en" ? pair[1] : pair[0]);

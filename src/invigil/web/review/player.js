@@ -38,9 +38,10 @@ export function answerMarks(boundaries, questionsAt, count) {
 /**
  * Controls for a SyncPlayer. Returns {element, update(t)}: call update from the player's
  * onTime so the seek bar, clock and play button follow the clock.
- * questionsAt: the question release (server ms) or NaN; answers: from answerMarks.
+ * questionsAt: the question release (server ms) or NaN; answers: from answerMarks;
+ * noAnswersHint: what to say beside 开始答题 when there are no answers (why there are none).
  */
-export function playerControls(player, { questionsAt = NaN, answers = [], speeds = EXAMINER_SPEEDS } = {}) {
+export function playerControls(player, { questionsAt = NaN, answers = [], speeds = EXAMINER_SPEEDS, noAnswersHint = null } = {}) {
   const playBtn = h("button", { type: "button", class: "primary", id: "play", onclick: () => player.toggle() }, tr("播放", "Play"));
   const speed = h(
     "select",
@@ -91,7 +92,7 @@ export function playerControls(player, { questionsAt = NaN, answers = [], speeds
     );
   }
   if (!answers.length && Number.isFinite(questionsAt)) {
-    jumps.append(h("span", { class: "muted hint" }, tr("未检测到回答结束标记，请从开始答题处观看。", "No answer markers: watch from the question release.")));
+    jumps.append(h("span", { class: "muted hint" }, noAnswersHint || tr("未检测到回答结束标记，请从开始答题处观看。", "No answer markers: watch from the question release.")));
   }
 
   const element = h(
