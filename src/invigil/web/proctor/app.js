@@ -91,14 +91,7 @@ async function start() {
   const tech = isTech();
   show($("#tech-tab"), tech);
   const select = $("#room-select");
-  select.replaceChildren(
-    ...rooms.map((r) => {
-      const o = document.createElement("option");
-      o.value = r.room_id;
-      o.textContent = `${r.name}（${r.id}）· ${r.exam_title}`;
-      return o;
-    }),
-  );
+  select.replaceChildren(...roomOptions(rooms));
   show($("#room-picker"), rooms.length > 0);
   const saved = sessionStorage.getItem("invigil.proctor.room");
   // /proctor/?room=ID (the exam office's overview links here) opens that room.
@@ -115,11 +108,43 @@ async function start() {
   if (tech) refreshTech();
 }
 
+/** A room's whole name (room, code, exam), as the heading under the bar shows it. */
+function roomLabel(r) {
+  return `${r.name}（${r.id}）· ${r.exam_title}`;
+}
+
+/** The room picker's options: the room alone (第1考场（R01）), under its exam's title (an
+ * optgroup), so the closed picker shows the room in full; its title holds the whole name. */
+function roomOptions(rooms) {
+  const groups = new Map(); // exam_id -> optgroup, in the server's order (newest exam first)
+  for (const r of rooms) {
+    let group = groups.get(r.exam_id);
+    if (!group) {
+      group = document.createElement("optgroup");
+      group.label = r.exam_title;
+      groups.set(r.exam_id, group);
+    }
+    const o = document.createElement("option");
+    o.value = r.room_id;
+    o.textContent = `${r.name}（${r.id}）`;
+    o.title = roomLabel(r);
+    group.append(o);
+  }
+  return [...groups.values()];
+}
+
+function roomTitle() {
+  const select = $("#room-select");
+  const r = store.rooms.find((x) => x.room_id === select.value);
+  select.title = r ? roomLabel(r) : "";
+}
+
 $("#room-select").addEventListener("change", (e) => pickRoom(e.target.value));
 
 async function pickRoom(roomId) {
   sessionStorage.setItem("invigil.proctor.room", roomId);
   store.roomId = roomId;
+  roomTitle();
   resetRoom();
   zoneLine();
   resetGrid($("#grid"));

@@ -70,7 +70,7 @@ export function openDetail(root, aid, focusSeq) {
             { class: `big-cams n${cameras(c).length}` },
             cameras(c).map((k) => {
               imgs[k] = h("img", { alt: `${c.name} ${camName(k)}`, class: "empty" });
-              return h("figure", null, imgs[k], h("figcaption", null, camName(k)));
+              return h("figure", { class: `cam-${k}` }, imgs[k], h("figcaption", null, camName(k)));
             }),
           ),
           parts.info,

@@ -74,13 +74,28 @@ function uploadsFact(c, backlog) {
   return fact(tr("上传", "Uploads"), backlog ? tr("缺 {n} 段", "{n} chunks missing", { n: backlog }) : tr("正常", "OK"), backlog ? "warn" : "ok");
 }
 
+/** The exam's entry has closed, on the server's clock (the room status's schedule and now). */
+function entryClosed() {
+  const at = Date.parse(store.status?.schedule?.entry_closes_at);
+  return Number.isFinite(at) && serverNow() >= at;
+}
+
+/** Not entered when the exam's entry has closed: only then is a missing candidate a warning.
+ * The server marks everyone not yet in from entry opening on (``late``); until entry closes
+ * they are shown as their stage says (未登录, 待入场 …), without the warning border. Past the
+ * close the server soon reports them 缺考, or keeps them late when a late entry was allowed. */
+function notEntered(c) {
+  return !!c.late && entryClosed();
+}
+
 function updateTile(tile, c) {
   const { parts, el } = tile;
+  const late = notEntered(c);
   parts.name.textContent = `${c.name}（${c.ticket}）`;
   parts.lot.textContent = c.lot ? tr("{n} 号", "No. {n}", { n: c.lot }) : tr("未抽签", "No lot");
   parts.stage.textContent = stageName(c.stage);
   el.classList.toggle("absent", !!c.absent);
-  el.classList.toggle("late", !!c.late);
+  el.classList.toggle("late", late);
   el.classList.toggle("offline", !c.online && ["waiting", "answering"].includes(c.stage));
   const alerts = openAlerts(c.attempt_id);
   el.classList.toggle("has-alert", alerts > 0);
@@ -92,7 +107,7 @@ function updateTile(tile, c) {
   clear(parts.badges).append(
     ...[
       c.absent && h("span", { class: "badge bad" }, tr("缺考", "Absent")),
-      c.late && h("span", { class: "badge warn" }, tr("未入场", "Not entered")),
+      late && h("span", { class: "badge warn" }, tr("未入场", "Not entered")),
       alerts && h("span", { class: "badge bad" }, tr("提醒 {n}", "Alerts {n}", { n: alerts })),
       c.help_open && h("span", { class: "badge warn" }, tr("求助", "Help")),
     ].filter(Boolean),

@@ -65,8 +65,9 @@ const KIND_NAMES = {
   voice_assistant: ["语音助手唤醒词", "Voice assistant wake word"],
   audio_summary: ["语音分析", "Audio analysis"],
   data_purged: ["数据已按期限清除", "Data purged on schedule"],
-  recording_started: ["开始录像", "Recording started"],
-  recording_finalized: ["录像上传完成", "Recording uploaded"],
+  // 录制, as the reviewer's page says (review/labels.js); describe() names the stream.
+  recording_started: ["开始录制", "Recording started"],
+  recording_finalized: ["录制完成", "Recording finalized"],
   desk_silent: ["考试电脑失去联系", "Exam computer out of contact"],
   desk_back: ["考试电脑恢复联系", "Exam computer back in contact"],
   recording_closed: ["上传截止，系统保存了已收到的录像", "Uploads closed: the server kept what arrived"],
@@ -139,6 +140,9 @@ export function describe(ev) {
   if (k === "lot_drawn" && d.number) return tr("抽签：{n} 号", "Lot: No. {n}", { n: d.number });
   if (k === "login_failed") return tr("登录失败（{c}）", "Login failed ({c})", { c: loginCodeName(d.code) });
   if (k === "evidence_placement") return d.ok ? tr("考生确认手机机位", "Candidate confirmed the phone placement") : tr("考生要求重新摆放手机", "Candidate asked to re-place the phone");
+  // Which stream: a desk records two (摄像头, 屏幕) at once, the phone a third (手机).
+  if ((k === "recording_started" || k === "recording_finalized") && d.kind) return tr("{k} {s}", "{k}: {s}", { k: kindName(k), s: camName(d.kind) });
+  if (k === "recording_closed" && d.kind) return tr("{s}：{k}", "{s}: {k}", { k: kindName(k), s: camName(d.kind) });
   if (k === "flag_ended" && d.flag) return tr("{f}：已结束", "{f}: ended", { f: kindName(d.flag) });
   if (k.startsWith("login_") && d.reason) return `${kindName(k)}：${d.reason}`;
   return kindName(k);
