@@ -18,6 +18,17 @@ from invigil.recordings.models import Chunk, Recording, Snapshot
 from .conftest import Live
 
 
+def enter_by_api(http: httpx.Client, headers: dict[str, str], live: Live, at: Any) -> None:
+    """A logged-in candidate draws a lot, reads every attachment and enters at ``at`` (the
+    server's clock is set there), through the API as the desk would."""
+    assert http.post("/api/v1/candidate/lot", headers=headers).status_code == 200
+    state = http.get("/api/v1/candidate/state", headers=headers).json()
+    for a in state["attachments"]:
+        http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=headers)
+    live.clock.set(at)
+    assert http.post("/api/v1/candidate/enter", headers=headers).status_code == 200
+
+
 def shot(page: Page, folder: Path | None, name: str) -> None:
     if folder is not None:
         page.screenshot(path=str(folder / f"desk-{name}.png"), full_page=True)

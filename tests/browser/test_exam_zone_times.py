@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 
 from invigil.core.context import AppContext
 
+from . import flow
 from .conftest import Live, check_page, watched_page
 
 ADMIN = {"username": "adm", "password": "pw-adm", "roles": ["admin"]}
@@ -171,12 +172,7 @@ def test_proctor_console_shows_the_exams_clock_not_the_browsers(
     with httpx.Client(base_url=live.url, timeout=60) as http:
         token, attempt = candidate_login(http, live.exam_id)
         cand = {"Authorization": f"Bearer {token}"}
-        assert http.post("/api/v1/candidate/lot", headers=cand).status_code == 200
-        state = http.get("/api/v1/candidate/state", headers=cand).json()
-        for a in state["attachments"]:
-            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=cand)
-        live.clock.set(start - timedelta(minutes=9))
-        assert http.post("/api/v1/candidate/enter", headers=cand).status_code == 200
+        flow.enter_by_api(http, cand, live, start - timedelta(minutes=9))
         # Another candidate declines face recognition and asks tech support to let them in.
         r = http.post(
             "/api/v1/candidate/face-consent",

@@ -27,6 +27,7 @@ from invigil.core.context import AppContext
 from invigil.core.db import transaction
 from invigil.exams.models import Candidate
 
+from . import flow
 from .conftest import Live, check_page, watched_page
 
 ROOM = "第1考场（演示·仅电脑）"
@@ -226,12 +227,7 @@ def test_the_timeline_names_the_stream_of_each_recording(live: Live, console: Pa
     """开始录制 摄像头 / 开始录制 屏幕, the reviewer's words, not two bare 开始录像."""
     with httpx.Client(base_url=live.url, timeout=60) as http:
         cand = candidate(http, live)
-        assert http.post("/api/v1/candidate/lot", headers=cand).status_code == 200
-        state = http.get("/api/v1/candidate/state", headers=cand).json()
-        for a in state["attachments"]:
-            http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=cand)
-        live.clock.set(T - timedelta(minutes=9))
-        assert http.post("/api/v1/candidate/enter", headers=cand).status_code == 200
+        flow.enter_by_api(http, cand, live, T - timedelta(minutes=9))
         for kind in ("webcam", "screen"):
             r = http.post(
                 "/api/v1/recordings",

@@ -34,6 +34,7 @@ from invigil.core.db import transaction
 from invigil.core.jobs import run_due_jobs
 from invigil.recordings.models import Recording, Snapshot
 
+from . import flow
 from .conftest import Live
 
 FPS = 10
@@ -577,12 +578,7 @@ def enter(http: httpx.Client, live: Live) -> tuple[str, str]:
     )
     assert r.status_code == 200, r.text
     token, attempt = r.json()["token"], r.json()["attempt_id"]
-    assert http.post("/api/v1/candidate/lot", headers=bearer(token)).status_code == 200
-    state = http.get("/api/v1/candidate/state", headers=bearer(token)).json()
-    for a in state["attachments"]:
-        http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=bearer(token))
-    live.clock.set(T - timedelta(minutes=9))
-    assert http.post("/api/v1/candidate/enter", headers=bearer(token)).status_code == 200
+    flow.enter_by_api(http, bearer(token), live, T - timedelta(minutes=9))
     return token, attempt
 
 
