@@ -885,3 +885,32 @@ def test_a_recording_of_a_lost_browser_plays_after_upload_close(page: Page, live
     expect(entry).to_contain_text("摄像头：收到 2 段，可回放的前 2 段")
     assert "null" not in entry.inner_text() and "webcam" not in entry.inner_text()
     assert page.js_errors == []
+
+
+def test_examiner_without_answer_markers_is_told_why(page: Page, live: Live) -> None:
+    """Beside 开始答题 the scoring page says why there are no 第N题 jumps: the audio is not
+    analysed yet, then (analysed, nothing heard) that no marker was found."""
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        token, attempt = enter(http, live)
+        live.clock.set(T - timedelta(seconds=5))
+        rec = upload(http, token, "webcam", webm(10))
+        live.clock.set(T + timedelta(seconds=10))
+        assert http.post("/api/v1/candidate/finish", headers=bearer(token)).status_code == 200
+    live.clock.set(T + timedelta(hours=1))  # no job has run: the audio waits
+    sign_in(page, f"{live.url}/review/", "exm")
+    page.get_by_role("link", name="测试考试").click()
+    page.get_by_role("link", name=re.compile(r"^\d+ 号$")).click()
+    jumps = page.locator("#jumps")
+    expect(jumps).to_contain_text("音频尚未分析，请从开始答题处观看。")
+    expect(jumps).not_to_contain_text("未检测到回答结束标记")
+    with transaction(live.ctx.db) as session:
+        events.append(
+            session,
+            attempt,
+            "audio_summary",
+            at=live.clock.now(),
+            actor="analysis",
+            data={"recording_id": rec, "boundaries": 0},
+        )
+    page.reload()
+    expect(jumps).to_contain_text("未检测到回答结束标记，请从开始答题处观看。")

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from invigil.attempts import events
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
+from invigil.core.db import transaction
 from invigil.review.scoring import final_score
 
 from .conftest import World, build_world, review_doc
@@ -234,3 +236,39 @@ def test_final_score_from_five_examiners(
     assert row["examiners"] == 5 and row["score"] == expected
     assert results["rule"] == rule and results["min_examiners"] == 5
     json.dumps(results)
+
+
+def test_a_sheet_says_where_the_search_for_answer_markers_stands(world: World) -> None:
+    """Without markers the examiner's page says why: not analysed yet, analysed in part, or
+    analysed and none found (the sheet's ``audio``)."""
+    sheet_id = sheets(world)[0]["sheet_id"]  # lot 1: two webcam recordings
+
+    def audio() -> Any:
+        return world.get("exm1", f"/api/v1/scoring/sheets/{sheet_id}").json()["audio"]
+
+    assert audio() == {"state": "waiting", "waiting": 2}
+    attempt = world.attempts["1001"]
+    with transaction(world.ctx.db) as session:
+        events.append(
+            session,
+            attempt,
+            "audio_unavailable",
+            at=world.clock.now(),
+            actor="analysis",
+            data={"recording_id": world.recordings["webcam0"], "reason": "no_audio_track"},
+        )
+    assert audio() == {"state": "waiting", "waiting": 1}  # nothing heard yet, one to go
+    with transaction(world.ctx.db) as session:
+        events.append(
+            session,
+            attempt,
+            "audio_summary",
+            at=world.clock.now(),
+            actor="analysis",
+            data={"recording_id": world.recordings["webcam1"], "boundaries": 0},
+        )
+    assert audio() == {"state": "done", "waiting": 0}
+    # Another candidate's analysis says nothing about this sheet.
+    other = sheets(world)[1]["sheet_id"]
+    r = world.get("exm1", f"/api/v1/scoring/sheets/{other}").json()
+    assert r["audio"] == {"state": "waiting", "waiting": 1}

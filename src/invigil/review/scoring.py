@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from invigil.analysis.audio_jobs import DONE_KINDS
 from invigil.attempts.models import Attempt, Event
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
@@ -210,6 +211,28 @@ def _boundary(e: Event) -> dict[str, Any]:
     }
 
 
+def _audio_state(session: Session, attempt_id: str, recordings: list[Recording]) -> dict[str, Any]:
+    """Where the search for answer markers stands, so that a sheet without markers says why:
+    ``none`` (nothing recorded), ``waiting`` (not analysed yet), ``unavailable`` (no audio could
+    be analysed), ``partial`` (some recordings still wait) or ``done``."""
+    done = list(
+        session.execute(
+            select(Event.kind, Event.data).where(
+                Event.attempt_id == attempt_id, Event.kind.in_(DONE_KINDS)
+            )
+        )
+    )
+    analysed = {(data or {}).get("recording_id") for _, data in done}
+    waiting = sum(1 for r in recordings if r.id not in analysed)
+    if not recordings:
+        state = "none"
+    elif not any(kind == "audio_summary" for kind, _ in done):
+        state = "waiting" if waiting or not done else "unavailable"
+    else:
+        state = "partial" if waiting else "done"
+    return {"state": state, "waiting": waiting}
+
+
 def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str) -> dict[str, Any]:
     sheet, attempt, exam = sheet_for(session, user, sheet_id)
     if not scorable(attempt, exam, ctx.clock.now()):
@@ -223,6 +246,7 @@ def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str
             for i, s in enumerate(submissions, 1)
             if s.examiner_id != user.id
         ]
+    recordings = webcam_recordings(session, attempt.id)
     boundaries = session.scalars(
         select(Event)
         .where(Event.attempt_id == attempt.id, Event.kind == "answer_end")
@@ -253,8 +277,9 @@ def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str
                 "started_at": iso(r.created_at),
                 "duration_s": r.duration_s,
             }
-            for i, r in enumerate(webcam_recordings(session, attempt.id))
+            for i, r in enumerate(recordings)
         ],
+        "audio": _audio_state(session, attempt.id, recordings),
         # The question release and the answer markers: the player's 开始答题 and 第N题 jumps.
         "questions_at": iso(exam.starts_at),
         "answer_boundaries": [_boundary(e) for e in boundaries],

@@ -7,7 +7,7 @@ import { clear, h } from "../shared/dom.js";
 import { currentLang, examDateTime, examTime, tr, zoneNote } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
 import { actionLabel, auditDetail, codeLabel, dataValue, describeData, duration, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
-import { answerMarks, playerControls } from "./player.js";
+import { answerMarks, noAnswersHintFor, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
 const STREAMS = ["webcam", "screen", "evidence"];
@@ -93,7 +93,7 @@ export async function renderCandidate(root, ctx, attemptId) {
     questionsAt,
     (data.questions || []).length,
   );
-  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS, noAnswersHint: noAnswersHint() });
+  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS, noAnswersHint: noAnswersHintFor(audioState().state, sched.questions_released) });
   const controls = controlsBox.element;
   const clockEl = controlsBox.clock;
   const bar = timelineBar();
@@ -132,16 +132,6 @@ export async function renderCandidate(root, ctx, attemptId) {
     if (a.state === "unavailable") return tr("音频无法分析（{r}），没有回答结束标记。", "The audio could not be analysed ({r}): no answer markers.", { r: a.reason ? codeLabel(a.reason) : tr("原因不明", "reason unknown") });
     if (a.state === "partial") return tr("已分析的音频中未发现回答结束标记，另有 {n} 段录像尚未分析。", "No answer markers in the audio analysed so far; {n} more recording(s) not analysed yet.", { n: a.waiting });
     return tr("音频分析未发现回答结束标记。", "The audio analysis found no answer markers.");
-  }
-
-  // The player's hint beside 开始答题 when there are no answers to jump to.
-  function noAnswersHint() {
-    if (sched.questions_released === false) return tr("试题尚未发放。", "The questions are not released yet.");
-    const state = audioState().state;
-    if (state === "done" || state === "partial") return tr("未检测到回答结束标记，请从开始答题处观看。", "No answer markers: watch from the question release.");
-    if (state === "none") return tr("摄像头尚未开始录制。", "The webcam has not started recording.");
-    if (state === "unavailable") return tr("音频无法分析，请从开始答题处观看。", "The audio could not be analysed: watch from the question release.");
-    return tr("音频尚未分析，请从开始答题处观看。", "The audio is not analysed yet: watch from the question release.");
   }
 
   // --- right: tabbed panels -------------------------------------------------------------------

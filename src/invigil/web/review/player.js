@@ -35,6 +35,17 @@ export function answerMarks(boundaries, questionsAt, count) {
   return out;
 }
 
+/** What to say beside 开始答题 when there are no answers to jump to: why there are none, from
+ * where the audio analysis stands (none, waiting, unavailable, partial, done; the reviewer's
+ * page works it out from the log, the scoring sheet gets it from the server). */
+export function noAnswersHintFor(audio, released = true) {
+  if (released === false) return tr("试题尚未发放。", "The questions are not released yet.");
+  if (audio === "done" || audio === "partial") return tr("未检测到回答结束标记，请从开始答题处观看。", "No answer markers: watch from the question release.");
+  if (audio === "none") return tr("摄像头尚未开始录制。", "The webcam has not started recording.");
+  if (audio === "unavailable") return tr("音频无法分析，请从开始答题处观看。", "The audio could not be analysed: watch from the question release.");
+  return tr("音频尚未分析，请从开始答题处观看。", "The audio is not analysed yet: watch from the question release.");
+}
+
 /**
  * Controls for a SyncPlayer. Returns {element, update(t)}: call update from the player's
  * onTime so the seek bar, clock and play button follow the clock.

@@ -5,7 +5,7 @@
 import { clear, h } from "../shared/dom.js";
 import { examTime, listZones, tr, zoneNote } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
-import { answerMarks, playerControls } from "./player.js";
+import { answerMarks, noAnswersHintFor, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
 
 // Where the answer boundaries came from, in words an examiner understands.
@@ -85,7 +85,8 @@ export async function renderSheet(root, ctx, sheetId) {
         onTime: (t) => controls && controls.update(t),
       })
     : null;
-  if (player) controls = playerControls(player, { questionsAt, answers });
+  // A sheet opens only after the exam, so the questions were released.
+  if (player) controls = playerControls(player, { questionsAt, answers, noAnswersHint: noAnswersHintFor((sheet.audio || {}).state) });
   window.__review = player ? { state: () => player.state(), seek: (iso) => player.seek(ms(iso)), start: () => player.start } : {};
   const back = sheet.exam && sheet.exam.id ? `#scoring/${sheet.exam.id}` : "#scoring";
 
