@@ -333,7 +333,7 @@ def test_phone_stop_confirmation_names_its_action(phone: Page, live: Live) -> No
     expect(stop).to_be_visible()
     stop.click()
     dialog = phone.get_by_role("dialog")
-    expect(dialog).to_contain_text("考试结束后才可结束录制")
+    expect(dialog).to_contain_text("考试尚未结束")
     ok = dialog.get_by_role("button", name="确定结束录制", exact=True)
     expect(ok).to_be_visible()
     expect(ok).to_be_focused()

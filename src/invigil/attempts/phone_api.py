@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,6 +31,18 @@ def as_phone(request: Request, ctx: AppContext) -> Iterator[tuple[Session, Attem
         if attempt is None:
             raise unauthorized()
         yield session, attempt
+
+
+def exam_end(attempt: Attempt, now: datetime) -> dict[str, Any]:
+    """Whether this candidate's exam is over, for the phone to tell them to stop recording:
+    ``ended`` is "submitted" (the desk finished), "time_over" (their deadline passed) or None;
+    ``deadline`` is their own (extra time moves it)."""
+    ended = None
+    if attempt.finished_at is not None:
+        ended = "submitted"
+    elif now >= attempt.deadline:
+        ended = "time_over"
+    return {"ended": ended, "deadline": iso(attempt.deadline)}
 
 
 class BindBody(BaseModel):
@@ -59,6 +72,7 @@ def state(request: Request, ctx: Ctx) -> dict[str, Any]:
             "exam": {"id": attempt.exam.id, "title": attempt.exam.title},
             "schedule": schedule(attempt.exam, attempt),
             "evidence": phone.evidence_status(session, ctx, attempt),
+            **exam_end(attempt, ctx.clock.now()),
         }
 
 
@@ -68,10 +82,12 @@ class StatusBody(BaseModel):
 
 @router.post("/status")
 def status(request: Request, body: StatusBody, ctx: Ctx) -> dict[str, Any]:
-    """The phone reports what it is doing; it doubles as the phone's heartbeat."""
+    """The phone reports what it is doing; it doubles as the phone's heartbeat. The answer
+    says whether the candidate's exam is over (``ended``, ``deadline``)."""
     with as_phone(request, ctx) as (session, attempt):
         phone.report_state(session, ctx, attempt, body.state)
-        return {"now": iso(ctx.clock.now()), "state": body.state}
+        now = ctx.clock.now()
+        return {"now": iso(now), "state": body.state, **exam_end(attempt, now)}
 
 
 @router.post("/heartbeat")

@@ -20,6 +20,7 @@ const SENSOR_WAIT_MS = 3000; // no orientation event by then: timed sweep instea
 const TIMED_SWEEP_S = 20;
 const MIN_SWEEP_MS = 3000; // a full turn faster than this films nothing usable (and no chunk)
 const SNAPSHOT_MS = 5000;
+const SWEEPING_HINT = () => L("正在环拍：请让前置摄像头对着自己，原地缓慢转身一整圈，让房间四周和桌面都被拍到。", "Sweeping: keep the front camera on you and turn slowly once around so the whole room and desk are filmed.");
 const HEARTBEAT_MS = 10000;
 const PLACE_SNAPSHOT_MS = 3000; // while placing, the desk shows the phone's picture this fresh
 const ALIVE_KEY = "invigil.phone.alive"; // last moment the page was recording (reload gaps)
@@ -40,6 +41,10 @@ const S = {
   wakeLock: null,
   timers: {},
   serverDone: false,
+  ended: null, // the server's word: "submitted" | "time_over" | null (exam still running)
+  deadline: null, // this candidate's deadline (ms, server time)
+  skew: 0, // server time minus this phone's clock (ms)
+  mirror: false, // the preview is mirrored only for a front (user-facing) camera
 };
 
 const api = createApi({ getToken: () => S.token });
@@ -116,6 +121,7 @@ function cameraBox(extra) {
     S.video.muted = true;
   }
   if (S.stream && S.video.srcObject !== S.stream) S.video.srcObject = S.stream;
+  S.video.classList.toggle("mirror", S.mirror);
   return h("div", { class: "camera" }, S.video, extra);
 }
 
@@ -123,7 +129,7 @@ function cameraBox(extra) {
 function inAppHint() {
   if (!P.inApp) return null;
   return h("p", { class: "hint in-app", id: "in-app-hint" },
-    L("您正在{app}中打开本页。如摄像头或录像无法使用，请点右上角「···」→「{item}」，用手机浏览器继续。", "You opened this page inside {app}. If the camera or recording fails, tap ··· at the top right → {item} and carry on there.", {
+    L("您正在{app}中打开本页。如摄像头或录像无法使用，请点右上角【···】→“{item}”，用手机浏览器继续。", "You opened this page inside {app}. If the camera or recording fails, tap ··· at the top right → {item} and carry on there.", {
       app: appName(P.inApp),
       item: P.ios ? L("在 Safari 中打开", "Open in Safari") : L("在浏览器打开", "Open in Browser"),
     }));
@@ -210,7 +216,7 @@ VIEWS.sweep = () => {
   const hint = h("p", { class: "hint", id: "sweep-hint" }, L("点击【开始环拍】后，手持手机让前置摄像头对着自己，原地缓慢转身一整圈，让房间四周和桌面都被拍到。", "Press Start sweep, hold the phone with the front camera on you and turn slowly once around so the whole room and desk are filmed."));
   // iPhone/iPad: the motion sensor is asked for from the 开始环拍 tap; say what will pop up.
   const motion = P.motionPermission
-    ? h("p", { class: "hint", id: "motion-hint" }, L("随后手机会询问是否允许访问“动作与方向”：请点「允许」，圆环才能显示您转身的进度。", "The phone then asks to allow “Motion & Orientation”: tap Allow so the ring can follow your turn."))
+    ? h("p", { class: "hint", id: "motion-hint" }, L("随后手机会询问是否允许访问“动作与方向”：请点【允许】，圆环才能显示您转身的进度。", "The phone then asks to allow “Motion & Orientation”: tap Allow so the ring can follow your turn."))
     : null;
   const msg = h("p", { class: "error", id: "sweep-message", role: "alert" });
   const confirm = button(L("已转完一圈，完成环拍", "I turned a full circle"), () => finishSweep(), "big");
@@ -223,6 +229,9 @@ VIEWS.sweep = () => {
     try {
       await startSweep({ ring, bar: ring.lastChild, C, label, hint, confirm });
       start.hidden = true;
+      // The step has begun: what to press and what will pop up no longer apply.
+      if (motion) motion.hidden = true;
+      if (S.sweep && !S.sweep.sensor && !S.sweep.timedFrom) hint.textContent = SWEEPING_HINT();
     } catch (err) {
       msg.textContent = cameraErrorText(err);
       start.disabled = false;
@@ -271,24 +280,96 @@ VIEWS.place = () => {
 VIEWS.recording = () => {
   const stats = h("p", { class: "stats", id: "rec-stats", role: "status" });
   const stop = button(L("结束录制", "Stop recording"), async () => {
+    stop.disabled = true;
+    await refreshExamEnd(); // the dialog's words follow the server's latest answer
+    stop.disabled = false;
+    const end = examEnded();
     // The button says what it does (确定结束录制): 确定 is the contract's confirmation word.
-    const ok = await confirmDialog(L("考试结束后才可结束录制。确定结束手机录制吗？", "Stop only after the exam has ended. Stop the phone recording now?"), {
+    const ok = await confirmDialog(stopQuestion(end), {
       ok: L("确定结束录制", "OK, stop recording"),
       cancel: L("取消，继续录制", "Cancel, keep recording"),
-      danger: true,
+      danger: !end,
     });
     if (ok) await stopRecording();
   }, "big danger");
+  stop.id = "stop-recording";
   const view = h("section", null,
     h("h1", null, L("正在录制", "Recording")),
+    h("div", { class: "exam-ended", id: "exam-ended", role: "status", hidden: true }),
     who(),
     cameraBox(h("span", { class: "rec-dot" }, "● REC")),
     h("p", { class: "hint" }, L("请保持手机位置不动、屏幕常亮、联网。考试结束后点击【结束录制】，并等待上传完成。", "Keep the phone still, screen on and online. After the exam press Stop recording and wait for the upload to finish.")),
     stats,
     stop);
   updateStats();
+  setTimeout(updateExamEnd, 0);
   return view;
 };
+
+/** The candidate's exam is over, by the server's word (or its deadline, on the server's clock,
+ * between two answers): "submitted" | "time_over" | null. Only words follow from it: the
+ * recording goes on until the candidate taps 结束录制. */
+function examEnded() {
+  if (S.ended) return S.ended;
+  if (S.deadline && Date.now() + S.skew >= S.deadline) return "time_over";
+  return null;
+}
+
+function stopQuestion(end) {
+  if (end === "submitted") return L("考生已交卷。结束录制并上传剩余录像？", "The candidate has submitted. Stop recording and upload the rest?");
+  if (end === "time_over") return L("考试时间已到。结束录制并上传剩余录像？", "The exam time is over. Stop recording and upload the rest?");
+  return L("考试尚未结束。现在结束录制，考试余下的时间将没有手机佐证录像。确定提前结束录制吗？", "The exam has not ended. If you stop now, the rest of the exam has no phone evidence. Stop recording early?");
+}
+
+/** What the server said about the exam's end (the status heartbeat's and /state's answers). */
+function noteExamEnd(r) {
+  if (!r) return;
+  if (r.now) S.skew = Date.parse(r.now) - Date.now();
+  if (r.deadline) S.deadline = Date.parse(r.deadline);
+  if ("ended" in r) S.ended = r.ended || null;
+  updateExamEnd();
+}
+
+async function refreshExamEnd() {
+  if (!S.stateName) return;
+  try {
+    noteExamEnd(await api.post("/api/v1/phone/status", { state: S.stateName }, { timeout: 3000 }));
+  } catch {
+    /* offline: the last answer stands */
+  }
+}
+
+/** On the recording screen: once the exam is over, say so and ask for 【结束录制】. */
+function updateExamEnd() {
+  const el = $("#exam-ended");
+  if (!el) return;
+  const end = S.phase === "recording" ? examEnded() : null;
+  if (!end) {
+    el.hidden = true;
+    return;
+  }
+  const head = end === "submitted" ? L("考生已交卷，考试已结束。", "The candidate has submitted: the exam is over.") : L("考试时间已到，考试已结束。", "The exam time is over.");
+  const text = [
+    h("strong", null, head),
+    h("br"),
+    L("请点击下方【结束录制】，并保持本页面打开，直到录像上传完成。点击之前手机仍在录制。", "Tap Stop recording below and keep this page open until the upload finishes. Until you tap, the phone keeps recording."),
+  ];
+  if (el.hidden || el.dataset.end !== end || el.dataset.lang !== currentLang()) {
+    clear(el).append(...text);
+    el.dataset.end = end;
+    el.dataset.lang = currentLang();
+    if (el.hidden) {
+      try {
+        if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
+      } catch {
+        /* ignore */
+      }
+    }
+    el.hidden = false;
+  }
+  const stop = $("#stop-recording");
+  if (stop) stop.className = "big"; // now the expected step, no longer a warning
+}
 
 VIEWS.uploading = () => {
   const bar = h("progress", { id: "upload-progress", max: "100", value: "0", "aria-label": L("上传进度", "Upload progress") });
@@ -331,6 +412,7 @@ function stopPlacing() {
 async function readPlacement() {
   try {
     const st = await api.get("/api/v1/phone/state");
+    noteExamEnd(st);
     S.placement = st.evidence && st.evidence.placement;
     const el = $("#placement-state");
     if (el) {
@@ -366,7 +448,7 @@ function cameraErrorText(err) {
   if (name === "NotReadableError") return L("摄像头被其他应用占用。请关闭其他使用摄像头的应用后重试。", "Another app is using the camera: close it and retry.");
   const text = L("无法打开摄像头：{e}", "Cannot open the camera: {e}", { e: errorText(err) });
   if (!P.inApp) return text;
-  return text + L("。{app}内置浏览器可能不支持：请点右上角「···」→「在浏览器打开」，用手机浏览器继续。", ". The {app} browser may not allow it: tap ··· → Open in Browser and carry on there.", { app: appName(P.inApp) });
+  return text + L("。{app}内置浏览器可能不支持：请点右上角【···】→“在浏览器打开”，用手机浏览器继续。", ". The {app} browser may not allow it: tap ··· → Open in Browser and carry on there.", { app: appName(P.inApp) });
 }
 
 async function bindWith(body) {
@@ -438,7 +520,7 @@ function setDeskState(name) {
   // A loaded server asked to wait (503/429 Retry-After): skip the periodic repeat, never a change.
   const gate = backoffFor("status");
   if (!changed && !gate.ready()) return;
-  api.post("/api/v1/phone/status", { state: name }).catch((err) => {
+  api.post("/api/v1/phone/status", { state: name }).then(noteExamEnd, (err) => {
     if (gate.note(err)) return;
     if (err instanceof ApiError && err.status === 401) forget(L("手机绑定已失效，请重新绑定。", "This phone is no longer bound: bind again."));
   });
@@ -458,7 +540,16 @@ async function camera() {
   }
   S.stream = stream;
   for (const t of stream.getVideoTracks()) t.addEventListener("ended", () => onCameraLost());
-  if (S.video) S.video.srcObject = stream;
+  // Every stored picture and the desk show the camera's real orientation; a selfie-style mirror
+  // is kept only for a camera that says it faces the user (a rear camera or one that does not
+  // say is shown as it films).
+  const track = stream.getVideoTracks()[0];
+  const settings = track && track.getSettings ? track.getSettings() : {};
+  S.mirror = settings.facingMode === "user";
+  if (S.video) {
+    S.video.srcObject = stream;
+    S.video.classList.toggle("mirror", S.mirror);
+  }
   return stream;
 }
 
@@ -568,6 +659,7 @@ async function startRecording() {
   if (!S.timers.snap) S.timers.snap = setInterval(sendSnapshot, SNAPSHOT_MS);
   if (!S.timers.stats) S.timers.stats = setInterval(() => {
     updateStats();
+    updateExamEnd();
     markAlive();
   }, 1000);
   keepAwake();
@@ -833,6 +925,7 @@ async function boot() {
   Object.assign(S, { token: saved.token, attemptId: saved.attemptId, info: saved.info, phase: saved.phase || "sweep" });
   try {
     const st = await api.get("/api/v1/phone/state");
+    noteExamEnd(st);
     S.info = { candidate: st.candidate, exam: st.exam };
     save();
   } catch (err) {

@@ -64,7 +64,7 @@ export function appName(inApp) {
 /** The exact taps that open this address in the system browser, for this app and system. */
 export function openInBrowserSteps(p) {
   const system = p.ios ? "Safari" : L("手机自带浏览器", "the phone's own browser");
-  const menu = L("点右上角的「···」", "Tap ··· at the top right");
+  const menu = L("点右上角的【···】", "Tap ··· at the top right");
   const item = {
     wechat: p.ios ? L("在 Safari 中打开", "Open in Safari") : L("在浏览器打开", "Open in Browser"),
     qq: p.ios ? L("在 Safari 中打开", "Open in Safari") : L("用浏览器打开", "Open with browser"),
@@ -72,9 +72,9 @@ export function openInBrowserSteps(p) {
   }[p.inApp];
   return [
     L("{menu}（屏幕右上角三个点）。", "{menu}.", { menu }),
-    L("在弹出的菜单中选择「{item}」。", "Choose “{item}” in the menu.", { item }),
+    L("在弹出的菜单中选择“{item}”。", "Choose “{item}” in the menu.", { item }),
     L("在{system}中打开本页后，按页面提示继续（绑定码不变）。", "Carry on in {system} (the binding stays the same).", { system }),
-    L("如菜单中没有该选项：点「复制链接」，再粘贴到{system}的地址栏中打开。", "No such item? Copy the link below and paste it into {system}.", { system }),
+    L("如菜单中没有该选项：点【复制链接】，再粘贴到{system}的地址栏中打开。", "No such item? Copy the link below and paste it into {system}.", { system }),
   ];
 }
 
