@@ -12,7 +12,7 @@ export function evidenceStatusText(ev) {
     not_bound: L("手机尚未绑定", "Phone not bound"),
     bound: L("手机已绑定，请在手机上开始环拍", "Phone bound: start the room sweep on the phone"),
     sweeping: L("手机正在环拍房间", "Phone is sweeping the room"),
-    placing: L("手机已完成环拍，正在摆放机位：请确认下方画面", "Phone swept the room and is being placed: check its picture"),
+    placing: L("手机已完成环拍，正在摆放机位：请确认手机拍到的画面", "Phone swept the room and is being placed: check its picture"),
     recording: L("手机正在录制", "Phone is recording"),
     offline: L("手机已离线，请检查手机网络", "Phone offline: check its network"),
     stopped: L("手机已结束录制", "Phone stopped recording"),

@@ -135,7 +135,9 @@ VIEWS.uploads = () => {
         const done = phone.length && phone.every((r) => r.state === "finalized");
         serverBox.append(h("div", { class: `upload-row ${done ? "ok" : ""}`, "data-kind": "evidence" },
           h("span", { class: "name" }, KIND_NAME.evidence()),
-          h("progress", { max: "100", value: done ? "100" : "0" }),
+          // The desk cannot know how much the phone still holds: while its chunks arrive the
+          // bar is indeterminate (moving), not an empty bar that reads as "nothing happens".
+          h("progress", done ? { max: "100", value: "100" } : phone.length ? { max: "100" } : { max: "100", value: "0" }),
           h("span", { class: "state" }, done ? L("已完成", "Complete") : phone.length
             ? L("手机正在上传：已收到 {n} 段。请在手机上点击【结束录制】并保持手机联网，直到显示上传完成。", "The phone is uploading ({n} chunks so far). Stop recording on the phone and keep it online until it says done.", { n: phone.reduce((a, r) => a + r.received, 0) })
             : L("尚未收到手机录像。请检查手机是否在录制、是否联网。", "No phone recording received yet: check the phone."))));
