@@ -247,26 +247,18 @@ def test_a_sheet_says_where_the_search_for_answer_markers_stands(world: World) -
         return world.get("exm1", f"/api/v1/scoring/sheets/{sheet_id}").json()["audio"]
 
     assert audio() == {"state": "waiting", "waiting": 2}
-    attempt = world.attempts["1001"]
-    with transaction(world.ctx.db) as session:
-        events.append(
-            session,
-            attempt,
-            "audio_unavailable",
-            at=world.clock.now(),
-            actor="analysis",
-            data={"recording_id": world.recordings["webcam0"], "reason": "no_audio_track"},
-        )
+
+    def analysed(kind: str, recording: str, **data: Any) -> None:
+        with transaction(world.ctx.db) as session:
+            data["recording_id"] = world.recordings[recording]
+            now = world.clock.now()
+            events.append(
+                session, world.attempts["1001"], kind, at=now, actor="analysis", data=data
+            )
+
+    analysed("audio_unavailable", "webcam0", reason="no_audio_track")
     assert audio() == {"state": "waiting", "waiting": 1}  # nothing heard yet, one to go
-    with transaction(world.ctx.db) as session:
-        events.append(
-            session,
-            attempt,
-            "audio_summary",
-            at=world.clock.now(),
-            actor="analysis",
-            data={"recording_id": world.recordings["webcam1"], "boundaries": 0},
-        )
+    analysed("audio_summary", "webcam1", boundaries=0)
     assert audio() == {"state": "done", "waiting": 0}
     # Another candidate's analysis says nothing about this sheet.
     other = sheets(world)[1]["sheet_id"]
