@@ -246,7 +246,7 @@ def test_a_sheet_says_where_the_search_for_answer_markers_stands(world: World) -
     def audio() -> Any:
         return world.get("exm1", f"/api/v1/scoring/sheets/{sheet_id}").json()["audio"]
 
-    assert audio() == {"state": "waiting", "waiting": 2}
+    assert audio() == {"state": "waiting", "waiting": 2, "reason": None}
 
     def analysed(kind: str, recording: str, **data: Any) -> None:
         with transaction(world.ctx.db) as session:
@@ -257,10 +257,10 @@ def test_a_sheet_says_where_the_search_for_answer_markers_stands(world: World) -
             )
 
     analysed("audio_unavailable", "webcam0", reason="no_audio_track")
-    assert audio() == {"state": "waiting", "waiting": 1}  # nothing heard yet, one to go
+    assert audio() == {"state": "waiting", "waiting": 1, "reason": None}  # nothing heard yet, one to go
     analysed("audio_summary", "webcam1", boundaries=0)
-    assert audio() == {"state": "done", "waiting": 0}
+    assert audio() == {"state": "done", "waiting": 0, "reason": None}
     # Another candidate's analysis says nothing about this sheet.
     other = sheets(world)[1]["sheet_id"]
     r = world.get("exm1", f"/api/v1/scoring/sheets/{other}").json()
-    assert r["audio"] == {"state": "waiting", "waiting": 1}
+    assert r["audio"] == {"state": "waiting", "waiting": 1, "reason": None}

@@ -68,6 +68,26 @@ class Work:
     waiting: bool
 
 
+def progress(webcam_ids: list[str], done: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Where the search for answer markers stands, so that a page without markers says why.
+    ``webcam_ids``: the attempt's webcam recordings; ``done``: its (kind, data) events of
+    ``DONE_KINDS``. ``state`` is ``none`` (nothing recorded), ``waiting`` (not analysed yet),
+    ``unavailable`` (no audio could be analysed; ``reason`` the first one's), ``partial`` (some
+    recordings still wait) or ``done``; ``waiting`` counts the recordings not analysed yet."""
+    analysed = {(data or {}).get("recording_id") for _, data in done}
+    waiting = sum(1 for rid in webcam_ids if rid not in analysed)
+    reason = None
+    if not webcam_ids:
+        state = "none"
+    elif any(kind == "audio_summary" for kind, _ in done):
+        state = "partial" if waiting else "done"
+    elif waiting or not done:
+        state = "waiting"
+    else:
+        state, reason = "unavailable", (done[0][1] or {}).get("reason")
+    return {"state": state, "waiting": waiting, "reason": reason}
+
+
 def _done(session: Session, attempt_id: str, recording_id: str) -> bool:
     rows = session.scalars(
         select(Event.data).where(Event.attempt_id == attempt_id, Event.kind.in_(DONE_KINDS))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invigil.analysis.audio_jobs import DONE_KINDS
+from invigil.analysis import audio_jobs
 from invigil.attempts.models import Attempt, Event
 from invigil.core.clock import iso
 from invigil.core.context import AppContext
@@ -212,25 +212,12 @@ def _boundary(e: Event) -> dict[str, Any]:
 
 
 def _audio_state(session: Session, attempt_id: str, recordings: list[Recording]) -> dict[str, Any]:
-    """Where the search for answer markers stands, so that a sheet without markers says why:
-    ``none`` (nothing recorded), ``waiting`` (not analysed yet), ``unavailable`` (no audio could
-    be analysed), ``partial`` (some recordings still wait) or ``done``."""
-    done = list(
-        session.execute(
-            select(Event.kind, Event.data).where(
-                Event.attempt_id == attempt_id, Event.kind.in_(DONE_KINDS)
-            )
+    done = session.execute(
+        select(Event.kind, Event.data).where(
+            Event.attempt_id == attempt_id, Event.kind.in_(audio_jobs.DONE_KINDS)
         )
     )
-    analysed = {(data or {}).get("recording_id") for _, data in done}
-    waiting = sum(1 for r in recordings if r.id not in analysed)
-    if not recordings:
-        state = "none"
-    elif not any(kind == "audio_summary" for kind, _ in done):
-        state = "waiting" if waiting or not done else "unavailable"
-    else:
-        state = "partial" if waiting else "done"
-    return {"state": state, "waiting": waiting}
+    return audio_jobs.progress([r.id for r in recordings], [(k, d) for k, d in done])
 
 
 def sheet_view(session: Session, ctx: AppContext, user: StaffUser, sheet_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from invigil.analysis import audio_jobs
 from invigil.attempts import helpchat
 from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import Attempt, Event
@@ -503,6 +504,10 @@ def attempt_review(
             "finished_at": iso(attempt.finished_at) if attempt.finished_at else None,
         },
         "recordings": [{k: v for k, v in r.items() if not k.startswith("_")} for r in recs],
+        "audio": audio_jobs.progress(
+            [r["id"] for r in recs if r["kind"] == "webcam"],
+            [(e.kind, e.data) for e in evs if e.kind in audio_jobs.DONE_KINDS],
+        ),
         "gaps": _gaps(recs, attempt, exam),
         "events": [
             {

@@ -86,6 +86,9 @@ export async function renderCandidate(root, ctx, attemptId) {
     ),
   );
 
+  // Where the search for answer markers stands (the server's word: audio_jobs.progress).
+  const audio = data.audio || { state: "waiting", waiting: 0, reason: null };
+
   // --- players and controls (the module the examiner's view uses too) -------------------------
   const questionsAt = ms(sched.questions_at);
   const answers = answerMarks(
@@ -93,7 +96,7 @@ export async function renderCandidate(root, ctx, attemptId) {
     questionsAt,
     (data.questions || []).length,
   );
-  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS, noAnswersHint: noAnswersHintFor(audioState().state, sched.questions_released) });
+  const controlsBox = playerControls(player, { questionsAt, answers, speeds: SPEEDS, noAnswersHint: noAnswersHintFor(audio.state, sched.questions_released) });
   const controls = controlsBox.element;
   const clockEl = controlsBox.clock;
   const bar = timelineBar();
@@ -109,28 +112,12 @@ export async function renderCandidate(root, ctx, attemptId) {
     eventsBox,
   );
 
-  // Where the audio analysis stands (it looks for 「该题回答完毕」 in each webcam recording once
-  // that is uploaded and assembled): "none" before the webcam recorded anything, "waiting"
-  // before any recording was analysed, "unavailable" when none could be, "partial" while some
-  // wait, "done" when all were.
-  function audioState() {
-    const webcams = (data.recordings || []).filter((r) => r.kind === "webcam");
-    const done = (data.events || []).filter((e) => e.kind === "audio_summary" || e.kind === "audio_unavailable");
-    const doneIds = new Set(done.map((e) => (e.data || {}).recording_id));
-    const waiting = webcams.filter((r) => !doneIds.has(r.id)).length;
-    const summaries = done.filter((e) => e.kind === "audio_summary");
-    if (!done.length) return { state: webcams.length ? "waiting" : "none" };
-    if (!summaries.length) return { state: waiting ? "waiting" : "unavailable", reason: (done[0].data || {}).reason };
-    return { state: waiting ? "partial" : "done", waiting };
-  }
-
   /** Why there are no answer markers, in words. */
   function noMarkersText() {
-    const a = audioState();
-    if (a.state === "none") return tr("摄像头尚未开始录制，还没有可分析的音频。", "The webcam has not started recording: there is no audio to analyse yet.");
-    if (a.state === "waiting") return tr("音频尚未分析：摄像头录像上传完成后自动分析。", "The audio has not been analysed yet: that happens once the webcam recording is uploaded.");
-    if (a.state === "unavailable") return tr("音频无法分析（{r}），没有回答结束标记。", "The audio could not be analysed ({r}): no answer markers.", { r: a.reason ? codeLabel(a.reason) : tr("原因不明", "reason unknown") });
-    if (a.state === "partial") return tr("已分析的音频中未发现回答结束标记，另有 {n} 段录像尚未分析。", "No answer markers in the audio analysed so far; {n} more recording(s) not analysed yet.", { n: a.waiting });
+    if (audio.state === "none") return tr("摄像头尚未开始录制，还没有可分析的音频。", "The webcam has not started recording: there is no audio to analyse yet.");
+    if (audio.state === "waiting") return tr("音频尚未分析：摄像头录像上传完成后自动分析。", "The audio has not been analysed yet: that happens once the webcam recording is uploaded.");
+    if (audio.state === "unavailable") return tr("音频无法分析（{r}），没有回答结束标记。", "The audio could not be analysed ({r}): no answer markers.", { r: audio.reason ? codeLabel(audio.reason) : tr("原因不明", "reason unknown") });
+    if (audio.state === "partial") return tr("已分析的音频中未发现回答结束标记，另有 {n} 段录像尚未分析。", "No answer markers in the audio analysed so far; {n} more recording(s) not analysed yet.", { n: audio.waiting });
     return tr("音频分析未发现回答结束标记。", "The audio analysis found no answer markers.");
   }
 

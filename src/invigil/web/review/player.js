@@ -103,7 +103,7 @@ export function playerControls(player, { questionsAt = NaN, answers = [], speeds
     );
   }
   if (!answers.length && Number.isFinite(questionsAt)) {
-    jumps.append(h("span", { class: "muted hint" }, noAnswersHint || tr("未检测到回答结束标记，请从开始答题处观看。", "No answer markers: watch from the question release.")));
+    jumps.append(h("span", { class: "muted hint" }, noAnswersHint || noAnswersHintFor("done")));
   }
 
   const element = h(
