@@ -257,7 +257,8 @@ def test_a_sheet_says_where_the_search_for_answer_markers_stands(world: World) -
             )
 
     analysed("audio_unavailable", "webcam0", reason="no_audio_track")
-    assert audio() == {"state": "waiting", "waiting": 1, "reason": None}  # nothing heard yet, one to go
+    # Nothing heard yet, one recording to go.
+    assert audio() == {"state": "waiting", "waiting": 1, "reason": None}
     analysed("audio_summary", "webcam1", boundaries=0)
     assert audio() == {"state": "done", "waiting": 0, "reason": None}
     # Another candidate's analysis says nothing about this sheet.
