@@ -79,11 +79,15 @@ def test_bind_by_code_and_by_qr_token(
     # A phone token is no candidate token.
     assert client.get("/api/v1/candidate/state", headers=bearer(phone2)).status_code == 401
 
-    # Silent for 20 s: offline.
+    # Silent for 20 s: offline. The desk's heartbeat carries the status too (the exam pages
+    # show it in their header without polling the whole state).
     client.post("/api/v1/phone/status", headers=bearer(phone2), json={"state": "recording"})
     assert _evidence(client, desk)["status"] == "recording"
+    beat = client.post("/api/v1/candidate/heartbeat", headers=bearer(desk)).json()
+    assert beat["evidence"] == {"status": "recording"}
     clock.advance(timedelta(seconds=21))
-    client.post("/api/v1/candidate/heartbeat", headers=bearer(desk))
+    beat = client.post("/api/v1/candidate/heartbeat", headers=bearer(desk)).json()
+    assert beat["evidence"] == {"status": "offline"}
     assert _evidence(client, desk)["status"] == "offline"
 
     rev = staff_token(client, "rev", "pw-rev")

@@ -21,7 +21,7 @@ LONG_TITLE = "2026年某市事业单位公开招聘工作人员结构化面试�
 MEASURE = """() => {
   const top = document.querySelector('header.top');
   const vw = document.documentElement.clientWidth;
-  const parts = [...top.querySelectorAll('.brand, #steps li, #net, #top-help button, #lang, #top-left button')];
+  const parts = [...top.querySelectorAll('.brand, #steps li, #phone-state:not([hidden]), #net, #top-help button, #lang, #top-left button')];
   const boxes = parts.map((el) => {
     const r = el.getBoundingClientRect();
     const cs = getComputedStyle(el);

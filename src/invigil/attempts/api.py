@@ -290,7 +290,7 @@ def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
         now = ctx.clock.now()
         me.auth.last_seen_at = now
         presence.heard_from(session, me.attempt, now)
-        return {
+        answer: dict[str, Any] = {
             "now": iso(now),
             "stage": service.current_stage(session, me.attempt, now),
             # Extra time granted by the exam office reaches the desk's countdown within one beat.
@@ -298,6 +298,10 @@ def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
             # Proctor warnings reach the desk within one heartbeat.
             "warnings": warnings_for(session, me.attempt.id),
         }
+        if me.attempt.exam.evidence_camera:
+            # The desk's header shows through the exam whether the phone still records.
+            answer["evidence"] = phone.evidence_brief(session, ctx, me.attempt)
+        return answer
 
 
 @router.post("/lot")

@@ -135,31 +135,48 @@ def report_state(session: Session, ctx: AppContext, attempt: Attempt, state: str
     attempt.evidence_state, attempt.evidence_state_at = state, now
 
 
-def evidence_status(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, Any]:
-    """not_bound | bound | sweeping | recording | stopped | offline, as the desk shows it."""
-    now = ctx.clock.now()
-    phone = session.scalars(
+def _live_phone(session: Session, attempt_id: str) -> AuthSession | None:
+    """The phone session bound now (binding another phone revokes the earlier one)."""
+    return session.scalars(
         select(AuthSession)
         .where(
-            AuthSession.attempt_id == attempt.id,
+            AuthSession.attempt_id == attempt_id,
             AuthSession.kind == "phone",
             AuthSession.revoked_at.is_(None),
         )
         .order_by(AuthSession.created_at.desc())
     ).first()
+
+
+def _status_of(ctx: AppContext, attempt: Attempt, phone: AuthSession | None) -> str:
+    if phone is None:
+        return "not_bound"
+    alive = ctx.clock.now() - phone.last_seen_at < timedelta(
+        seconds=ctx.settings.session_alive_seconds
+    )
+    return (attempt.evidence_state or "bound") if alive else "offline"
+
+
+def evidence_status(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, Any]:
+    """not_bound | bound | sweeping | recording | stopped | offline, as the desk shows it."""
+    phone = _live_phone(session, attempt.id)
     required = attempt.exam.evidence_camera
     if phone is None:
         return {"required": required, "status": "not_bound", "last_seen_at": None}
-    alive = now - phone.last_seen_at < timedelta(seconds=ctx.settings.session_alive_seconds)
-    status = (attempt.evidence_state or "bound") if alive else "offline"
     snap = latest_phone_snapshot(session, attempt.id)
     return {
         "required": required,
-        "status": status,
+        "status": _status_of(ctx, attempt, phone),
         "last_seen_at": iso(phone.last_seen_at),
         "snapshot_at": iso(snap.taken_at) if snap else None,
         "placement": placement_of(session, attempt.id),
     }
+
+
+def evidence_brief(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, str]:
+    """Only the status of evidence_status, for the desk's heartbeat: one indexed query, so the
+    desk can show the phone's state through the exam without polling the whole state."""
+    return {"status": _status_of(ctx, attempt, _live_phone(session, attempt.id))}
 
 
 PLACEMENT_EVENT = "evidence_placement"

@@ -4,6 +4,7 @@
 import { backoffFor } from "../shared/backoff.js";
 import { $, clear, h } from "../shared/dom.js";
 import { UploadEngine } from "../shared/upload.js";
+import { notePhone } from "./phone-status.js";
 import { renderNet, rerender, show } from "./shell.js";
 import { startAnswering } from "./stage-answer.js";
 import { finish } from "./stage-finish.js";
@@ -103,6 +104,7 @@ export function startHeartbeat() {
       S.clock.observe(r.now, t0, performance.now());
       showWarnings(r.warnings);
       applyDeadline(r.deadline);
+      notePhone(r.evidence);
       onServerStage(r.stage);
     } catch (err) {
       // A loaded server asks to wait (503/429 Retry-After); offline: the banner says so; 401

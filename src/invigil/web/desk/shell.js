@@ -1,10 +1,11 @@
-// The page around the stages: the header (stage bar, 网络正常, 求助, 获取试题, language),
+// The page around the stages: the header (stage bar, 手机录制中, 网络正常, 求助, 获取试题, language),
 // the network banner, and show() that swaps the current stage's view.
 
 import { $, clear, h } from "../shared/dom.js";
 import { currentLang, formatBytes } from "../shared/i18n.js";
 import { openHelp } from "./help.js";
 import { shareScreen } from "./media.js";
+import { renderPhone } from "./phone-status.js";
 import { loadQuestions } from "./stage-answer.js";
 import { L, S, VIEWS, button, main, until } from "./state.js";
 
@@ -70,6 +71,7 @@ export function renderTop() {
   }
   renderSteps();
   renderNet();
+  renderPhone();
 }
 
 export function questionsOut() {
