@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from invigil.core.s3_put import SignedPut
 from invigil.core.storage import BlobInfo, LimitedReader, check_key, check_prefix, download_to
 
 if TYPE_CHECKING:
@@ -103,14 +104,17 @@ class S3BlobStore:
             read_timeout=60,
             max_pool_connections=max_connections,
         )
-        self.client: S3Client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=config,
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
         )
+        self.client: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
+        # Single PUTs (every chunk and snapshot) skip botocore's request pipeline: s3_put.py.
+        credentials = session.get_credentials()
+        self._signed_put: SignedPut | None = None
+        if credentials is not None and SignedPut.direct(self.client.meta.endpoint_url):
+            self._signed_put = SignedPut(
+                self.client, bucket, credentials, max_connections, timeouts=(5, 60)
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3BlobStore:
@@ -189,6 +193,9 @@ class S3BlobStore:
         if len(data) >= self.multipart_threshold:
             self._multipart(key, _slices(data, self.part_size))
             return
+        if self._signed_put is not None:
+            self._signed_put.put(key, io.BytesIO(data))
+            return
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentMD5=content_md5(data))
 
     def put_file(self, key: str, source: Path) -> None:
@@ -197,6 +204,8 @@ class S3BlobStore:
         with source.open("rb") as f:
             if size >= self.multipart_threshold:
                 self._multipart(key, _parts(f, self.part_size))
+            elif self._signed_put is not None:
+                self._signed_put.put(key, f)
             else:
                 digest = hashlib.md5()
                 while block := f.read(1 << 20):
