@@ -33,6 +33,7 @@ from .conftest import Live, check_page, watched_page
 ROOM = "第1考场（演示·仅电脑）"
 TITLE = "invigil 演示 · 结构化面试模拟考试（仅电脑）"
 LEFT, RIGHT = (220, 30, 30), (30, 60, 220)  # the screen snapshot's edge bands
+LONG_TICKET, LONG_NAME = "2026120101", "欧阳娜娜"
 
 
 @pytest.fixture
@@ -40,6 +41,10 @@ def exam_id(app_ctx: AppContext, tmp_path: Path) -> str:
     doc = exam_doc()
     doc["exam"]["title"] = TITLE
     doc["rooms"][0]["name"] = ROOM
+    # A ticket number as long as a real one (the exam file's example), and a four-character name.
+    doc["candidates"].append(
+        {"ticket": LONG_TICKET, "name": LONG_NAME, "room": "R01", "photo": "obama.jpg"}
+    )
     return import_exam(app_ctx, tmp_path / "exam", doc)
 
 
@@ -304,3 +309,49 @@ def test_not_entered_candidates_are_calm_until_entry_closes(live: Live, console:
     print(state)
     assert "late" in state["classes"], state
     assert state["border"] == state["warn"], state
+
+
+def test_an_alert_card_keeps_the_name_and_ticket_on_one_line(live: Live, browser: Any) -> None:
+    """At 1280 px wide, an alert for a candidate with a ten-digit ticket reads 欧阳娜娜（2026120101）
+    on one line, the whole ticket shown (not cut off), and the card is no wider than the panel."""
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        cand = candidate(http, live, LONG_TICKET)
+        for kind in ("focus_lost", "second_screen"):
+            r = http.post("/api/v1/candidate/events", headers=cand, json={"kind": kind})
+            assert r.status_code == 201, r.text
+
+    context, page, errors, lines = watched_page(
+        browser, viewport={"width": 1280, "height": 800}, locale="zh-CN"
+    )
+    sign_in(page, live)
+    alerts = page.get_by_role("alert").filter(has_text=LONG_NAME)
+    expect(alerts).to_have_count(2)
+    for i in range(2):
+        who = alerts.nth(i).locator(".who")
+        expect(who).to_have_text(f"{LONG_NAME}（{LONG_TICKET}）")
+        seen = who.evaluate(
+            """(el) => {
+                // The lines its text is laid out on: the tops of its text's boxes.
+                const tops = new Set();
+                const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+                while (walk.nextNode()) {
+                    const range = document.createRange();
+                    range.selectNodeContents(walk.currentNode);
+                    for (const r of range.getClientRects()) tops.add(Math.round(r.top));
+                }
+                const card = el.closest(".alert").getBoundingClientRect();
+                const panel = el.closest(".alerts").getBoundingClientRect();
+                return {
+                    lines: tops.size,
+                    // An ellipsis anywhere in it (the line or the name inside it) hides text.
+                    clipped: [el, ...el.querySelectorAll("*")].some(
+                        (e) => e.scrollWidth > e.clientWidth + 1),
+                    card: [card.left, card.right], panel: [panel.left, panel.right],
+                };
+            }"""
+        )
+        print(seen)
+        assert seen["lines"] == 1, seen
+        assert not seen["clipped"], seen
+        assert seen["card"][1] <= seen["panel"][1] + 0.5, seen
+    check_page(context, errors, lines)

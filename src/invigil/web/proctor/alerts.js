@@ -107,7 +107,8 @@ export function renderAlerts({ list, ackedList, count, filterSelect, onOpen }) {
         h(
           "button",
           { type: "button", class: "alert-body", title: tr("查看时间线", "Open the timeline"), onclick: () => onOpen(aid, ev.seq) },
-          h("strong", null, `${c.name}（${c.ticket}）`),
+          // Name and ticket apart, so that a long name gives way and the ticket never does.
+          h("strong", { class: "who" }, h("span", { class: "name" }, c.name), h("span", { class: "ticket" }, `（${c.ticket}）`)),
           h("span", { class: "kind" }, kindName(ev.kind)),
           h("time", { datetime: ev.at }, clock(ev.at)),
         ),
