@@ -110,3 +110,47 @@ def test_exam_pages_show_whether_the_phone_records(
     expect(pill).to_have_text("Phone disconnected: check it")
     page.get_by_role("button", name="中文").click()
     expect(pill).to_have_text("手机已断开，请检查手机")
+
+
+def test_binding_page_folds_the_qr_code_once_the_phone_records(
+    page: Page, live: Live, phone_client: httpx.Client, screens: Path | None
+) -> None:
+    flow.device_check(page, live)
+    flow.login(page)
+    qr = page.locator("#qr img")
+    connected = page.locator("#phone-connected")
+    first = bind(page, phone_client)
+    first.report("sweeping")
+    expect(page.locator("#phone-status")).to_contain_text("手机正在环拍房间", timeout=HEARD)
+    expect(qr).to_be_visible()
+    expect(connected).to_be_hidden()
+
+    # Recording: the QR code and the used code give way to a confirmation.
+    first.report("recording")
+    expect(connected).to_be_visible(timeout=HEARD)
+    expect(connected).to_contain_text("手机已连接并在录制")
+    expect(qr).to_be_hidden()
+    expect(page.locator("#binding-code")).to_be_hidden()
+    expect(page.get_by_role("button", name="下一步")).to_be_visible()
+    flow.shot(page, screens, "3c-phone-connected")
+
+    # A replacement phone: the QR code comes back with a fresh code, which binds it.
+    used = page.locator("#binding-code strong").inner_text()
+    page.get_by_role("button", name="重新显示二维码").click()
+    expect(qr).to_be_visible()
+    expect(connected).to_be_hidden()
+    expect(page.locator("#binding-code strong")).not_to_have_text(used)
+    second = bind(page, phone_client)
+    expect(page.locator("#phone-status")).to_contain_text("手机已绑定", timeout=HEARD)
+    second.report("recording")
+    expect(connected).to_be_visible(timeout=HEARD)
+    expect(qr).to_be_hidden()
+    page.get_by_role("button", name="下一步").click()
+    flow.draw_lot(page)
+    flow.read_attachments(page)
+
+    # The entry step's link shows the QR code at once, even while the phone records.
+    second.report("recording")
+    page.get_by_role("button", name="显示手机绑定二维码").click()
+    expect(qr).to_be_visible()
+    expect(connected).to_be_hidden()

@@ -81,7 +81,9 @@ def test_phone_records_through_a_short_exam_with_the_desk(
 
     start.click()
     expect(phone.get_by_role("button", name="结束录制")).to_be_visible()
-    expect(page.locator("#phone-status")).to_contain_text("手机正在录制", timeout=15000)
+    # Recording: the binding step folds its QR code into a confirmation.
+    expect(page.locator("#phone-connected")).to_contain_text("手机已连接并在录制", timeout=15000)
+    expect(page.locator("#qr img")).to_be_hidden()
     page.get_by_role("button", name="下一步").click()
     flow.draw_lot(page)
     flow.read_attachments(page)

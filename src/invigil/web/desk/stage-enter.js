@@ -102,7 +102,7 @@ VIEWS.enter = (message) => {
     state,
     msg,
     h("div", { class: "actions" }, refresh, enterBtn),
-    evidenceRequired() ? h("p", null, button(L("显示手机绑定二维码", "Show the phone QR code"), () => show("binding"), { class: "link" })) : null,
+    evidenceRequired() ? h("p", null, button(L("显示手机绑定二维码", "Show the phone QR code"), () => show("binding", { qr: true }), { class: "link" })) : null,
   );
 };
 
