@@ -276,6 +276,9 @@ def test_exam_time_helpers_use_the_offset_given(
             out.none = [m.examTime(null, 480), m.examDateTime(undefined, 480)];
             out.shared = [m.sharedOffset([480, 480]), m.sharedOffset([480, -300]), m.sharedOffset([])];
             out.clock = m.clockTime(t, 480);
+            // The desk's schedule times: seconds only off the whole minute.
+            out.schedule = [m.scheduleTime('2030-06-01T01:00:00Z', 480), m.scheduleTime(t, 480),
+                            m.scheduleTime('2030-06-01T01:00:30+00:00', -300), m.scheduleTime(null, 480)];
             return out;
         }"""
     )
@@ -297,3 +300,4 @@ def test_exam_time_helpers_use_the_offset_given(
     assert got["none"] == ["", "—"]
     assert got["shared"] == [480, None, None]
     assert got["clock"] == "2030-06-01 09:00"  # the desk's helper, unchanged
+    assert got["schedule"] == ["2030-06-01 09:00", "2030-06-01 09:00:05", "2030-05-31 20:00:30", ""]

@@ -2,7 +2,7 @@
 
 import { $, clear, h } from "../shared/dom.js";
 import { renderTop } from "./shell.js";
-import { L, S, api, at, button, emit, note } from "./state.js";
+import { L, S, api, atSecond, button, emit, note } from "./state.js";
 
 // 求助 --------------------------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ export function renderHelp() {
     h("h2", { id: "help-title" }, L("联系监考员与技术服务", "Contact the proctor and tech support")),
     phone ? h("p", null, L("求助电话：", "Help phone: "), h("strong", { id: "help-phone" }, phone)) : null,
     h("p", { class: "hint" }, L("遇到设备、网络或其他问题，请在下方留言，监考员会在这里回复。录像不会因此中断。", "For device, network or other problems write below; the proctor answers here. Recording continues.")),
-    h("ol", { class: "messages", id: "help-messages" }, S.help.messages.map((m) => h("li", { class: m.from }, h("span", { class: "from" }, m.from === "staff" ? L("监考员", "Proctor") : L("我", "Me")), h("span", { class: "at" }, at(m.at, true)), h("p", null, m.text)))),
+    h("ol", { class: "messages", id: "help-messages" }, S.help.messages.map((m) => h("li", { class: m.from }, h("span", { class: "from" }, m.from === "staff" ? L("监考员", "Proctor") : L("我", "Me")), h("span", { class: "at" }, atSecond(m.at)), h("p", null, m.text)))),
     error === "unavailable" ? note("error", L("在线留言暂不可用，请拨打求助电话。", "Messages are unavailable: please call.")) : error ? note("error", error === "offline" ? L("网络不通，留言未发送。", "Offline: not sent.") : error) : null,
     text,
     h("div", { class: "actions" }, button(L("关闭", "Close"), () => {

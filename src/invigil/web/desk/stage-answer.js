@@ -51,7 +51,7 @@ VIEWS.waiting = () => {
   return h("div", { class: "exam" },
     h("section", { class: "card main-col" },
       h("h1", null, L("待考", "Waiting")),
-      note("info", L("考试将于 {t} 开始。请保持端坐、正对摄像头，试题会在开考时自动显示，无需任何操作。", "The exam starts at {t}. Sit facing the camera; the questions appear by themselves.", { t: at(st.schedule.starts_at, true) })),
+      note("info", L("考试将于 {t} 开始。请保持端坐、正对摄像头，试题会在开考时自动显示，无需任何操作。", "The exam starts at {t}. Sit facing the camera; the questions appear by themselves.", { t: at(st.schedule.starts_at) })),
       h("p", { class: "hint" }, L("距开考还有", "Starts in")),
       cd,
       msg,

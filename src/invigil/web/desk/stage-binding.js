@@ -4,7 +4,7 @@ import { clear, h } from "../shared/dom.js";
 import { placementPanel } from "./placement.js";
 import { refreshState, route } from "./session.js";
 import { stepTitle } from "./shell.js";
-import { L, S, VIEWS, api, at, button, card, later, note, save, store } from "./state.js";
+import { L, S, VIEWS, api, at, atSecond, button, card, later, note, save, store } from "./state.js";
 
 export function evidenceStatusText(ev) {
   const status = ev ? ev.status : "not_bound";
@@ -28,7 +28,7 @@ VIEWS.binding = (arg) => {
   const code = h("div", { class: "code", id: "binding-code" });
   const status = h("p", { class: "phone-status", id: "phone-status", role: "status" }, evidenceStatusText(S.state.evidence));
   const msg = h("div");
-  const placement = placementPanel(api, (iso) => at(iso, true));
+  const placement = placementPanel(api, atSecond);
   placement.update(S.state.evidence);
   let offered = false;
   async function offer() {

@@ -6,7 +6,7 @@
 import { ServerClock, createApi } from "../shared/api.js";
 import { $, h } from "../shared/dom.js";
 import { EventQueue } from "../shared/eventqueue.js";
-import { clockTime, tr } from "../shared/i18n.js";
+import { clockTime, scheduleTime, tr } from "../shared/i18n.js";
 
 export const params = new URLSearchParams(location.search);
 export const examId = params.get("exam") || "";
@@ -81,7 +81,11 @@ window.__invigil = {
 export const main = $("#main");
 export const L = (zh, en, vars) => tr(zh, en, vars);
 export const tz = () => (S.state && S.state.exam ? S.state.exam.utc_offset_minutes : undefined);
-export const at = (iso, sec = false) => clockTime(iso, tz(), sec);
+// The two ways a desk page writes a time of day, so a time reads the same wherever it appears:
+// `at` for the exam's schedule (start, entry, deadline …; see scheduleTime), `atSecond` for
+// when something happened (a help message, the phone's picture), always to the second.
+export const at = (iso) => scheduleTime(iso, tz());
+export const atSecond = (iso) => clockTime(iso, tz(), true);
 export const serverNow = () => S.clock.now();
 export const until = (iso) => Date.parse(iso) - serverNow();
 

@@ -110,6 +110,18 @@ export function listZones(items, offsetOf = (item) => item.utc_offset_minutes) {
   };
 }
 
+/**
+ * A time of the exam's schedule (start, entry, deadline, lot drawing, uploads …) as every desk
+ * page writes it, so the same time reads the same on each: yyyy-mm-dd hh:mm, with the seconds
+ * only when it is not on a whole minute (an exam set to start a few minutes from now, as the
+ * demo does), where hh:mm alone would be up to a minute early beside the countdown.
+ */
+export function scheduleTime(iso, utcOffsetMinutes) {
+  if (!iso) return "";
+  const ms = typeof iso === "number" ? iso : Date.parse(iso);
+  return examDateTime(iso, utcOffsetMinutes, Number.isFinite(ms) && Math.floor(ms / 1000) % 60 !== 0);
+}
+
 /** yyyy-mm-dd hh:mm (or with seconds) of a server time, in the exam's local time zone. */
 export function clockTime(iso, utcOffsetMinutes, withSeconds = false) {
   if (!iso) return "";
