@@ -70,7 +70,9 @@ def measure(store: BlobStore, size: int, n: int) -> dict[str, float]:
     # Everything a PUT costs this process (signing, hashing, the HTTP exchange) runs in this
     # thread: its CPU time per PUT is what the server's group commit pays per upload.
     put_cpu = (time.thread_time() - cpu0) * 1e6 / n
+    cpu0 = time.thread_time()
     gets = [timed(lambda k=k: store.get(k)) for k in keys]
+    get_cpu = (time.thread_time() - cpu0) * 1e6 / n
     # Eight clients at once: what the store sustains when many uploads land together.
     many = [f"{prefix}/m{i:05d}" for i in range(n * 2)]
     t0 = time.perf_counter()
@@ -83,6 +85,7 @@ def measure(store: BlobStore, size: int, n: int) -> dict[str, float]:
         "put50": statistics.median(puts),
         "put99": pct(puts, 0.99),
         "put_cpu": put_cpu,
+        "get_cpu": get_cpu,
         "get50": statistics.median(gets),
         "get99": pct(gets, 0.99),
         "rate": rate,
@@ -129,15 +132,15 @@ def main() -> None:
         )
         s3.ensure_bucket()
         # The same server through botocore's put_object, as every PUT went before the signed
-        # PUT (src/invigil/core/s3_put.py).
+        # PUT (src/invigil/core/s3_signed.py).
         s3_botocore = S3BlobStore(
             s3.bucket, endpoint=endpoint, access_key=access, secret_key=secret, path_style=True
         )
-        s3_botocore._signed_put = None
+        s3_botocore._signed = None
         stores: dict[str, BlobStore] = {
             "local disk (baseline)": LocalBlobStore(work / "blobs"),
             "S3: radosgw, one-node Ceph": s3,
-            "S3, PUT through botocore's put_object": s3_botocore,
+            "S3 through botocore's put_object, get_object": s3_botocore,
         }
         rows = []
         for label, size in SIZES.items():
@@ -147,7 +150,8 @@ def main() -> None:
                 base = base or r
                 rows.append(
                     f"| {label} | {name} | {ms(r['put50'])} | {ms(r['put99'])} | "
-                    f"{r['put_cpu']:,.0f} | {ms(r['get50'])} | {ms(r['get99'])} | {r['rate']:.0f} | "
+                    f"{r['put_cpu']:,.0f} | {ms(r['get50'])} | {ms(r['get99'])} | "
+                    f"{r['get_cpu']:,.0f} | {r['rate']:.0f} | "
                     f"{r['put50'] / base['put50']:.1f} |"
                 )
                 print(rows[-1], flush=True)
@@ -170,14 +174,15 @@ def main() -> None:
         "The S3 server is Debian's Ceph 16 radosgw (beast frontend, one monitor, one memstore "
         "OSD, `scripts/s3-local`) on the same machine over loopback HTTP; every PUT carries "
         "Content-MD5, which the server checks, and over plain HTTP its signed SHA-256, which "
-        "it checks too. PUT µs CPU: this process's CPU time per sequential PUT (signing, "
-        "hashing, the HTTP exchange). The store's single PUTs are signed and sent without "
-        "botocore's request pipeline (`src/invigil/core/s3_put.py`); the last row sends them "
-        "through `put_object` as before, in the same run."
+        "it checks too. µs CPU: this process's CPU time per sequential PUT or GET (signing, "
+        "hashing, the HTTP exchange). The store's single PUTs and whole-object GETs are signed "
+        "and sent without botocore's request pipeline (`src/invigil/core/s3_signed.py`); the "
+        "last row sends them through `put_object` and `get_object` as before, in the same run."
         f"{started_note}\n\n"
         "| object | store | PUT p50 ms | PUT p99 ms | PUT µs CPU | GET p50 ms | GET p99 ms | "
+        "GET µs CPU | "
         f"PUT/s, {THREADS} threads | PUT p50 × baseline |\n"
-        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"Load average of the machine (1 min) at the start {load0:.1f}, at the end {load1:.1f} "
         f"(`nproc` = {os.cpu_count()}); other work shared the machine, so absolute times are "
         "pessimistic: compare the two stores within the run. memstore keeps objects in memory, "

@@ -214,7 +214,7 @@ def test_the_server_refuses_a_wrong_content_md5(s3_bucket: S3BlobStore) -> None:
 def test_every_put_sends_its_content_md5(
     s3_bucket: S3BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Single PUTs go out through the signed PUT (core/s3_put.py), parts through botocore:
+    """Single PUTs go out through the signed PUT (core/s3_signed.py), parts through botocore:
     each carries the MD5 of exactly the bytes it sends."""
     sent: list[tuple[str, str | None]] = []
 
@@ -232,7 +232,7 @@ def test_every_put_sends_its_content_md5(
             raw = body or b""
         md5_of(raw, request.headers.get("Content-MD5"))
 
-    signed = s3_bucket._signed_put
+    signed = s3_bucket._signed
     assert signed is not None
     pool = signed._pool
     urlopen = pool.urlopen

@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from invigil.core.s3_put import SignedPut
+from invigil.core.s3_signed import SignedRequests
 from invigil.core.storage import BlobInfo, LimitedReader, check_key, check_prefix, download_to
 
 if TYPE_CHECKING:
@@ -108,11 +108,12 @@ class S3BlobStore:
             aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
         )
         self.client: S3Client = session.client("s3", endpoint_url=endpoint, config=config)
-        # Single PUTs (every chunk and snapshot) skip botocore's request pipeline: s3_put.py.
+        # Single PUTs (every chunk and snapshot) and whole-object GETs skip botocore's request
+        # pipeline: s3_signed.py.
         credentials = session.get_credentials()
-        self._signed_put: SignedPut | None = None
-        if credentials is not None and SignedPut.direct(self.client.meta.endpoint_url):
-            self._signed_put = SignedPut(
+        self._signed: SignedRequests | None = None
+        if credentials is not None and SignedRequests.direct(self.client.meta.endpoint_url):
+            self._signed = SignedRequests(
                 self.client, bucket, credentials, max_connections, timeouts=(5, 60)
             )
 
@@ -193,8 +194,8 @@ class S3BlobStore:
         if len(data) >= self.multipart_threshold:
             self._multipart(key, _slices(data, self.part_size))
             return
-        if self._signed_put is not None:
-            self._signed_put.put(key, io.BytesIO(data))
+        if self._signed is not None:
+            self._signed.put(key, io.BytesIO(data))
             return
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentMD5=content_md5(data))
 
@@ -204,8 +205,8 @@ class S3BlobStore:
         with source.open("rb") as f:
             if size >= self.multipart_threshold:
                 self._multipart(key, _parts(f, self.part_size))
-            elif self._signed_put is not None:
-                self._signed_put.put(key, f)
+            elif self._signed is not None:
+                self._signed.put(key, f)
             else:
                 digest = hashlib.md5()
                 while block := f.read(1 << 20):
@@ -271,6 +272,8 @@ class S3BlobStore:
     # --- reads ----------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes:
+        if self._signed is not None:
+            return self._signed.get(check_key(key))
         with self.open(key) as f:
             return f.read()
 
