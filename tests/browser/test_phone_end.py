@@ -2,9 +2,11 @@
 
 The phone learns from the server (its status heartbeat's answer) that the candidate submitted
 on the desk, or that their time is over, and says so in Chinese with 【结束录制】 as the next
-step, while it keeps recording until the candidate taps it. The stop confirmation is worded by
-that state. The preview of a rear camera is not mirrored; the sweep's hints about pressing
-【开始环拍】 and the motion-sensor prompt leave once the sweep has begun."""
+step, while it keeps recording until the candidate taps it; on the sweep and placement screens
+(nothing recorded yet) 结束录制 takes the place of the step's button and uploads the sweep.
+The stop confirmation is worded by that state. The preview of a rear camera is not mirrored;
+the sweep's hints about pressing 【开始环拍】 and the motion-sensor prompt leave once the sweep
+has begun."""
 
 from __future__ import annotations
 
@@ -96,6 +98,61 @@ def test_phone_tells_the_candidate_to_stop_when_the_time_is_over(phone: Page, li
     expect(phone.get_by_role("dialog")).to_contain_text("考试时间已到。结束录制并上传剩余录像？")
     phone.get_by_role("dialog").get_by_role("button", name="取消，继续录制").click()
     still_recording(phone)
+
+
+def test_phone_being_placed_hears_that_the_exam_ended(
+    phone: Page, live: Live, screens: Path | None
+) -> None:
+    """A phone still being placed when the candidate submits (a replacement phone, one that
+    never got to record): the same notice, 结束录制 instead of 开始录制, and its sweep uploads."""
+    o = offer(live)
+    phone.goto(qr(live, o))
+    phone.get_by_role("button", name="开始环拍").click()
+    phone.wait_for_function("window.__invigil.uploads().some(r => r.kind === 'evidence')")
+    turn(phone, 360)
+    start = phone.get_by_role("button", name="开始录制")
+    expect(start).to_be_visible()
+    notice = phone.locator("#exam-ended")
+    expect(notice).to_be_hidden()
+    expect(phone.get_by_role("button", name="结束录制", exact=True)).to_be_hidden()
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        desk = bearer(o["desk_token"])
+        flow.enter_by_api(http, desk, live, T - timedelta(minutes=1))
+        assert http.post("/api/v1/candidate/finish", headers=desk).status_code == 200
+
+    expect(notice).to_be_visible(timeout=HEARTBEATS)
+    expect(notice).to_contain_text("考生已交卷，考试已结束。")
+    expect(notice).to_contain_text("手机无需再环拍或录制")
+    expect(notice).to_contain_text("请点击下方【结束录制】")
+    expect(start).to_be_hidden()
+    expect(phone.locator("#place-guide")).to_be_hidden()  # its 【开始录制】 no longer applies
+    stop = phone.get_by_role("button", name="结束录制", exact=True)
+    expect(stop).to_be_visible()
+    shot(phone, screens, "7b-exam-ended-while-placing")
+    stop.click()
+    expect(phone.get_by_text("上传完成", exact=True)).to_be_visible(timeout=40000)
+    assert phone.evaluate("window.__invigil.uploads().every(r => r.finalized)")
+
+
+def test_phone_before_its_sweep_hears_that_the_time_is_over(phone: Page, live: Live) -> None:
+    o = offer(live)
+    phone.goto(qr(live, o))
+    sweep = phone.get_by_role("button", name="开始环拍")
+    expect(sweep).to_be_visible()
+    notice = phone.locator("#exam-ended")
+    expect(notice).to_be_hidden()
+    live.clock.set(T + timedelta(minutes=20, seconds=1))  # the exam's 20 minutes are over
+    expect(notice).to_be_visible(timeout=HEARTBEATS)
+    expect(notice).to_contain_text("考试时间已到，考试已结束。")
+    expect(notice).to_contain_text("手机无需再环拍或录制")
+    expect(sweep).to_be_hidden()
+    # In English too, and back.
+    phone.get_by_role("button", name="English").click()
+    expect(notice).to_contain_text("The exam time is over.")
+    phone.get_by_role("button", name="中文").click()
+    expect(notice).to_contain_text("考试时间已到")
+    phone.get_by_role("button", name="结束录制", exact=True).click()
+    expect(phone.get_by_text("上传完成", exact=True)).to_be_visible(timeout=40000)
 
 
 def test_phone_status_answer_says_whether_the_exam_is_over(

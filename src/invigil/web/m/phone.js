@@ -12,6 +12,7 @@ import { EventQueue } from "../shared/eventqueue.js";
 import { currentLang, formatBytes, onLangChange, setLang, tr as L } from "../shared/i18n.js";
 import { StreamRecorder, trackSnapshotJpeg } from "../shared/recorder.js";
 import { UploadEngine } from "../shared/upload.js";
+import { endButton, endNotice, examEnded as endedFor, stepOnly, stopQuestion, updateExamEnd as showExamEnd } from "./exam-end.js";
 import { appName, blockReason, detect, openInBrowserSteps } from "./platform.js";
 
 const STORE_KEY = "invigil.phone";
@@ -237,14 +238,13 @@ VIEWS.sweep = () => {
       start.disabled = false;
     }
   });
+  setTimeout(updateExamEnd, 0);
   return h("section", null,
     h("h1", null, L("第一步：360° 环拍房间", "Step 1: 360° room sweep")),
+    endNotice(),
     who(),
-    cameraBox([ring, label]),
-    hint,
-    motion,
-    start,
-    confirm,
+    ...stepOnly(cameraBox([ring, label]), hint, motion, start, confirm),
+    endButton(endAfterExam),
     msg,
     inAppHint());
 };
@@ -263,17 +263,20 @@ VIEWS.place = () => {
   const box = cameraBox();
   if (!S.stream) camera().then(() => cameraBox()).catch(() => {});
   startPlacing();
+  setTimeout(updateExamEnd, 0);
   return h("section", null,
     h("h1", null, L("第二步：摆放手机", "Step 2: place the phone")),
+    endNotice(),
     who(),
-    h("ol", { class: "guide", id: "place-guide" },
+    ...stepOnly(h("ol", { class: "guide", id: "place-guide" },
       h("li", null, L("把手机固定在您身体的侧后方约 45° 处（可用支架或靠在物品上）。", "Fix the phone behind you and to the side, at about 45° (a stand or something to lean on).")),
       h("li", null, L("画面中应同时看到：您本人、桌面和电脑屏幕。", "The picture must show you, the desk and the computer screen.")),
       h("li", null, L("接上充电器，保持手机联网；录制期间不要切换到其他应用或接听电话。", "Plug in the charger and stay online; do not switch apps or take calls while recording.")),
       h("li", null, L("手机画面会显示在电脑上：请在电脑上确认机位，然后点击【开始录制】。", "The computer shows this picture: confirm the placement there, then press Start recording."))),
     box,
     h("p", { class: "placement", id: "placement-state", role: "status" }, placementText()),
-    start,
+    start),
+    endButton(endAfterExam),
     msg);
 };
 
@@ -295,7 +298,7 @@ VIEWS.recording = () => {
   stop.id = "stop-recording";
   const view = h("section", null,
     h("h1", null, L("正在录制", "Recording")),
-    h("div", { class: "exam-ended", id: "exam-ended", role: "status", hidden: true }),
+    endNotice(),
     who(),
     cameraBox(h("span", { class: "rec-dot" }, "● REC")),
     h("p", { class: "hint" }, L("请保持手机位置不动、屏幕常亮、联网。考试结束后点击【结束录制】，并等待上传完成。", "Keep the phone still, screen on and online. After the exam press Stop recording and wait for the upload to finish.")),
@@ -306,20 +309,8 @@ VIEWS.recording = () => {
   return view;
 };
 
-/** The candidate's exam is over, by the server's word (or its deadline, on the server's clock,
- * between two answers): "submitted" | "time_over" | null. Only words follow from it: the
- * recording goes on until the candidate taps 结束录制. */
-function examEnded() {
-  if (S.ended) return S.ended;
-  if (S.deadline && Date.now() + S.skew >= S.deadline) return "time_over";
-  return null;
-}
-
-function stopQuestion(end) {
-  if (end === "submitted") return L("考生已交卷。结束录制并上传剩余录像？", "The candidate has submitted. Stop recording and upload the rest?");
-  if (end === "time_over") return L("考试时间已到。结束录制并上传剩余录像？", "The exam time is over. Stop recording and upload the rest?");
-  return L("考试尚未结束。现在结束录制，考试余下的时间将没有手机佐证录像。确定提前结束录制吗？", "The exam has not ended. If you stop now, the rest of the exam has no phone evidence. Stop recording early?");
-}
+const examEnded = () => endedFor(S);
+const updateExamEnd = () => showExamEnd(S);
 
 /** What the server said about the exam's end (the status heartbeat's and /state's answers). */
 function noteExamEnd(r) {
@@ -337,38 +328,6 @@ async function refreshExamEnd() {
   } catch {
     /* offline: the last answer stands */
   }
-}
-
-/** On the recording screen: once the exam is over, say so and ask for 【结束录制】. */
-function updateExamEnd() {
-  const el = $("#exam-ended");
-  if (!el) return;
-  const end = S.phase === "recording" ? examEnded() : null;
-  if (!end) {
-    el.hidden = true;
-    return;
-  }
-  const head = end === "submitted" ? L("考生已交卷，考试已结束。", "The candidate has submitted: the exam is over.") : L("考试时间已到，考试已结束。", "The exam time is over.");
-  const text = [
-    h("strong", null, head),
-    h("br"),
-    L("请点击下方【结束录制】，并保持本页面打开，直到录像上传完成。点击之前手机仍在录制。", "Tap Stop recording below and keep this page open until the upload finishes. Until you tap, the phone keeps recording."),
-  ];
-  if (el.hidden || el.dataset.end !== end || el.dataset.lang !== currentLang()) {
-    clear(el).append(...text);
-    el.dataset.end = end;
-    el.dataset.lang = currentLang();
-    if (el.hidden) {
-      try {
-        if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
-      } catch {
-        /* ignore */
-      }
-    }
-    el.hidden = false;
-  }
-  const stop = $("#stop-recording");
-  if (stop) stop.className = "big"; // now the expected step, no longer a warning
 }
 
 VIEWS.uploading = () => {
@@ -851,6 +810,22 @@ async function stopRecording() {
   if (S.wakeLock) S.wakeLock.release().catch(() => {});
   setDeskState("stopped");
   show("uploading");
+}
+
+/** The exam ended before this phone recorded it (still sweeping or being placed): end the
+ * sweep if one runs, and upload what the phone holds as after a recording. */
+async function endAfterExam() {
+  const sw = S.sweep;
+  if (sw) {
+    sw.done = true;
+    removeEventListener("deviceorientation", sw.onOrientation);
+    clearTimeout(sw.waitSensor);
+    clearInterval(sw.timer);
+    S.sweep = null;
+    await sw.rec.stop();
+  }
+  stopPlacing();
+  await stopRecording();
 }
 
 async function updateUpload() {
