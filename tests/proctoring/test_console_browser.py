@@ -488,7 +488,7 @@ def test_english_switch_and_no_phone_without_an_evidence_camera(
     assert facts and not any("正常" in text for text in facts), facts
     tile.click()
     expect(page.locator("#detail .big-cams figure")).to_have_count(2)
-    expect(page.locator("#detail")).not_to_contain_text("佐证手机")
+    expect(page.locator("#detail")).not_to_contain_text("手机佐证")
     page.get_by_role("button", name="关闭").click()
 
     page.get_by_role("button", name="English").click()

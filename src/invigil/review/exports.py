@@ -21,7 +21,8 @@ from invigil.review import publication, service
 WHATS = ("scores", "absences", "uploads", "rulings")
 FORMATS = ("csv", "xlsx")
 TITLES = {"scores": "成绩", "absences": "缺考", "uploads": "上传完整性", "rulings": "违纪认定"}
-STREAMS = {"webcam": "摄像头", "screen": "屏幕", "evidence": "佐证手机"}
+# The staff pages' names (web/shared/names.js STREAMS), so the sheet says what the pages say.
+STREAMS = {"webcam": "摄像头", "screen": "屏幕", "evidence": "手机佐证"}
 PROBLEMS = {"no_recording": "无录像", "not_finalized": "未完成上传"}
 # What a spreadsheet may read as the start of a formula (OWASP's CSV injection list).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

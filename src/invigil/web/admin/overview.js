@@ -6,6 +6,7 @@
 
 import { clear, h } from "../shared/dom.js";
 import { examDateTime, tr, zoneNote } from "../shared/i18n.js";
+import { STREAMS } from "../shared/names.js";
 import { officeStyles, statusName } from "./office.js";
 
 const UPLOAD_REASONS = {
@@ -13,7 +14,6 @@ const UPLOAD_REASONS = {
   stale: ["上传停滞", "upload stalled"],
   not_finalized: ["未完成交卷上传", "not finalized"],
 };
-const KINDS = { webcam: ["摄像头", "webcam"], screen: ["屏幕", "screen"], evidence: ["手机佐证", "phone"] };
 const pick = (table, key) => (table[key] ? tr(table[key][0], table[key][1]) : key);
 
 export async function render(root, ctx) {
@@ -172,7 +172,7 @@ function uploadList(data, dateTime) {
             {},
             h("td", {}, `${u.name}（${u.ticket}）`),
             h("td", {}, roomCode(data, u.room_id)),
-            h("td", {}, pick(KINDS, u.kind)),
+            h("td", {}, pick(STREAMS, u.kind)),
             h("td", {}, pick(UPLOAD_REASONS, u.reason), u.missing ? tr("（缺 {n} 片）", " ({n} missing)", { n: u.missing }) : ""),
             h("td", { class: "num" }, String(u.received)),
             h("td", {}, dateTime(u.last_chunk_at)),

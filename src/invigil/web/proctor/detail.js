@@ -114,7 +114,7 @@ export function refreshDetail(scroll = false) {
       [tr("人脸核验", "Face check"), c.face_verified ? tr("已核验", "verified") : tr("未核验", "not verified")],
       [tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline")],
       [tr("最后心跳", "Last heartbeat"), ago(c.last_seen_at, serverNow())],
-      "evidence" in parts.imgs ? [tr("佐证手机", "Evidence phone"), phoneName(ev.status)] : null,
+      "evidence" in parts.imgs ? [camName("evidence"), phoneName(ev.status)] : null,
       [tr("入场时间", "Entered"), c.entered_at ? clock(c.entered_at) : "—"],
       [tr("交卷时间", "Submitted"), c.finished_at ? clock(c.finished_at) : "—"],
     ]

@@ -117,7 +117,7 @@ function updateTile(tile, c) {
   clear(parts.facts).append(
     ...fact(tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline"), c.online ? "ok" : "bad"),
     ...fact(tr("人脸", "Face"), c.face_verified ? tr("已核验", "verified") : tr("未核验", "not verified"), c.face_verified ? "ok" : ""),
-    ...("evidence" in parts.imgs ? fact(tr("手机", "Phone"), phoneName(ev.status), ev.status === "recording" ? "ok" : "bad") : []),
+    ...("evidence" in parts.imgs ? fact(camName("evidence"), phoneName(ev.status), ev.status === "recording" ? "ok" : "bad") : []),
     ...uploadsFact(c, backlog),
     ...fact(tr("心跳", "Heartbeat"), ago(c.last_seen_at, serverNow())),
   );

@@ -1,34 +1,22 @@
-// Names of event kinds, streams and verdicts in both languages (Chinese from the proctor
-// console's table so the two pages say the same thing).
+// The review page's words: event data as 「键：值」 in either language, verdicts, durations, the
+// access log. Event kinds, streams, stages and analyses are the staff pages' shared names
+// (shared/names.js), so the reviewer reads what the proctor console said.
 
-import { KINDS, LOGIN_CODES } from "../proctor/labels.js";
 import { currentLang, examDateTime, formatBytes, tr } from "../shared/i18n.js";
+import { ANALYSES, EVENT_KINDS, LOGIN_CODES, PHONE_STATES, STAGES, STREAMS, nameIn } from "../shared/names.js";
 
-const EXTRA = {
-  answer_end: ["回答结束标记", "answer end marker"],
-  audio_summary: ["音频分析", "audio analysis"],
-  audio_unavailable: ["音频无法分析", "audio not analysable"],
-  face_covered: ["面部被遮挡", "face covered"],
-  face_cut_off: ["面部不完整", "face cut off"],
-  face_not_frontal: ["未正对摄像头", "face not frontal"],
-  recording_started: ["开始录制", "recording started"],
-  recording_finalized: ["录制完成", "recording finalized"],
-  placement: ["手机摆放检查", "phone placement"],
-};
+const spaced = (code) => (currentLang() === "en" ? String(code || "").replace(/_/g, " ") : code || "");
 
 export function kindLabel(kind) {
-  if (EXTRA[kind]) return currentLang() === "en" ? EXTRA[kind][1] : EXTRA[kind][0];
-  if (currentLang() === "en") return kind.replace(/_/g, " ");
-  return KINDS[kind] || kind;
+  return nameIn(EVENT_KINDS, kind, spaced(kind));
 }
 
 export function streamLabel(kind) {
-  return { webcam: tr("摄像头", "Webcam"), screen: tr("屏幕", "Screen"), evidence: tr("手机佐证", "Evidence phone") }[kind] || kind;
+  return nameIn(STREAMS, kind);
 }
 
 export function stageLabel(stage) {
-  const zh = { not_logged_in: "未登录", lot: "待抽签", attachments: "阅读附件", enter: "待入场", waiting: "待考", answering: "答题中", finished: "已交卷", absent: "缺考" };
-  return currentLang() === "en" ? (stage || "").replace(/_/g, " ") : zh[stage] || stage || "";
+  return nameIn(STAGES, stage, spaced(stage));
 }
 
 export function verdictLabel(v) {
@@ -64,22 +52,16 @@ export function duration(ms) {
 const CODES = {
   candidate: ["考生主动交卷", "by the candidate"],
   deadline: ["考试时间到", "time is up"],
-  keyword: ["关键词「该题回答完毕」", "keyword"],
-  pause: ["语音停顿推断", "pause in speech"],
-  audio: ["音频分析", "audio analysis"],
+  ...ANALYSES,
   staff: ["考务人员", "staff"],
-  webcam: ["摄像头", "webcam"],
-  screen: ["屏幕", "screen"],
-  evidence: ["手机佐证", "evidence phone"],
+  ...STREAMS,
   manual: ["人工", "manual"],
   auto: ["自动", "automatic"],
   frame_count: ["画面帧数不足", "too few frames"],
   other_person: ["非本人", "another person"],
   turn_not_seen: ["未完成转头动作", "head turn not seen"],
   photo_pose: ["登录照片未正对摄像头", "login photo not frontal"],
-  recording: ["录制中", "recording"],
   online: ["在线", "online"],
-  offline: ["离线", "offline"],
   proposed: ["待复核", "awaiting confirmation"],
   confirmed: ["已确认", "confirmed"],
   dismissed: ["不予安排", "dismissed"],
@@ -93,10 +75,7 @@ const CODES = {
   left: ["向左转头", "turn left"],
   right: ["向右转头", "turn right"],
   // the evidence phone: its states and why its recording had a gap
-  bound: ["已绑定", "bound"],
-  sweeping: ["环拍中", "room sweep"],
-  placing: ["摆放机位", "placing"],
-  stopped: ["已停止", "stopped"],
+  ...PHONE_STATES,
   hidden: ["手机页面被切走", "page hidden"],
   reload: ["手机页面重新加载", "page reloaded"],
   // the desk's copy/paste and screenshot keys
@@ -243,6 +222,7 @@ const KEYS = {
   via: ["绑定方式", "bound via"],
   replaced_phone: ["替换了原手机", "replaced a phone"],
   ok: ["机位合适", "placement OK"],
+  placement: ["手机摆放检查", "phone placement"],
   snapshot_at: ["截图时间", "snapshot time"],
   // recordings
   chunks: ["分段数", "chunks"],
@@ -406,7 +386,7 @@ function valueText(key, v, tz, where) {
   // A refused login's code, or a liveness failure's reason (no_face …): the login page's words.
   if ((key === "code" || key === "reason") && !CODES[v] && LOGIN_CODES[v]) return pick(LOGIN_CODES[v]);
   // The gaps an outage merged: 考试电脑, or the phone's own reason (phone:hidden).
-  if (key === "sources" && v.startsWith("phone:")) return `${tr("手机", "phone")}（${codeLabel(v.slice(6))}）`;
+  if (key === "sources" && v.startsWith("phone:")) return `${streamLabel("evidence")}（${codeLabel(v.slice(6))}）`;
   return codeLabel(v);
 }
 
