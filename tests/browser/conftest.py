@@ -34,6 +34,10 @@ from invigil.core.db import Database
 
 CHROMIUM = os.environ.get("INVIGIL_CHROMIUM", "/usr/lib/chromium/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+# The suite shares 2 cores with other work (CI runs SQLite and PostgreSQL side by side): a face
+# verification that takes a second alone took over 5 s there. An expectation still fails, only
+# later; nothing that should not happen can pass by waiting longer.
+sync_api.expect.set_options(timeout=10_000)
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
@@ -189,6 +193,7 @@ def watched_page(
     context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
     pg.set_default_timeout(15000)
+    pg.set_default_navigation_timeout(30000)
     errors: list[str] = []
     console: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
