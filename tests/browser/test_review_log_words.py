@@ -196,6 +196,19 @@ def eventful(live: Live) -> str:
     return str(attempt)
 
 
+# The texts of the elements whose text is laid out on more than one line (the tops of its text
+# boxes differ).
+WRAPPED = """els => els.filter((el) => {
+  const tops = new Set();
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(walk.currentNode);
+    for (const r of range.getClientRects()) tops.add(Math.round(r.top));
+  }
+  return tops.size > 1;
+}).map((el) => el.textContent)"""
+
 # One 「键：值」 pair's key: what stands before a full-width colon, back to the previous pair's
 # end (；), a bracket or a list separator.
 KEY = re.compile(r"([^：；（）、]*)：")
@@ -223,7 +236,7 @@ def test_system_log_reads_in_words_and_fits_the_page(
     table = page.locator("#panel table.log")
     expect(table).to_be_visible()
     kinds = set(
-        table.locator("tbody tr:not(.data-row)").evaluate_all(
+        table.locator("tbody:not(.day) tr:not(.data-row)").evaluate_all(
             "rs => rs.map(r => r.cells[2].innerText)"
         )
     )
@@ -231,6 +244,18 @@ def test_system_log_reads_in_words_and_fits_the_page(
     for kind in ("同意人脸识别", "登录失败", "登录", "设备检测", "抽签", "手机绑定", "多人脸"):
         assert kind in kinds, sorted(kinds)
     assert "考试电脑恢复联系" in kinds and "延长考试时间" in kinds, sorted(kinds)
+
+    # Every event name on one line, long ones too (摄像头被遮挡或过暗, 考试电脑恢复联系), in the
+    # log's 事件 column and in the timeline beside the player; the day heads the log once, each
+    # row has its time of day (the whole date and time in its title).
+    names = table.locator("td.kind")
+    assert max(len(n) for n in names.all_inner_texts()) >= 9
+    assert names.evaluate_all(WRAPPED) == []
+    assert events.locator(".kind").evaluate_all(WRAPPED) == []
+    expect(table.locator("tbody.day")).to_have_text(["2030-06-01"])
+    first = table.locator("td.at").first
+    expect(first).to_have_text(re.compile(r"^\d{2}:\d{2}:\d{2}$"))
+    expect(first).to_have_attribute("title", re.compile(r"^2030-06-01 \d{2}:\d{2}:\d{2}$"))
 
     cells = table.locator("td.data").all_inner_texts()
     raw = {key for text in cells for key in KEY.findall(text) if re.search(r"[A-Za-z]", key)}

@@ -881,7 +881,8 @@ def test_a_recording_of_a_lost_browser_plays_after_upload_close(page: Page, live
     expect(page.locator('.player[data-kind="webcam"] .gap')).to_be_hidden()
     assert abs(shown_level(page, rec) - level(0)) < 12  # its first second, not a black frame
     entry = page.locator('#events li[data-kind="recording_closed"]')
-    expect(entry).to_contain_text("上传截止，系统保存了已收到的录像")
+    expect(entry.locator(".kind")).to_have_text("录像上传截止")
+    expect(entry).to_contain_text("系统保存了已收到的录像")
     expect(entry).to_contain_text("摄像头：收到 2 段，可回放的前 2 段")
     assert "null" not in entry.inner_text() and "webcam" not in entry.inner_text()
     assert page.js_errors == []

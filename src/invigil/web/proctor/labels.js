@@ -25,7 +25,8 @@ export function describe(ev) {
   const d = ev.data || {};
   const k = ev.kind;
   if (k === "help_message") return `${d.from === "staff" ? tr("工作人员", "Staff") : tr("考生", "Candidate")}：${d.text || ""}`;
-  if (k === "help_dismissed") return tr("求助已由 {by} 关闭（未回复）", "Help closed by {by} without reply", { by: d.by || "" });
+  if (k === "help_dismissed") return tr("{by} 忽略了求助（未回复）", "{by} dismissed the help request without reply", { by: d.by || "" });
+  if (k === "face_consent_refused") return tr("拒绝人脸识别，改为人工核验", "Declined face recognition: a manual check instead");
   if (k === "warning") return tr("警告：{t}", "Warning: {t}", { t: d.text || "" });
   if (k === "proctor_note") return tr("记录（{a}）：{t}", "Note ({a}): {t}", { a: d.author || "", t: d.text || "" });
   if (k === "phone_state") return tr("{p}：{s}", "{p}: {s}", { p: camName("evidence"), s: nameIn(PHONE_STATES, d.state) });
@@ -34,7 +35,7 @@ export function describe(ev) {
   if (k === "evidence_placement") return d.ok ? tr("考生确认手机机位", "Candidate confirmed the phone placement") : tr("考生要求重新摆放手机", "Candidate asked to re-place the phone");
   // Which stream: a desk records two (摄像头, 屏幕) at once, the phone a third (手机佐证).
   if ((k === "recording_started" || k === "recording_finalized") && d.kind) return tr("{k} {s}", "{k}: {s}", { k: kindName(k), s: camName(d.kind) });
-  if (k === "recording_closed" && d.kind) return tr("{s}：{k}", "{s}: {k}", { k: kindName(k), s: camName(d.kind) });
+  if (k === "recording_closed" && d.kind) return tr("{s}：{k}，系统保存了已收到的部分", "{s}: {k}, the server kept what arrived", { k: kindName(k), s: camName(d.kind) });
   if (k === "flag_ended" && d.flag) return tr("{f}：已结束", "{f}: ended", { f: kindName(d.flag) });
   if (k.startsWith("login_") && d.reason) return `${kindName(k)}：${d.reason}`;
   return kindName(k);

@@ -574,6 +574,7 @@ export async function renderCandidate(root, ctx, attemptId) {
   }
 
   function logPanel(p) {
+    let day = null;
     p.append(
       h("h3", {}, tr("系统日志", "System log"), ` (${(data.events || []).length})`),
       h(
@@ -593,24 +594,31 @@ export async function renderCandidate(root, ctx, attemptId) {
           ),
         ),
         // Each entry's data on its own full-width row under it: in the panel's width a data
-        // column beside four others was a strip a few characters wide. The hash shows its first
-        // 8 digits (whole in its title), so that event names of six characters keep to one line.
+        // column beside four others was a strip a few characters wide. The date heads each day's
+        // entries instead of standing in every row, and the hash shows its first 8 digits (whole
+        // in its title): so every event name keeps to one line at 1280 px.
         byTime(data.events).map((e) => {
           const text = describeData(e.data || {}, tz(), { kind: e.kind });
-          return h(
-            "tbody",
-            { class: `sev-${e.severity}` },
+          const date = dateTime(e.at).split(" ")[0];
+          const head = date !== day ? h("tbody", { class: "day" }, h("tr", {}, h("th", { colspan: "5", scope: "rowgroup" }, date))) : null;
+          day = date;
+          return [
+            head,
             h(
-              "tr",
-              {},
-              h("td", {}, String(e.seq)),
-              h("td", { class: "at" }, dateTime(e.at)),
-              h("td", { class: "kind" }, kindLabel(e.kind)),
-              h("td", { class: "sev" }, severityLabel(e.severity)),
-              h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 8)),
+              "tbody",
+              { class: `sev-${e.severity}` },
+              h(
+                "tr",
+                {},
+                h("td", {}, String(e.seq)),
+                h("td", { class: "at", title: dateTime(e.at) }, hms(e.at)),
+                h("td", { class: "kind" }, kindLabel(e.kind)),
+                h("td", { class: "sev" }, severityLabel(e.severity)),
+                h("td", { class: "hash", title: e.hash }, (e.hash || "").slice(0, 8)),
+              ),
+              text ? h("tr", { class: "data-row" }, h("td", { class: "data", colspan: "5" }, text)) : null,
             ),
-            text ? h("tr", { class: "data-row" }, h("td", { class: "data", colspan: "5" }, text)) : null,
-          );
+          ];
         }),
       ),
     );
@@ -667,9 +675,10 @@ function summary(e, hms) {
   const d = e.data || {};
   const line = (text) => (text ? h("span", { class: "muted" }, String(text)) : null);
   if (e.kind === "finished" && d.before_start) return line(tr("开考前放弃考试", "gave up before the start"));
+  if (e.kind === "face_consent_refused") return line(tr("改为人工核验", "a manual check instead"));
   if (e.kind === "recording_closed") {
     const left = (d.left_out || []).length;
-    return line(tr("{k}：收到 {r} 段，可回放的前 {j} 段{x}", "{k}: {r} chunks arrived, the first {j} playable{x}", {
+    return line(tr("系统保存了已收到的录像。{k}：收到 {r} 段，可回放的前 {j} 段{x}", "The server kept what arrived. {k}: {r} chunks arrived, the first {j} playable{x}", {
       k: streamLabel(d.kind), r: d.received, j: d.joined,
       x: left ? tr("，缺口之后的 {n} 段在证据包中", "; {n} after the gap are in the evidence package", { n: left }) : "",
     }));

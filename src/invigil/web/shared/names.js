@@ -58,6 +58,8 @@ export const LOGIN_CODES = {
   session_active_elsewhere: ["已在其他设备登录", "Logged in on another device"],
 };
 
+// Short names, nine characters at most: the review page's 系统日志 keeps each on one line in a
+// column that wide (what else there is to say goes in the line's details: describe, summary).
 export const EVENT_KINDS = {
   focus_lost: ["切出考试页面", "Left the exam page"],
   focus_back: ["回到考试页面", "Back on the exam page"],
@@ -77,7 +79,7 @@ export const EVENT_KINDS = {
   client_error: ["客户端错误", "Client error"],
   help_requested: ["点击求助", "Pressed help"],
   help_message: ["求助消息", "Help message"],
-  help_dismissed: ["求助已关闭（未回复）", "Help closed without reply"],
+  help_dismissed: ["忽略求助", "Help dismissed"], // the console's 忽略 button
   no_face: LOGIN_CODES.no_face,
   multiple_faces: LOGIN_CODES.multiple_faces,
   face_mismatch: LOGIN_CODES.face_mismatch,
@@ -90,7 +92,7 @@ export const EVENT_KINDS = {
   login: ["登录", "Login"],
   login_failed: ["登录失败", "Login failed"],
   face_consent_given: ["同意人脸识别", "Agreed to face recognition"],
-  face_consent_refused: ["拒绝人脸识别（改为人工核验）", "Declined face recognition (manual check)"],
+  face_consent_refused: ["拒绝人脸识别", "Declined face recognition"],
   lot_drawn: ["抽签", "Lot drawn"],
   attachment_read: ["已阅附件", "Attachment read"],
   entered: ["进入考试", "Entered"],
@@ -117,7 +119,7 @@ export const EVENT_KINDS = {
   // Which stream is said beside them (describe on the console, the review page's summary).
   recording_started: ["开始录制", "Recording started"],
   recording_finalized: ["录制完成", "Recording finalized"],
-  recording_closed: ["上传截止，系统保存了已收到的录像", "Uploads closed: the server kept what arrived"],
+  recording_closed: ["录像上传截止", "Uploads closed"],
   desk_silent: ["考试电脑失去联系", "Exam computer out of contact"],
   desk_back: ["考试电脑恢复联系", "Exam computer back in contact"],
   // The exam office's arrangements for one candidate (attempts/arrangements.py).
