@@ -18,6 +18,27 @@ from invigil.recordings.models import Chunk, Recording, Snapshot
 from .conftest import Live
 
 
+def post_ok(http: httpx.Client, url: str, **kw: Any) -> Any:
+    r = http.post(url, **kw)
+    assert r.status_code in (200, 201), f"{url}: {r.status_code} {r.text}"
+    return r.json()
+
+
+# How many lines an element's text is laid out on (the distinct tops of its text boxes).
+TEXT_LINES = """(el) => {
+  const tops = new Set();
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(walk.currentNode);
+    for (const r of range.getClientRects()) tops.add(Math.round(r.top));
+  }
+  return tops.size;
+}"""
+# For evaluate_all: the texts of the elements laid out on more than one line.
+WRAPPED = f"els => els.filter((el) => ({TEXT_LINES})(el) > 1).map((el) => el.textContent)"
+
+
 def enter_by_api(http: httpx.Client, headers: dict[str, str], live: Live, at: Any) -> None:
     """A logged-in candidate draws a lot, reads every attachment and enters at ``at`` (the
     server's clock is set there), through the API as the desk would."""

@@ -16,7 +16,6 @@ import io
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +27,7 @@ from invigil.core.context import AppContext
 from invigil.core.jobs import run_due_jobs
 
 from .conftest import Live
+from .flow import post_ok
 from .test_review_pages import TICKET, bearer, enter, sign_in, upload, webm
 
 QUESTION = "QUESTION-ONE 请谈谈你对本岗位的认识。"
@@ -38,12 +38,6 @@ def exam_id(app_ctx: AppContext, tmp_path: Path) -> str:
     doc = exam_doc()
     doc["exam"]["questions"] = [{"text": QUESTION, "points": 10}]
     return import_exam(app_ctx, tmp_path / "exam", doc)
-
-
-def post_ok(http: httpx.Client, url: str, **kw: Any) -> Any:
-    r = http.post(url, **kw)
-    assert r.status_code in (200, 201), f"{url}: {r.status_code} {r.text}"
-    return r.json()
 
 
 @pytest.fixture

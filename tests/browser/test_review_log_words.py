@@ -23,6 +23,7 @@ from invigil.core.context import AppContext
 from invigil.core.jobs import run_due_jobs
 
 from .conftest import Live
+from .flow import WRAPPED, post_ok
 from .test_review_pages import TICKET, bearer, shot, sign_in, staff, upload, webm
 
 # A real desktop Chrome's user agent: long and without spaces where it matters, so a cell that
@@ -78,12 +79,6 @@ def exam_id(app_ctx: AppContext, tmp_path: Path) -> str:
         {"username": "adm", "password": "pw-adm", "roles": ["admin"]},
     ]
     return import_exam(app_ctx, tmp_path / "exam", doc)
-
-
-def post_ok(http: httpx.Client, url: str, **kw: Any) -> Any:
-    r = http.post(url, **kw)
-    assert r.status_code in (200, 201), f"{url}: {r.status_code} {r.text}"
-    return r.json()
 
 
 def snapshot(http: httpx.Client, token: str, image: bytes) -> None:
@@ -195,19 +190,6 @@ def eventful(live: Live) -> str:
     clock.set(T + timedelta(hours=1))
     return str(attempt)
 
-
-# The texts of the elements whose text is laid out on more than one line (the tops of its text
-# boxes differ).
-WRAPPED = """els => els.filter((el) => {
-  const tops = new Set();
-  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-  while (walk.nextNode()) {
-    const range = document.createRange();
-    range.selectNodeContents(walk.currentNode);
-    for (const r of range.getClientRects()) tops.add(Math.round(r.top));
-  }
-  return tops.size > 1;
-}).map((el) => el.textContent)"""
 
 # One 「键：值」 pair's key: what stands before a full-width colon, back to the previous pair's
 # end (；), a bracket or a list separator.

@@ -21,6 +21,7 @@ from invigil.core.jobs import run_due_jobs
 
 from . import flow
 from .conftest import Live, check_page, watched_page
+from .flow import post_ok
 from .test_review_pages import TICKET, bearer, sign_in, upload, webm
 
 OLD_NAMES = ("语音分析", "佐证手机")  # what the console said where the review page did not
@@ -31,12 +32,6 @@ def exam_id(app_ctx: AppContext, tmp_path: Path) -> str:
     doc = exam_doc()
     doc["exam"]["rules"]["evidence_camera"] = "required"
     return import_exam(app_ctx, tmp_path / "exam", doc)
-
-
-def post_ok(http: httpx.Client, url: str, **kw: Any) -> Any:
-    r = http.post(url, **kw)
-    assert r.status_code in (200, 201), f"{url}: {r.status_code} {r.text}"
-    return r.json()
 
 
 @pytest.fixture

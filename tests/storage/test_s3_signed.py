@@ -54,38 +54,29 @@ def test_a_put_is_stored_with_its_payload_hash_signed(
     assert request["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 ")
 
 
+@pytest.mark.parametrize(
+    ("wrong", "code"), [("md5", "BadDigest"), ("sha256", "XAmzContentSHA256Mismatch")]
+)
 def test_bytes_changed_on_the_way_are_refused(
-    s3_bucket: S3BlobStore, monkeypatch: pytest.MonkeyPatch
+    s3_bucket: S3BlobStore, monkeypatch: pytest.MonkeyPatch, wrong: str, code: str
 ) -> None:
-    """The MD5 of other bytes than the ones sent: the store refuses, nothing is stored."""
+    """The MD5 (or, over plain HTTP, the signed SHA-256) of other bytes than the ones sent:
+    the store refuses, nothing is stored."""
     real = s3_signed.digests
 
-    def wrong_md5(source: Any) -> tuple[str, str, int]:
-        _, sha256, size = real(source)
-        return base64.b64encode(hashlib.md5(b"other").digest()).decode(), sha256, size
+    def other_bytes(source: Any) -> tuple[str, str, int]:
+        md5, sha256, size = real(source)
+        if wrong == "md5":
+            md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+        else:
+            sha256 = hashlib.sha256(b"other").hexdigest()
+        return md5, sha256, size
 
-    monkeypatch.setattr(s3_signed, "digests", wrong_md5)
+    monkeypatch.setattr(s3_signed, "digests", other_bytes)
     key = _key()
     with pytest.raises(ClientError) as refused:
         s3_bucket.put(key, b"the bytes")
-    assert refused.value.response["Error"]["Code"] == "BadDigest"
-    assert not s3_bucket.exists(key)
-
-
-def test_a_body_that_does_not_match_its_signed_hash_is_refused(
-    s3_bucket: S3BlobStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = s3_signed.digests
-
-    def wrong_sha(source: Any) -> tuple[str, str, int]:
-        md5, _, size = real(source)
-        return md5, hashlib.sha256(b"other").hexdigest(), size
-
-    monkeypatch.setattr(s3_signed, "digests", wrong_sha)
-    key = _key()
-    with pytest.raises(ClientError) as refused:
-        s3_bucket.put(key, b"the bytes")
-    assert refused.value.response["Error"]["Code"] == "XAmzContentSHA256Mismatch"
+    assert refused.value.response["Error"]["Code"] == code
     assert not s3_bucket.exists(key)
 
 
