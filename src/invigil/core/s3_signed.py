@@ -154,7 +154,9 @@ class SignedRequests:
         # into the signature, over plain HTTP it is.
         request.context["has_streaming_input"] = method == "PUT"
         request.context["payload_sha256"] = payload_sha256
-        _Signer(self._credentials, "s3", self.region).add_auth(request)
+        # Frozen: a refreshing credential (an instance role) cannot change halfway through.
+        frozen = self._credentials.get_frozen_credentials()
+        _Signer(frozen, "s3", self.region).add_auth(request)
         return {name: str(value) for name, value in request.headers.items()}
 
 
