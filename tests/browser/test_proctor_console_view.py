@@ -35,6 +35,8 @@ ROOM = "第1考场（演示·仅电脑）"
 TITLE = "invigil 演示 · 结构化面试模拟考试（仅电脑）"
 LEFT, RIGHT = (220, 30, 30), (30, 60, 220)  # the screen snapshot's edge bands
 LONG_TICKET, LONG_NAME = "2026120101", "欧阳娜娜"
+# A name as long as some real ones (Uyghur names written in Chinese), with a ten-digit ticket.
+LONGEST_TICKET, LONGEST_NAME = "2026120102", "买买提艾力·阿不都热合曼"
 
 
 @pytest.fixture
@@ -45,6 +47,9 @@ def exam_id(app_ctx: AppContext, tmp_path: Path) -> str:
     # A ticket number as long as a real one (the exam file's example), and a four-character name.
     doc["candidates"].append(
         {"ticket": LONG_TICKET, "name": LONG_NAME, "room": "R01", "photo": "obama.jpg"}
+    )
+    doc["candidates"].append(
+        {"ticket": LONGEST_TICKET, "name": LONGEST_NAME, "room": "R01", "photo": "obama.jpg"}
     )
     return import_exam(app_ctx, tmp_path / "exam", doc)
 
@@ -345,4 +350,39 @@ def test_an_alert_card_keeps_the_name_and_ticket_on_one_line(live: Live, browser
         )
         assert not seen["clipped"], seen
         assert seen["card"][1] <= seen["panel"][1] + 0.5, seen
+    check_page(context, errors, lines)
+
+
+def test_a_tile_shows_the_whole_ticket_of_a_long_name(live: Live, browser: Any) -> None:
+    """At 1280 px wide, the narrowest tiles: a twelve-character name gives way (ellipsis), the
+    ticket, the lot and the stage stay whole, all on the tile's first line."""
+    context, page, errors, lines = watched_page(
+        browser, viewport={"width": 1280, "height": 800}, locale="zh-CN"
+    )
+    sign_in(page, live)
+    tile = page.locator(".tile", has_text=LONGEST_TICKET)
+    expect(tile.locator(".who")).to_have_text(f"{LONGEST_NAME}（{LONGEST_TICKET}）")
+    header = tile.locator("header")
+    for part in (".who", ".lot", ".stage"):
+        assert header.locator(part).evaluate(TEXT_LINES) == 1, part
+    seen = header.evaluate(
+        """(el) => {
+            const box = el.getBoundingClientRect();
+            const part = (sel) => {
+                const e = el.querySelector(sel), r = e.getBoundingClientRect();
+                return { clipped: e.scrollWidth > e.clientWidth + 1, left: r.left,
+                         right: r.right, top: r.top, bottom: r.bottom };
+            };
+            return { header: [box.left, box.right], ticket: part(".ticket"),
+                     stage: part(".stage"), lot: part(".lot"), name: part(".name") };
+        }"""
+    )
+    print(seen)
+    for whole in ("ticket", "lot", "stage"):
+        assert not seen[whole]["clipped"], seen
+        assert seen[whole]["right"] <= seen["header"][1] + 0.5, seen
+    assert seen["name"]["clipped"], seen  # the name is what gives way
+    parts = [seen[k] for k in ("name", "ticket", "lot", "stage")]
+    # One line: every part overlaps every other vertically (baselines aligned, sizes differ).
+    assert max(p["top"] for p in parts) < min(p["bottom"] for p in parts), seen
     check_page(context, errors, lines)

@@ -33,6 +33,7 @@ function makeTile(c, onOpen) {
   const parts = {
     imgs,
     name: h("span", { class: "name" }),
+    ticket: h("span", { class: "ticket" }),
     lot: h("span", { class: "lot" }),
     stage: h("span", { class: "stage" }),
     badges: h("div", { class: "badges" }),
@@ -49,7 +50,8 @@ function makeTile(c, onOpen) {
         if (e.key === "Enter") onOpen(c.attempt_id);
       },
     },
-    h("header", null, parts.name, parts.lot, parts.stage),
+    // Name and ticket apart, as on the alert cards: a long name gives way, the ticket never does.
+    h("header", null, h("span", { class: "who" }, parts.name, parts.ticket), parts.lot, parts.stage),
     cams,
     parts.badges,
     parts.facts,
@@ -91,7 +93,8 @@ function notEntered(c) {
 function updateTile(tile, c) {
   const { parts, el } = tile;
   const late = notEntered(c);
-  parts.name.textContent = `${c.name}（${c.ticket}）`;
+  parts.name.textContent = c.name;
+  parts.ticket.textContent = `（${c.ticket}）`;
   parts.lot.textContent = c.lot ? tr("{n} 号", "No. {n}", { n: c.lot }) : tr("未抽签", "No lot");
   parts.stage.textContent = stageName(c.stage);
   el.classList.toggle("absent", !!c.absent);
