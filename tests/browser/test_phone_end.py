@@ -209,6 +209,9 @@ def test_rear_camera_preview_is_not_mirrored(phone_browser: Any, live: Live) -> 
         app.get_by_role("button", name="开始环拍").click()
         # "none" or the identity matrix: not scaleX(-1), which is matrix(-1, 0, 0, 1, 0, 0).
         assert preview_transform(app) in ("none", "matrix(1, 0, 0, 1, 0, 0)")
+        # The sweep listens for the sensor once its recording has started (turned earlier, the
+        # events are lost and the phone falls back to a timed sweep).
+        app.wait_for_function("window.__invigil.uploads().some(r => r.kind === 'evidence')")
         turn(app, 360)
         expect(app.get_by_role("button", name="开始录制")).to_be_visible()
         assert preview_transform(app) in ("none", "matrix(1, 0, 0, 1, 0, 0)")
