@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB  # the S3 minimum for every part but the last
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+TIMEOUTS = (5.0, 60.0)  # connect, read (s): botocore's requests and the signed ones alike
 
 
 def content_md5(data: bytes | memoryview) -> str:
@@ -100,8 +101,8 @@ class S3BlobStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             retries={"mode": "standard", "max_attempts": 3},
-            connect_timeout=5,
-            read_timeout=60,
+            connect_timeout=TIMEOUTS[0],
+            read_timeout=TIMEOUTS[1],
             max_pool_connections=max_connections,
         )
         session = boto3.session.Session(
@@ -114,7 +115,7 @@ class S3BlobStore:
         self._signed: SignedRequests | None = None
         if credentials is not None and SignedRequests.direct(self.client.meta.endpoint_url):
             self._signed = SignedRequests(
-                self.client, bucket, credentials, max_connections, timeouts=(5, 60)
+                self.client, bucket, credentials, max_connections, TIMEOUTS
             )
 
     @classmethod
