@@ -16,7 +16,7 @@ import httpx
 from conftest import bearer, face
 from fastapi.testclient import TestClient
 from PIL import Image, ImageStat
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 
 from invigil.attempts.models import Event
@@ -71,8 +71,9 @@ def gap_events(live: Live) -> list[dict[str, Any]]:
         ]
 
 
-def desk_evidence(live: Live, desk_token: str, expected: str) -> None:
-    """The desk sees the phone's state (the phone reports it without waiting: poll a little)."""
+def desk_evidence(phone: Page, live: Live, desk_token: str, expected: str) -> None:
+    """The desk sees the phone's state (the phone reports it without waiting: poll a little).
+    The pauses are the phone page's, so Playwright's route handlers run meanwhile."""
     status = None
     with httpx.Client(base_url=live.url, timeout=30) as http:
         for _ in range(50):
@@ -80,7 +81,7 @@ def desk_evidence(live: Live, desk_token: str, expected: str) -> None:
             status = r.json()["evidence"]["status"]
             if status == expected:
                 return
-            time.sleep(0.1)
+            phone.wait_for_timeout(100)
     raise AssertionError(f"desk sees {status!r}, not {expected!r}")
 
 
@@ -96,14 +97,14 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
     phone.get_by_role("button", name="绑定", exact=True).click()
     expect(phone.get_by_role("button", name="开始环拍")).to_be_visible()
     expect(phone.locator("#who")).to_contain_text("1001")
-    desk_evidence(live, o["desk_token"], "bound")
+    desk_evidence(phone, live, o["desk_token"], "bound")
 
     # The sweep: orientation events turn the ring; at ≥ 330° it completes by itself.
     phone.get_by_role("button", name="开始环拍").click()
     phone.wait_for_function("window.__invigil.uploads().some(r => r.kind === 'evidence')")
     turn(phone, 180)
     expect(phone.locator("#sweep-ring")).to_have_attribute("aria-valuenow", "55")
-    desk_evidence(live, o["desk_token"], "sweeping")
+    desk_evidence(phone, live, o["desk_token"], "sweeping")
     phone.wait_for_timeout(2200)  # one 2 s chunk of sweep at least
     shot(phone, screens, "2-sweep")
     page_turn_rest = "([from]) => { for (let a = from; a <= 360; a += 30) window.dispatchEvent(new DeviceOrientationEvent('deviceorientation', {alpha: a % 360})); }"
@@ -119,7 +120,7 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
         ".some(r => r.produced >= 2)",
         timeout=20000,
     )
-    desk_evidence(live, o["desk_token"], "recording")
+    desk_evidence(phone, live, o["desk_token"], "recording")
     shot(phone, screens, "4-recording")
 
     # The page hidden for 15 s, then the network cut for 20 s (the issue's cases). Each gap is
@@ -157,6 +158,22 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
         timeout=20000,
     )
 
+    # A status report held up on its way (a slow link): the phone's heartbeat "recording".
+    held: list[Route] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    phone.route("**/api/v1/phone/status", hold_first)
+    for _ in range(120):  # the heartbeat repeats the state every 10 s
+        if held:
+            break
+        phone.wait_for_timeout(100)
+    assert held and held[0].request.post_data_json == {"state": "recording"}
+
     # 结束录制 (confirmed) → upload to 100 % → 上传完成.
     phone.get_by_role("button", name="结束录制").click()
     dialog = phone.get_by_role("dialog")
@@ -165,7 +182,10 @@ def test_phone_by_code_sweep_record_gaps_and_upload(
     dialog.get_by_role("button", name="确定").click()
     expect(phone.get_by_text("上传完成", exact=True)).to_be_visible(timeout=40000)
     shot(phone, screens, "6-done")
-    desk_evidence(live, o["desk_token"], "stopped")
+    # "stopped" waits for the report before it, so the late "recording" cannot undo it.
+    held[0].continue_()
+    desk_evidence(phone, live, o["desk_token"], "stopped")
+    phone.unroute("**/api/v1/phone/status")
 
     gaps = {g["reason"]: g for g in gap_events(live)}
     assert set(gaps) == {"hidden", "offline", "camera"}, gaps

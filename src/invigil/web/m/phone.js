@@ -322,9 +322,10 @@ function noteExamEnd(r) {
 }
 
 async function refreshExamEnd() {
-  if (!S.stateName) return;
+  // A read, not a status report: a report cut off by this timeout may still reach the server
+  // after a later one (结束录制's "stopped") and put back the state it replaced.
   try {
-    noteExamEnd(await api.post("/api/v1/phone/status", { state: S.stateName }, { timeout: 3000 }));
+    noteExamEnd(await api.get("/api/v1/phone/state", { timeout: 3000 }));
   } catch {
     /* offline: the last answer stands */
   }
@@ -472,17 +473,33 @@ function stopTimers() {
 }
 
 /** What the desk and staff see; also the phone's heartbeat. */
+// One report in flight at a time, the newest state next: two in flight may be served in either
+// order (a loaded server, a slow link), and a late "recording" would hide 结束录制's "stopped"
+// from the desk until the next heartbeat.
+const deskReport = { busy: false, pending: false };
+
 function setDeskState(name) {
   if (!name) return;
   const changed = name !== S.stateName;
   S.stateName = name;
   // A loaded server asked to wait (503/429 Retry-After): skip the periodic repeat, never a change.
-  const gate = backoffFor("status");
-  if (!changed && !gate.ready()) return;
-  api.post("/api/v1/phone/status", { state: name }).then(noteExamEnd, (err) => {
-    if (gate.note(err)) return;
-    if (err instanceof ApiError && err.status === 401) forget(L("手机绑定已失效，请重新绑定。", "This phone is no longer bound: bind again."));
-  });
+  if (!changed && !backoffFor("status").ready()) return;
+  deskReport.pending = true;
+  if (!deskReport.busy) sendDeskState();
+}
+
+async function sendDeskState() {
+  deskReport.busy = true;
+  while (deskReport.pending) {
+    deskReport.pending = false;
+    try {
+      noteExamEnd(await api.post("/api/v1/phone/status", { state: S.stateName }));
+    } catch (err) {
+      if (backoffFor("status").note(err)) continue; // the heartbeat repeats it once allowed
+      if (err instanceof ApiError && err.status === 401) forget(L("手机绑定已失效，请重新绑定。", "This phone is no longer bound: bind again."));
+    }
+  }
+  deskReport.busy = false;
 }
 
 // --- camera ----------------------------------------------------------------------------------
