@@ -100,12 +100,23 @@ def test_exam_pages_show_whether_the_phone_records(
     expect(pill).to_have_text("手机录制中")
     flow.shot(page, screens, "8e-answering-phone-recording")
 
+    # The laptop's own network drops: the desk cannot know the phone's state any more, and says
+    # so instead of the last 手机录制中; back online, the next heartbeat brings it again.
+    page.context.set_offline(True)
+    expect(pill).to_have_text("手机状态未知", timeout=HEARD)
+    expect(pill).to_have_class(re.compile(r"\bunknown\b"))
+    expect(page.locator("#net")).to_have_text("网络已断开")
+    flow.shot(page, screens, "8f-answering-laptop-offline")
+    page.context.set_offline(False)
+    phone.report("recording")
+    expect(pill).to_have_text("手机录制中", timeout=HEARD)
+
     # The phone falls silent (battery, network): after 20 s the server calls it offline.
     live.clock.advance(timedelta(seconds=21))
     expect(pill).to_have_text("手机已断开，请检查手机", timeout=HEARD)
     expect(pill).to_have_class(re.compile(r"\bbad\b"))
     check_header(page, ["获取试题", "手机已断开，请检查手机", "网络正常", "求助", "8 开始答题"])
-    flow.shot(page, screens, "8f-answering-phone-lost")
+    flow.shot(page, screens, "8g-answering-phone-lost")
     page.get_by_role("button", name="English").click()
     expect(pill).to_have_text("Phone disconnected: check it")
     page.get_by_role("button", name="中文").click()

@@ -4,15 +4,25 @@
 // pages poll nothing more for it.
 
 import { $ } from "../shared/dom.js";
-import { L, S } from "./state.js";
+import { HEARTBEAT_MS, L, S } from "./state.js";
 
 const EXAM_VIEWS = new Set(["confirm", "waiting", "answering"]);
+// Without an answer from the server this long (offline, a loaded server's Retry-After) the
+// last word about the phone is old: the pill says it does not know rather than 手机录制中.
+const STALE_MS = 4 * HEARTBEAT_MS;
+let heardAt = performance.now(); // when the server last told this page the phone's state
 
 /** The heartbeat's `evidence` ({status}); only the status is new, the rest of the state stays. */
 export function notePhone(evidence) {
   if (!evidence || !S.state) return;
   S.state.evidence = { ...(S.state.evidence || {}), status: evidence.status };
+  heardAt = performance.now();
   renderPhone();
+}
+
+function known() {
+  const online = navigator.onLine && (!S.engine || S.engine.online);
+  return online && performance.now() - heardAt < STALE_MS;
 }
 
 export function renderPhone() {
@@ -24,6 +34,13 @@ export function renderPhone() {
     el.hidden = true;
     return;
   }
+  el.hidden = false;
+  if (!known()) {
+    el.textContent = L("手机状态未知", "Phone status unknown");
+    el.className = "net unknown";
+    el.dataset.status = "unknown";
+    return;
+  }
   const ok = status === "recording";
   el.textContent = ok
     ? L("手机录制中", "Phone recording")
@@ -32,5 +49,4 @@ export function renderPhone() {
       : L("手机未在录制，请检查手机", "Phone not recording: check it");
   el.className = `net ${ok ? "ok" : "bad"}`;
   el.dataset.status = status;
-  el.hidden = false;
 }

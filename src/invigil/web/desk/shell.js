@@ -71,7 +71,6 @@ export function renderTop() {
   }
   renderSteps();
   renderNet();
-  renderPhone();
 }
 
 export function questionsOut() {
@@ -83,6 +82,7 @@ export function renderNet() {
   const online = navigator.onLine && (!S.engine || S.engine.online);
   net.textContent = online ? L("网络正常", "Online") : L("网络已断开", "Offline");
   net.className = `net ${online ? "ok" : "bad"}`;
+  renderPhone(); // what the desk knows of the phone depends on its own network
   const banner = $("#banner");
   const backlog = S.engine ? S.engine.backlog() : { chunks: 0, bytes: 0 };
   const recording = S.recorders.webcam || S.recorders.screen;
