@@ -121,6 +121,16 @@ def test_questions_released_at_start_and_not_a_second_before(
         client.get("/api/v1/candidate/state", headers=bearer(token)).json()["stage"] == "answering"
     )
 
+    # The log says when the questions first reached the desk (server time), once: a refused
+    # fetch before T says nothing, a second fetch adds nothing.
+    clock.set(T + timedelta(seconds=40))
+    assert client.get("/api/v1/candidate/questions", headers=bearer(token)).status_code == 200
+    rev = staff_token(client, "rev", "pw-rev")
+    attempt = client.get("/api/v1/candidate/state", headers=bearer(token)).json()["attempt_id"]
+    log = client.get(f"/api/v1/staff/attempts/{attempt}/events", headers=bearer(rev)).json()
+    delivered = [e for e in log["events"] if e["kind"] == "questions_delivered"]
+    assert [e["at"] for e in delivered] == ["2030-06-01T01:00:00Z"], delivered
+
 
 def test_questions_need_entry(client: TestClient, clock: FrozenClock, exam_id: str) -> None:
     clock.set(T - timedelta(minutes=5))

@@ -148,7 +148,7 @@ SERVER_KINDS = {
     "phone_state", "evidence_placement", "recording_started", "recording_finalized",
     "recording_closed", "answer_end", "long_silence", "voice_assistant", "flag_ended",
     "desk_silent", "desk_back", "warning", "proctor_note", "help_message", "help_dismissed",
-    "extra_time", "room_moved", "late_entry_allowed", "data_purged",
+    "extra_time", "room_moved", "late_entry_allowed", "data_purged", "questions_delivered",
 }  # fmt: skip
 
 

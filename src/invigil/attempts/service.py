@@ -30,6 +30,7 @@ from invigil.recordings import status as recording_status
 log = logging.getLogger(__name__)
 
 LOGIN_EVENT_KINDS = ("login", "login_failed", "session_active_elsewhere")
+QUESTIONS_DELIVERED = "questions_delivered"
 
 
 def schedule(exam: Exam, attempt: Attempt | None = None) -> dict[str, str]:
@@ -421,6 +422,13 @@ def questions(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, 
     items = session.scalars(
         select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
     )
+    delivered = select(Event.seq).where(
+        Event.attempt_id == attempt.id, Event.kind == QUESTIONS_DELIVERED
+    )
+    if session.scalar(delivered.limit(1)) is None:
+        # When the questions first reached this candidate's computer, in the log: a reviewer
+        # facing "they never showed" or "they showed late" answers it from the server's time.
+        events.append(session, attempt.id, QUESTIONS_DELIVERED, at=now, data={})
     return {
         "questions": [{"number": q.position, "text": q.text} for q in items],
         "deadline": iso(attempt.deadline),

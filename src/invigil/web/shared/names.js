@@ -96,6 +96,7 @@ export const EVENT_KINDS = {
   lot_drawn: ["抽签", "Lot drawn"],
   attachment_read: ["已阅附件", "Attachment read"],
   entered: ["进入考试", "Entered"],
+  questions_delivered: ["试题已送达", "Questions delivered"],
   finished: ["交卷", "Submitted"],
   phone_bound: ["手机绑定", "Phone bound"],
   phone_state: ["手机状态", "Phone state"],
