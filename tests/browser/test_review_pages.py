@@ -423,6 +423,9 @@ def test_review_rule_confirm_score_publish_lookup(
         )
         assert r.status_code == 201, r.text
     sign_in(page, f"{live.url}/review/", "exm")
+    # The list of exams says how far this examiner is (the other examiner's score is theirs).
+    progress = page.locator("#scoring-exams tr", has_text="测试考试").locator(".progress")
+    expect(progress).to_have_text(f"已评 0 / {len(sheets)}")
     page.get_by_role("link", name="测试考试").click()
     lot = sheets[0]["lot"]
     page.get_by_role("link", name=f"{lot} 号").click()
@@ -443,6 +446,8 @@ def test_review_rule_confirm_score_publish_lookup(
     expect(table).to_contain_text("我的评分")
     expect(table.locator("tr.total")).to_contain_text("24")
     expect(table.locator("tr.total")).to_contain_text("20")  # the other examiner's, now shown
+    page.goto(f"{live.url}/review/#scoring")
+    expect(progress).to_have_text(f"已评 1 / {len(sheets)}")
     sign_out(page)
 
     # --- admin publishes ---------------------------------------------------------------------------
@@ -495,6 +500,8 @@ def test_examiner_during_the_exam_sees_the_exam_named_and_when_candidates_come(
     """Nobody has handed in yet: the scoring page names the exam and says when candidates
     appear, rather than an empty table alone."""
     sign_in(page, f"{live.url}/review/", "exm")
+    progress = page.locator("#scoring-exams tr", has_text="测试考试").locator(".progress")
+    expect(progress).to_have_text("暂无交卷考生")
     page.get_by_role("link", name="测试考试").click()
     expect(page.get_by_role("heading", level=2)).to_have_text("评分 · 测试考试")
     expect(page.locator("#no-sheets")).to_contain_text("考生交卷或考试时间结束后")

@@ -106,7 +106,13 @@ def test_examiner_reaches_nothing_identifying(world: World) -> None:
     assert set(listed[0]) == {"sheet_id", "lot", "submitted"}
     assert listed[0]["sheet_id"] not in world.attempts.values()
     sheet_id = listed[0]["sheet_id"]
+    assert (exams[0]["sheets"], exams[0]["scored"]) == (2, 0)
     assert submit(world, "exm2", sheet_id, OTHER).status_code == 201
+    # Each examiner's own progress in the list of exams: the other's submission is not ours.
+    progress = world.get("exm2", "/api/v1/scoring/exams").json()["exams"][0]
+    assert (progress["sheets"], progress["scored"]) == (2, 1)
+    exams = scan.get("/api/v1/scoring/exams", others_hidden=True).json()["exams"]
+    assert (exams[0]["sheets"], exams[0]["scored"]) == (2, 0)
 
     sheet = scan.get(f"/api/v1/scoring/sheets/{sheet_id}", others_hidden=True).json()
     assert sheet["lot"] == 1 and sheet["my_scores"] is None and sheet["others"] is None

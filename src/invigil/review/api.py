@@ -154,7 +154,7 @@ def audit_log(
 @scoring_router.get("/exams")
 def scoring_exams(request: Request, ctx: Ctx) -> dict[str, Any]:
     with as_staff(request, ctx) as (session, user):
-        return {"exams": scoring.exams_for(session, user)}
+        return {"exams": scoring.exams_for(session, ctx, user)}
 
 
 @scoring_router.get("/exams/{exam_id}/sheets")

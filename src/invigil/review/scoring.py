@@ -120,12 +120,13 @@ def ensure_sheets(
     return [(existing[a.id], a) for a in attempts]
 
 
-def exams_for(session: Session, user: StaffUser) -> list[dict[str, Any]]:
+def exams_for(session: Session, ctx: AppContext, user: StaffUser) -> list[dict[str, Any]]:
     require_examiner(user)
     ids = examiner_exam_ids(session, user)
     published = set(session.scalars(select(Publication.exam_id)))
     out = []
     for exam in session.scalars(select(Exam).where(Exam.id.in_(ids)).order_by(Exam.starts_at)):
+        pairs = ensure_sheets(session, ctx, exam)
         out.append(
             {
                 "id": exam.id,
@@ -135,20 +136,30 @@ def exams_for(session: Session, user: StaffUser) -> list[dict[str, Any]]:
                 "utc_offset_minutes": exam.utc_offset_minutes,
                 "questions": len(exam.questions),
                 "published": exam.id in published,
+                # This examiner's progress, as the exam's own list counts it.
+                "sheets": len(pairs),
+                "scored": len(_scored_by(session, user, pairs)),
             }
         )
     return out
 
 
-def sheets(session: Session, ctx: AppContext, user: StaffUser, exam: Exam) -> dict[str, Any]:
-    pairs = ensure_sheets(session, ctx, exam)
-    mine = set(
+def _scored_by(
+    session: Session, user: StaffUser, pairs: list[tuple[ScoreSheet, Attempt]]
+) -> set[str]:
+    """The sheets among ``pairs`` that ``user`` has submitted scores for."""
+    return set(
         session.scalars(
             select(Score.sheet_id).where(
                 Score.examiner_id == user.id, Score.sheet_id.in_([s.id for s, _ in pairs])
             )
         )
     )
+
+
+def sheets(session: Session, ctx: AppContext, user: StaffUser, exam: Exam) -> dict[str, Any]:
+    pairs = ensure_sheets(session, ctx, exam)
+    mine = _scored_by(session, user, pairs)
     return {
         "exam": {"id": exam.id, "title": exam.title},
         "sheets": [

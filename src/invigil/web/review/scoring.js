@@ -23,12 +23,23 @@ export async function renderScoringExams(root, { api }) {
     exams.length ? h("p", { class: "zone-note", id: "zone-note" }, zones.note) : null,
     exams.length
       ? h(
-          "ul",
-          { class: "plain-list" },
-          exams.map((e) => h("li", {}, h("a", { href: `#scoring/${e.id}` }, e.title), " ", h("span", { class: "muted" }, zones.dateTime(e, e.starts_at)))),
+          "table",
+          { class: "table", id: "scoring-exams" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, tr("考试", "Exam")), h("th", { scope: "col" }, tr("开考时间", "Starts")), h("th", { scope: "col" }, tr("我的进度", "My progress")))),
+          h("tbody", {}, exams.map((e) => h("tr", { "data-exam": e.id },
+            h("td", {}, h("a", { href: `#scoring/${e.id}` }, e.title)),
+            h("td", {}, zones.dateTime(e, e.starts_at)),
+            h("td", { class: "progress" }, progressText(e))))),
         )
       : h("p", { class: "muted" }, tr("暂无需要评分的考试。", "No exams to score.")),
   );
+}
+
+// Before anyone hands in there is nothing to count: say so instead of 已评 0 / 0.
+function progressText(e) {
+  if (!e.sheets) return h("span", { class: "muted" }, tr("暂无交卷考生", "No one handed in yet"));
+  const done = e.scored >= e.sheets;
+  return h("span", { class: done ? "tag ok" : "tag" }, tr("已评 {d} / {n}", "Scored {d} of {n}", { d: e.scored, n: e.sheets }));
 }
 
 export async function renderSheets(root, { api }, examId) {
