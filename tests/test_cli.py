@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,8 @@ from invigil.cli import app
 from invigil.core import security
 from invigil.demo_lan import certificate
 from invigil.exams.models import Candidate, Exam
+from invigil.recordings.models import RecordingAccess
+from invigil.review.models import AuditEntry
 from invigil.staff.models import StaffUser
 
 INVIGIL = [sys.executable, "-m", "invigil"]
@@ -116,6 +120,23 @@ def _db_counts(url: str) -> dict[str, int]:
         }
     engine.dispose()
     return counts
+
+
+def post_ok(http: httpx.Client, url: str, **kw: Any) -> Any:
+    r = http.post(url, **kw)
+    assert r.status_code in (200, 201), f"{url}: {r.status_code} {r.text}"
+    return r.json()
+
+
+def _log_rows(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = {
+            m.__tablename__: conn.scalar(select(func.count()).select_from(m)) or 0
+            for m in (AuditEntry, RecordingAccess)
+        }
+    engine.dispose()
+    return rows
 
 
 def test_demo_prints_urls_and_logins_and_serves(
@@ -236,6 +257,38 @@ def test_a_second_demo_on_a_busy_port_changes_nothing_and_a_restart_replaces_the
         timeout=30,
     )
     assert r.status_code == 200, r.text
+    desk = bearer(r.json()["token"])
+    # ... entered and recorded, and a reviewer looked and watched: rows in the logs that the
+    # database keeps append-only (it refuses to delete them, and so the exam's recordings).
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        post_ok(http, "/api/v1/candidate/lot", headers=desk)
+        state = http.get("/api/v1/candidate/state", headers=desk).json()
+        for a in state["attachments"]:
+            post_ok(http, f"/api/v1/candidate/attachments/{a['id']}/read", headers=desk)
+        post_ok(http, "/api/v1/candidate/enter", headers=desk)
+        rec = post_ok(
+            http, "/api/v1/recordings", json={"kind": "webcam", "mime": "video/webm"}, headers=desk
+        )
+        chunk = b"\x1a\x45\xdf\xa3 a webm chunk"
+        sha = hashlib.sha256(chunk).hexdigest()
+        r = http.put(
+            f"/api/v1/recordings/{rec['recording_id']}/chunks/0",
+            content=chunk,
+            headers={**desk, "X-Chunk-SHA256": sha},
+        )
+        assert r.status_code == 201, r.text
+        done = {"chunks": 1, "sha256": sha}
+        post_ok(http, f"/api/v1/recordings/{rec['recording_id']}/finalize", json=done, headers=desk)
+        login = {"username": "reviewer1", "password": old["reviewer1"]}
+        staff = bearer(http.post("/api/v1/staff/login", json=login).json()["token"])
+        r = http.get(f"/api/v1/review/attempts/{state['attempt_id']}", headers=staff)
+        assert r.status_code == 200, r.text
+        r = http.get(
+            f"/api/v1/recordings/{rec['recording_id']}/media?original=1",
+            headers={**staff, "Range": "bytes=0-3"},
+        )
+        assert r.content == chunk[:4], r.text
+    assert _log_rows(db) == {"review_audit_log": 1, "recording_access_log": 1}
 
     first.send_signal(signal.SIGINT)
     first.wait(20)
@@ -246,6 +299,7 @@ def test_a_second_demo_on_a_busy_port_changes_nothing_and_a_restart_replaces_the
     new_ids = _exam_ids(out2)
     assert len(new_ids) == 2 and not set(new_ids) & set(ids)
     assert _db_counts(db) == counts  # replaced, not piled up
+    assert _log_rows(db) == {"review_audit_log": 0, "recording_access_log": 0}
     blobs = tmp_path / "invigil-demo" / "blobs" / "exams"
     assert sorted(p.name for p in blobs.iterdir()) == sorted(new_ids)
     new = _passwords(out2)

