@@ -419,9 +419,6 @@ def questions(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, 
         )
     if attempt.entered_at is None:
         raise APIError(403, "not_entered", "您未进入考试，无法查看试题。")
-    items = session.scalars(
-        select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
-    )
     delivered = select(Event.seq).where(
         Event.attempt_id == attempt.id, Event.kind == QUESTIONS_DELIVERED
     )
@@ -429,6 +426,9 @@ def questions(session: Session, ctx: AppContext, attempt: Attempt) -> dict[str, 
         # When the questions first reached this candidate's computer, in the log: a reviewer
         # facing "they never showed" or "they showed late" answers it from the server's time.
         events.append(session, attempt.id, QUESTIONS_DELIVERED, at=now, data={})
+    items = session.scalars(
+        select(Question).where(Question.exam_id == exam.id).order_by(Question.position)
+    )
     return {
         "questions": [{"number": q.position, "text": q.text} for q in items],
         "deadline": iso(attempt.deadline),

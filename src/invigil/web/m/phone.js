@@ -472,12 +472,12 @@ function stopTimers() {
   }
 }
 
-/** What the desk and staff see; also the phone's heartbeat. */
 // One report in flight at a time, the newest state next: two in flight may be served in either
 // order (a loaded server, a slow link), and a late "recording" would hide 结束录制's "stopped"
 // from the desk until the next heartbeat.
 const deskReport = { busy: false, pending: false };
 
+/** What the desk and staff see; also the phone's heartbeat. */
 function setDeskState(name) {
   if (!name) return;
   const changed = name !== S.stateName;
