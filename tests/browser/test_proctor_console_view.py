@@ -317,6 +317,32 @@ def test_not_entered_candidates_are_calm_until_entry_closes(live: Live, console:
     assert state["border"] == state["warn"], state
 
 
+def test_an_answering_candidate_without_the_questions_is_flagged(live: Live, console: Page) -> None:
+    """Half a minute past T, a candidate who is answering but whose computer has not fetched
+    the questions gets 试题未送达 on the tile; the fetch (试题已送达 in the log) clears it."""
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        cand = candidate(http, live)
+        flow.enter_by_api(http, cand, live, T - timedelta(minutes=9))
+    live.clock.set(T + timedelta(seconds=10))
+    sign_in(console, live)
+    tile = console.locator(".tile", has_text="奥巴马")
+    expect(tile.locator(".stage")).to_have_text("答题中")
+    console.wait_for_timeout(2500)  # a room status later: still within the grace
+    expect(tile.locator(".badge")).to_have_count(0)
+
+    live.clock.set(T + timedelta(seconds=40))
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        # The console reads the server's time from its room updates, sent when something
+        # changes: the jump of the test's clock reaches it with the next heartbeat.
+        assert http.post("/api/v1/candidate/heartbeat", headers=cand).status_code == 200
+    expect(tile.locator(".badge.warn")).to_have_text("试题未送达", timeout=10000)
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        assert http.get("/api/v1/candidate/questions", headers=cand).status_code == 200
+    expect(tile.locator(".badge")).to_have_count(0, timeout=10000)
+    console.locator(".tile", has_text="奥巴马").click()
+    expect(console.get_by_role("list", name="事件时间线")).to_contain_text("试题已送达")
+
+
 def test_an_alert_card_keeps_the_name_and_ticket_on_one_line(live: Live, browser: Any) -> None:
     """At 1280 px wide, an alert for a candidate with a ten-digit ticket reads 欧阳娜娜（2026120101）
     on one line, the whole ticket shown (not cut off), and the card is no wider than the panel."""

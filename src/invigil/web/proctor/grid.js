@@ -90,6 +90,18 @@ function notEntered(c) {
   return !!c.late && entryClosed();
 }
 
+// Past T + 30 s an answering candidate whose computer has not received the questions (no
+// questions_delivered in the log, which the console holds whole once replayed) needs a look:
+// the desk may be stuck, offline or closed.
+const QUESTIONS_GRACE_MS = 30000;
+
+function questionsMissing(c) {
+  if (c.stage !== "answering" || !store.live) return false;
+  const at = Date.parse(store.status?.schedule?.starts_at);
+  if (!Number.isFinite(at) || serverNow() < at + QUESTIONS_GRACE_MS) return false;
+  return !(store.events.get(c.attempt_id) || []).some((e) => e.kind === "questions_delivered");
+}
+
 function updateTile(tile, c) {
   const { parts, el } = tile;
   const late = notEntered(c);
@@ -111,6 +123,7 @@ function updateTile(tile, c) {
     ...[
       c.absent && h("span", { class: "badge bad" }, tr("缺考", "Absent")),
       late && h("span", { class: "badge warn" }, tr("未入场", "Not entered")),
+      questionsMissing(c) && h("span", { class: "badge warn" }, tr("试题未送达", "No questions yet")),
       alerts && h("span", { class: "badge bad" }, tr("提醒 {n}", "Alerts {n}", { n: alerts })),
       c.help_open && h("span", { class: "badge warn" }, tr("求助", "Help")),
     ].filter(Boolean),
