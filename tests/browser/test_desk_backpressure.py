@@ -60,9 +60,12 @@ def test_desk_backs_off_when_the_server_is_loaded(page: Page, live: Live, app: F
     assert {p for _, p, _, _ in refused} == {SNAPSHOTS, HEARTBEAT}, answered
     assert all(8 <= r <= 16 for *_, r in refused)
     # Each refusal held back the next request of its kind for the time asked (1 s of slack
-    # for timers and event delivery).
+    # for timers and event delivery). The webcam's and the screen's snapshots fall due on the
+    # same tick: one may leave while the other's refusal is still on its way to the page's
+    # code (seen 15 ms after it on a loaded CI box), so what leaves within 0.2 s was already
+    # under way; a desk that ignored the wait would send again a period (5 s) later.
     for when, path, _, retry in refused:
-        later = [t for t, p in sent if p == path and t > when]
+        later = [t for t, p in sent if p == path and t > when + 0.2]
         if later:
             assert later[0] >= when + retry - 1.0, (path, later[0] - when, retry)
     normal = count(SNAPSHOTS, a0, a1) + count(HEARTBEAT, a0, a1)
