@@ -4,7 +4,7 @@
 // pages poll nothing more for it.
 
 import { $ } from "../shared/dom.js";
-import { HEARTBEAT_MS, L, S } from "./state.js";
+import { HEARTBEAT_MS, L, S, isOnline } from "./state.js";
 
 const EXAM_VIEWS = new Set(["confirm", "waiting", "answering"]);
 // Without an answer from the server this long (offline, a loaded server's Retry-After) the
@@ -21,8 +21,7 @@ export function notePhone(evidence) {
 }
 
 function known() {
-  const online = navigator.onLine && (!S.engine || S.engine.online);
-  return online && performance.now() - heardAt < STALE_MS;
+  return isOnline() && performance.now() - heardAt < STALE_MS;
 }
 
 export function renderPhone() {

@@ -7,7 +7,7 @@ import { openHelp } from "./help.js";
 import { shareScreen } from "./media.js";
 import { renderPhone } from "./phone-status.js";
 import { loadQuestions } from "./stage-answer.js";
-import { L, S, VIEWS, button, main, until } from "./state.js";
+import { L, S, VIEWS, button, isOnline, main, until } from "./state.js";
 
 // --- the stage bar -------------------------------------------------------------------------------
 
@@ -79,7 +79,7 @@ export function questionsOut() {
 
 export function renderNet() {
   const net = $("#net");
-  const online = navigator.onLine && (!S.engine || S.engine.online);
+  const online = isOnline();
   net.textContent = online ? L("网络正常", "Online") : L("网络已断开", "Offline");
   net.className = `net ${online ? "ok" : "bad"}`;
   renderPhone(); // what the desk knows of the phone depends on its own network

@@ -89,6 +89,11 @@ export const atSecond = (iso) => clockTime(iso, tz(), true);
 export const serverNow = () => S.clock.now();
 export const until = (iso) => Date.parse(iso) - serverNow();
 
+/** The desk reaches the server: the browser is online and the upload engine has not lost it. */
+export function isOnline() {
+  return navigator.onLine && (!S.engine || S.engine.online);
+}
+
 export function emit(kind, data = {}) {
   events.push(kind, data);
 }

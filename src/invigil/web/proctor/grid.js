@@ -76,10 +76,15 @@ function uploadsFact(c, backlog) {
   return fact(tr("上传", "Uploads"), backlog ? tr("缺 {n} 段", "{n} chunks missing", { n: backlog }) : tr("正常", "OK"), backlog ? "warn" : "ok");
 }
 
-/** The exam's entry has closed, on the server's clock (the room status's schedule and now). */
+/** The server's clock is ``afterMs`` past the room status's schedule time ``field``. */
+function past(field, afterMs = 0) {
+  const at = Date.parse(store.status?.schedule?.[field]);
+  return Number.isFinite(at) && serverNow() >= at + afterMs;
+}
+
+/** The exam's entry has closed, on the server's clock. */
 function entryClosed() {
-  const at = Date.parse(store.status?.schedule?.entry_closes_at);
-  return Number.isFinite(at) && serverNow() >= at;
+  return past("entry_closes_at");
 }
 
 /** Not entered when the exam's entry has closed: only then is a missing candidate a warning.
@@ -96,9 +101,7 @@ function notEntered(c) {
 const QUESTIONS_GRACE_MS = 30000;
 
 function questionsMissing(c) {
-  if (c.stage !== "answering" || !store.live) return false;
-  const at = Date.parse(store.status?.schedule?.starts_at);
-  if (!Number.isFinite(at) || serverNow() < at + QUESTIONS_GRACE_MS) return false;
+  if (c.stage !== "answering" || !store.live || !past("starts_at", QUESTIONS_GRACE_MS)) return false;
   return !(store.events.get(c.attempt_id) || []).some((e) => e.kind === "questions_delivered");
 }
 
