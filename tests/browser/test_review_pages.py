@@ -448,6 +448,7 @@ def test_review_rule_confirm_score_publish_lookup(
     expect(table.locator("tr.total")).to_contain_text("20")  # the other examiner's, now shown
     page.goto(f"{live.url}/review/#scoring")
     expect(progress).to_have_text(f"已评 1 / {len(sheets)}")
+    shot(page, screens, "review-4a-scoring-exams")
     sign_out(page)
 
     # --- admin publishes ---------------------------------------------------------------------------
