@@ -27,8 +27,10 @@ import numpy as np
 import pytest
 from conftest import FACES, T, exam_doc, import_exam
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from invigil.attempts import events, sessions
+from invigil.attempts.models import Attempt, Event
 from invigil.core.context import AppContext
 from invigil.core.db import transaction
 from invigil.core.jobs import run_due_jobs
@@ -923,3 +925,62 @@ def test_examiner_without_answer_markers_is_told_why(page: Page, live: Live) -> 
         )
     page.reload()
     expect(jumps).to_contain_text("未检测到回答结束标记，请从开始答题处观看。")
+
+
+def test_the_timeline_marks_when_the_questions_reached_the_computer(page: Page, live: Live) -> None:
+    """An appeal that the questions showed late is read on the timeline: the events lane marks
+    试题已送达 where the server logged it (here 8 s after T), with its name and time in the
+    title as a flag's mark has them, and the mark jumps the players there."""
+    ctx, clock = live.ctx, live.clock
+    at = lambda s: T + timedelta(seconds=s)  # noqa: E731
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        token, attempt = enter(http, live)
+        clock.set(at(-5))
+        rec = upload(http, token, "webcam", webm(25))
+        clock.set(at(8))  # the candidate's computer fetches the questions 8 s late
+        r = http.get("/api/v1/candidate/questions", headers=bearer(token))
+        assert r.status_code == 200, r.text
+        clock.set(at(18))
+        assert http.post("/api/v1/candidate/finish", headers=bearer(token)).status_code == 200
+    run_due_jobs(ctx.job_context())
+    with transaction(ctx.db) as session:
+        recording = session.get(Recording, rec)
+        assert recording is not None and recording.duration_s and recording.media_key, rec
+        recording.created_at = at(-5)  # the plan, whatever a slow request took
+        # When the server logged the delivery (a slow request may have moved it off the plan),
+        # and where the timeline ends: the recording's end or the finish, whichever is later.
+        delivered = session.scalars(
+            select(Event.at).where(Event.attempt_id == attempt, Event.kind == "questions_delivered")
+        ).all()
+        assert len(delivered) == 1, delivered
+        attempt_row = session.get(Attempt, attempt)
+        assert attempt_row is not None and attempt_row.finished_at is not None
+        end = max(at(-5) + timedelta(seconds=recording.duration_s), attempt_row.finished_at)
+        offset = timedelta(minutes=attempt_row.exam.utc_offset_minutes)
+    delivered_at = delivered[0]
+    clock.set(T + timedelta(hours=1))
+
+    sign_in(page, f"{live.url}/review/#attempt/{attempt}", "rev")
+    expect(page.locator('#events li[data-kind="questions_delivered"]')).to_contain_text(
+        "试题已送达"
+    )
+    lane = page.locator(".timeline-bar .lane.marks")
+    expect(lane.locator(".lane-label")).to_have_text("事件")
+    mark = lane.locator(".mark.delivered")
+    expect(mark).to_have_count(1)
+    # Named and timed as the desk showed the time: in the exam's zone (09:00:08 in Beijing).
+    expect(mark).to_have_attribute("title", f"试题已送达 {delivered_at + offset:%H:%M:%S}")
+    expect(mark).to_be_visible()
+
+    # Where it falls along the lane: 13 s into a timeline from T−5 s to about T+20 s.
+    track = lane.locator(".lane-track").bounding_box()
+    box = mark.bounding_box()
+    assert track is not None and box is not None
+    where = (box["x"] + box["width"] / 2 - track["x"]) / track["width"]
+    want = (delivered_at - at(-5)) / (end - at(-5))
+    assert abs(where - want) < 0.02, (where, want)
+
+    # A click jumps the webcam to that moment of its recording.
+    mark.click()
+    assert abs(webcam_time(page) - (delivered_at - at(-5)).total_seconds()) <= 0.5
+    assert page.js_errors == []

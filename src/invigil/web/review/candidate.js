@@ -13,6 +13,10 @@ import { SyncPlayer } from "./sync.js";
 const STREAMS = ["webcam", "screen", "evidence"];
 // Reviewers skim long stretches: beyond the examiner's 2×.
 const SPEEDS = [0.5, 1, 1.5, 2, 4, 8];
+// Events that are no suspected violation but that a reviewer reads against the recordings, so
+// the events lane marks them too (kind → the mark's class in review.css). 试题已送达 answers an
+// appeal that the questions showed late.
+const LANE_MARKS = { questions_delivered: "delivered" };
 
 export async function renderCandidate(root, ctx, attemptId) {
   const { api, session } = ctx;
@@ -25,13 +29,15 @@ export async function renderCandidate(root, ctx, attemptId) {
   const hms = (t) => examTime(t, tz());
   const dateTime = (t) => examDateTime(t, tz());
   const recs = data.recordings || [];
-  // The timeline spans the recordings and the flags (plus the finish); without recordings,
-  // entering to finishing. Earlier events (login, lot) jump to its start.
+  const laneEvents = (data.events || []).filter((e) => Object.hasOwn(LANE_MARKS, e.kind));
+  // The timeline spans the recordings and what the events lane marks (plus the finish);
+  // without recordings, entering to finishing. Earlier events (login, lot) jump to its start.
   const sched = data.schedule || {};
   const times = [
     ...recs.map((r) => ms(r.started_at)),
     ...recs.map((r) => (r.duration_s != null ? ms(r.started_at) + r.duration_s * 1000 : ms(r.ended_at))),
     ...(data.flags || []).map((f) => ms(f.at)),
+    ...laneEvents.map((e) => ms(e.at)),
     ms(sched.finished_at),
     recs.length ? NaN : ms(sched.entered_at),
   ].filter((x) => Number.isFinite(x));
@@ -183,6 +189,16 @@ export async function renderCandidate(root, ctx, attemptId) {
         ),
       ),
     );
+    // A named event's mark (a flag, or one of LANE_MARKS): its name and time in the title.
+    const eventMark = (e, cls) =>
+      h("button", {
+        type: "button",
+        class: `mark ${cls}`,
+        style: { left: pct(ms(e.at)) },
+        "aria-label": tr("跳转到 {k} {t}", "Jump to {k} at {t}", { k: kindLabel(e.kind), t: hms(ms(e.at)) }),
+        title: `${kindLabel(e.kind)} ${hms(ms(e.at))}`,
+        onclick: () => player.seek(ms(e.at)),
+      });
     const marks = h(
       "div",
       { class: "lane marks" },
@@ -190,16 +206,9 @@ export async function renderCandidate(root, ctx, attemptId) {
       h(
         "div",
         { class: "lane-track" },
-        (data.flags || []).map((f) =>
-          h("button", {
-            type: "button",
-            class: "mark flag",
-            style: { left: pct(ms(f.at)) },
-            "aria-label": tr("跳转到 {k} {t}", "Jump to {k} at {t}", { k: kindLabel(f.kind), t: hms(ms(f.at)) }),
-            title: `${kindLabel(f.kind)} ${hms(ms(f.at))}`,
-            onclick: () => player.seek(ms(f.at)),
-          }),
-        ),
+        // First, so that a flag or an answer's end at the same moment is drawn over it.
+        laneEvents.map((e) => eventMark(e, LANE_MARKS[e.kind])),
+        (data.flags || []).map((f) => eventMark(f, "flag")),
         (data.answer_boundaries || []).map((b) =>
           h("button", {
             type: "button",
