@@ -76,7 +76,7 @@ def test_a_touch_marks_the_session_seen(app_ctx: AppContext, exam_id: str) -> No
     auth_id = _a_session(app_ctx, exam_id)
     later = app_ctx.clock.now() + sessions.TOUCH_EVERY
     with transaction(app_ctx.db) as s:
-        sessions.touch(s, auth_id, later)
+        sessions.touch(s, [auth_id], later)
     with app_ctx.db.session() as s:
         seen = s.get(AuthSession, auth_id)
         assert seen is not None and ensure_utc(seen.last_seen_at) == later
@@ -91,10 +91,10 @@ def test_a_touch_skips_a_session_row_another_commit_holds(
     start = app_ctx.clock.now()
     later = start + sessions.TOUCH_EVERY
     with app_ctx.db.session() as holder, holder.begin():
-        sessions.touch(holder, auth_id, start)  # holds the row until it ends
+        sessions.touch(holder, [auth_id], start)  # holds the row until it ends
         with app_ctx.db.session() as other, other.begin():
             other.execute(text("SET LOCAL lock_timeout = '2s'"))
-            sessions.touch(other, auth_id, later)  # skipped, not waited for
+            sessions.touch(other, [auth_id], later)  # skipped, not waited for
     with app_ctx.db.session() as s:
         seen = s.get(AuthSession, auth_id)
         assert seen is not None and ensure_utc(seen.last_seen_at) == start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -126,13 +127,13 @@ def authenticate(
     if auth.expires_at <= now:
         raise APIError(401, "session_expired", "登录已过期，请重新登录。")
     if now - auth.last_seen_at >= TOUCH_EVERY:
-        touch(session, auth.id, now)
+        touch(session, [auth.id], now)
         set_committed_value(auth, "last_seen_at", now)
     return auth
 
 
-def touch(session: Session, auth_id: str, now: datetime) -> None:
-    """Mark the session seen now, unless another transaction holds its row.
+def touch(session: Session, auth_ids: Sequence[str], now: datetime) -> None:
+    """Mark the sessions seen now, except those another transaction holds.
 
     A seen mark is advisory (liveness, within TOUCH_EVERY), and it is written inside the group
     commit, which holds the rows it touched until it commits: two server processes' commits
@@ -142,11 +143,10 @@ def touch(session: Session, auth_id: str, now: datetime) -> None:
     lock clause out there.)"""
     free = (
         select(AuthSession.id)
-        .where(AuthSession.id == auth_id)
+        .where(AuthSession.id.in_(auth_ids))
         .with_for_update(key_share=True, skip_locked=True)
-        .scalar_subquery()
     )
-    session.execute(update(AuthSession).where(AuthSession.id == free).values(last_seen_at=now))
+    session.execute(update(AuthSession).where(AuthSession.id.in_(free)).values(last_seen_at=now))
 
 
 def revoke_others(

@@ -8,13 +8,12 @@ attempt's recording answers 404, as if it did not exist, so ids cannot be probed
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from invigil.attempts import sessions
@@ -24,6 +23,7 @@ from invigil.core.context import AppContext
 from invigil.core.errors import APIError, forbidden, not_found
 from invigil.core.security import token_digest
 from invigil.exams.models import Exam
+from invigil.recordings.batch import Batch
 from invigil.recordings.models import Recording
 from invigil.staff.models import StaffUser
 from invigil.staff.service import can_see_room
@@ -33,16 +33,54 @@ ID = re.compile(r"^[0-9a-f]{32}$")
 WRITES = {"candidate": frozenset({"webcam", "screen"}), "phone": frozenset({"evidence"})}
 
 # --- the upload fast paths (ingest.put_chunk, snapshots.post_snapshot) ---------------------------
-# Each reads the token with what it writes to in one statement; these columns come first, and
-# `live_writer` makes the checks they share. Anything it refuses goes through the full checks,
-# which refuse it with the right error.
-TOKEN_COLUMNS = (
-    AuthSession.id,
-    AuthSession.kind,
-    AuthSession.revoked_at,
-    AuthSession.expires_at,
-    AuthSession.last_seen_at,
+# The group commit (batch.py) looks up the tokens of all its uploads in one statement, with their
+# attempts' upload windows; `live_writer` makes the checks the two paths share. Anything it
+# refuses goes through the full checks, which refuse it with the right error.
+
+
+class Writer(NamedTuple):
+    """A token as the upload fast paths check it, with its attempt's upload window."""
+
+    auth_id: str
+    kind: str
+    revoked_at: datetime | None
+    expires_at: datetime
+    last_seen_at: datetime
+    attempt_id: str | None
+    closes: datetime  # the attempt's uploads_close_at, its extra time included
+
+
+_WRITERS = (
+    select(
+        AuthSession.token_digest,
+        AuthSession.id,
+        AuthSession.kind,
+        AuthSession.revoked_at,
+        AuthSession.expires_at,
+        AuthSession.last_seen_at,
+        Attempt.id,
+        Attempt.extra_time_s,
+        Exam.starts_at,
+        Exam.duration_s,
+        Exam.upload_grace_after_s,
+    )
+    .select_from(AuthSession)
+    .join(Attempt, Attempt.id == AuthSession.attempt_id)
+    .join(Exam, Exam.id == Attempt.exam_id)
+    .where(AuthSession.token_digest.in_(bindparam("digests", expanding=True)))
 )
+
+
+def writers(conn: Connection, digests: list[str]) -> dict[str, Writer]:
+    """The group commit's lookup of its uploads' tokens, by keyed digest (tokens without an
+    attempt, i.e. staff, are not found: the full checks refuse their uploads)."""
+    found: dict[str, Writer] = {}
+    for row in conn.execute(_WRITERS, {"digests": digests}):
+        digest, auth_id, kind, revoked, expires, seen, attempt_id = row[:7]
+        extra_s, starts_at, duration_s, grace_s = row[7:]
+        closes = ensure_utc(starts_at) + timedelta(seconds=duration_s + (extra_s or 0) + grace_s)
+        found[digest] = Writer(auth_id, kind, revoked, expires, seen, attempt_id, closes)
+    return found
 
 
 def bearer_digest(ctx: AppContext, request: Request) -> str | None:
@@ -51,21 +89,19 @@ def bearer_digest(ctx: AppContext, request: Request) -> str | None:
     return token_digest(ctx.settings.effective_secret(), token) if token else None
 
 
-def live_writer(
-    session: Session, token: Sequence[Any], kind: str, closes: datetime, now: datetime
-) -> bool:
-    """Whether a row of TOKEN_COLUMNS is a live token whose device writes ``kind`` before the
-    uploads close; if so, marks the session seen when that is due."""
-    auth_id, auth_kind, revoked, expires, seen = token
+def live_writer(batch: Batch, writer: Writer | None, kind: str, now: datetime) -> bool:
+    """Whether ``writer`` is a live token whose device writes ``kind`` before its uploads
+    close; if so, marks the session seen with the batch when that is due."""
     if (
-        revoked is not None
-        or ensure_utc(expires) <= now
-        or kind not in WRITES.get(auth_kind, frozenset())
-        or now >= closes
+        writer is None
+        or writer.revoked_at is not None
+        or ensure_utc(writer.expires_at) <= now
+        or kind not in WRITES.get(writer.kind, frozenset())
+        or now >= writer.closes
     ):
         return False
-    if now - ensure_utc(seen) >= sessions.TOUCH_EVERY:
-        sessions.touch(session, auth_id, now)
+    if now - ensure_utc(writer.last_seen_at) >= sessions.TOUCH_EVERY:
+        batch.touch(writer.auth_id, now)
     return True
 
 

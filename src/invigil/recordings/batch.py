@@ -9,6 +9,12 @@ items asked for in the blob store (local disk: renamed into place, one fsync per
 the PUTs side by side, each acknowledged by the store), commits once, and only then answers
 each of them: nothing is acknowledged before its bytes and its row are durable.
 
+What the items read, they read together: each item names the rows it needs (its token, its
+recording, whether its seq is held) when it is submitted, and the batch fetches them for all its
+items in one statement per kind of row before any item's work runs; the rows the items add are
+inserted with one multi-row INSERT per table after all of it. A batch of fifty uploads costs a
+handful of statements, not a hundred.
+
 An item's work raises :class:`APIError` to refuse just that upload. Any other error — a
 database error, a blob store that fails a write — fails the whole batch: nothing of it is
 committed, and each of its uploads gets that error (a 500) and is retried by its client. Files
@@ -22,17 +28,21 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from invigil.attempts import sessions
 from invigil.core import metrics
 from invigil.core.db import Database
 from invigil.core.errors import APIError
@@ -48,25 +58,74 @@ TRANSIENT = {"40P01", "40001"}
 RETRIES = 3
 
 
+# Fetches the rows some items of a batch need, for all of them at once: given the keys the items
+# named, one statement; returns the row (or whatever the lookup makes of it) per key found.
+Lookup = Callable[[Connection, list[Any]], dict[Any, Any]]
+
+
+@dataclass
+class Later:
+    """An item's answer that depends on what the batch's inserts did (``Batch.insert_new``):
+    ``resolve`` runs after them, before the files are stored and the batch commits."""
+
+    resolve: Callable[[Batch], Any]
+
+
 @dataclass
 class Batch:
-    """What the items of one batch share: the session, and the files to store before commit."""
+    """What the items of one batch share: the session, what was looked up for them, the rows
+    they add and the files to store before commit."""
 
     session: Session
+    # Per lookup, the rows found for the keys the items named (lookups run before any work).
+    found: dict[Lookup, dict[Any, Any]] = field(default_factory=dict)
     # (store, key, source file) for each upload whose row this batch inserts.
     files: list[tuple[BlobStore, str, Path]] = field(default_factory=list)
     # Rows the items add, per table in the order first added, inserted together after every
     # item's work: one multi-row INSERT per table instead of the ORM's unit of work per object.
     rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    # Rows inserted only where their primary key is free (insert_new), by key; the keys the
+    # INSERT … ON CONFLICT DO NOTHING took, once inserted.
+    new_rows: dict[Table, dict[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
+    inserted: dict[Table, set[tuple[Any, ...]]] = field(default_factory=dict)
+    # Sessions to mark seen (sessions.touch) with the batch's rows, and when.
+    seen: dict[str, datetime] = field(default_factory=dict)
+
+    def lookup(self, lookup: Lookup, key: Any) -> Any:
+        """What ``lookup`` found for ``key`` (named at submit), or None."""
+        return self.found.get(lookup, {}).get(key)
 
     def insert(self, table: Table, row: dict[str, Any]) -> None:
         """Insert ``row`` into ``table`` with this batch (not visible to the items' queries)."""
         self.rows.setdefault(table, []).append(row)
 
-    def insert_rows(self) -> None:
+    def insert_new(self, table: Table, row: dict[str, Any]) -> bool:
+        """Insert ``row`` with this batch unless a row with its primary key exists by then.
+        False when an earlier item of this batch already asked for that key (its row is the
+        one tried). After the inserts, ``was_inserted`` says whether the row went in."""
+        key = tuple(row[c.name] for c in table.primary_key)
+        rows = self.new_rows.setdefault(table, {})
+        if key in rows:
+            return False
+        rows[key] = row
+        return True
+
+    def was_inserted(self, table: Table, key: tuple[Any, ...]) -> bool:
+        return key in self.inserted.get(table, ())
+
+    def touch(self, auth_id: str, now: datetime) -> None:
+        """Mark the session seen with this batch's rows (once, however many items ask)."""
+        self.seen[auth_id] = max(now, self.seen.get(auth_id, now))
+
+    def write_rows(self) -> None:
         conn = self.session.connection()
         for table, rows in self.rows.items():
             conn.execute(insert(table), rows)
+        for table, new in self.new_rows.items():
+            statement = _insert_new(conn, table)
+            self.inserted[table] = {tuple(r) for r in conn.execute(statement, list(new.values()))}
+        if self.seen:
+            sessions.touch(self.session, sorted(self.seen), max(self.seen.values()))
 
     def store(self, blobs: BlobStore, key: str, source: Path) -> None:
         """Store `source` under `key` before this batch commits (the file is consumed)."""
@@ -80,6 +139,23 @@ class Batch:
             blobs.put_files(items)
 
 
+def _insert_new(conn: Connection, table: Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key: run with many rows, it is
+    sent as multi-row INSERTs and returns the keys of the rows that went in. Built once per
+    table and dialect (building it cost more CPU than running it)."""
+    made = _INSERT_NEW.get((table, conn.dialect.name))
+    if made is None:
+        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        statement = dialect_insert(table).on_conflict_do_nothing()
+        made = _INSERT_NEW[table, conn.dialect.name] = statement.returning(
+            *table.primary_key.columns
+        )
+    return made
+
+
+_INSERT_NEW: dict[tuple[Table, str], Any] = {}
+
+
 Work = Callable[[Batch], Any]
 
 
@@ -87,6 +163,7 @@ Work = Callable[[Batch], Any]
 class _Item:
     work: Work
     future: Future[Any]
+    needs: Sequence[tuple[Lookup, Hashable]]
 
 
 class Committer:
@@ -143,17 +220,16 @@ class Committer:
                 item.future.set_exception(value)
 
     def _transact(self, items: list[_Item]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
         with transaction(self.db) as session:
             batch = Batch(session)
             try:
-                for item in items:
-                    try:
-                        outcomes.append((True, item.work(batch)))
-                    except APIError as exc:
-                        # Refused: only this upload fails. Any other error fails the batch.
-                        outcomes.append((False, exc))
-                batch.insert_rows()
+                self._look_up(batch, items)
+                outcomes = [_run(item.work, batch) for item in items]
+                batch.write_rows()
+                outcomes = [
+                    _run(value.resolve, batch) if ok and isinstance(value, Later) else (ok, value)
+                    for ok, value in outcomes
+                ]
             except DBAPIError as exc:
                 if _transient(exc):
                     raise _Retry(exc) from exc
@@ -162,10 +238,26 @@ class Committer:
             batch.put_files()
         return outcomes
 
+    def _look_up(self, batch: Batch, items: list[_Item]) -> None:
+        wanted: dict[Lookup, dict[Hashable, None]] = {}  # keys in order, once each
+        for item in items:
+            for lookup, key in item.needs:
+                wanted.setdefault(lookup, {})[key] = None
+        conn = batch.session.connection()
+        for lookup, keys in wanted.items():
+            batch.found[lookup] = lookup(conn, list(keys))
+
     def _fail(self, items: list[_Item], exc: BaseException) -> None:
         log.error("group commit of %d uploads failed", len(items), exc_info=exc)
         for item in items:
             item.future.set_exception(exc)
+
+
+def _run(work: Work, batch: Batch) -> tuple[bool, Any]:
+    try:
+        return True, work(batch)
+    except APIError as exc:  # refused: only this upload fails; any other error fails the batch
+        return False, exc
 
 
 class _Retry(Exception):
@@ -182,15 +274,19 @@ _committers: WeakKeyDictionary[Database, Committer] = WeakKeyDictionary()
 _guard = threading.Lock()
 
 
-def submit(db: Database, work: Work) -> Future[Any]:
-    """Queue ``work`` for the next group commit; the future resolves once it is committed."""
+def submit(
+    db: Database, work: Work, needs: Collection[tuple[Lookup, Hashable]] = ()
+) -> Future[Any]:
+    """Queue ``work`` for the next group commit; the future resolves once it is committed.
+    ``needs``: (lookup, key) pairs whose rows the batch fetches before the work runs
+    (``Batch.lookup`` reads them)."""
     future: Future[Any] = Future()
     with _guard:
         found = _committers.get(db)
         if found is None:
             found = _committers[db] = Committer(db)
             found.thread.start()
-        found.queue.put(_Item(work, future))
+        found.queue.put(_Item(work, future, tuple(needs)))
     return future
 
 

@@ -3,10 +3,11 @@
 1. Cheap checks of the path and headers (no token at all: 401 before any byte is read).
 2. The body streams to a scratch file (Settings.scratch_dir) while it is hashed; a wrong hash
    is 422 and the file is removed. Nothing about the stored chunk is touched before this point.
-3. In the next group commit (batch.py): the token, the recording, the upload window, whether
-   this seq is held (same bytes 200, other bytes 409, the scratch file removed either way);
-   else insert the chunk row (unique per recording and seq) under a content-addressed key,
-   store the file under that key (local: renamed into place, then one syncfs for the whole
+3. In the next group commit (batch.py), from rows it looked up for all its uploads at once: the
+   token, the recording, the upload window, whether this seq is held (same bytes 200, other
+   bytes 409, the scratch file removed either way); else insert the chunk row (unique per
+   recording and seq; one INSERT for the batch's chunks) under a content-addressed key, and
+   only if it went in store the file under that key (local: renamed into place, then one syncfs for the whole
    batch; S3: a PUT with Content-MD5 that the store acknowledged), commit. Only then 201.
 
 A crash between the store's write and the commit leaves an unreferenced blob, never a row
@@ -22,35 +23,30 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Hashable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Table, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from invigil.attempts.models import Attempt, AuthSession
-from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext
 from invigil.core.errors import APIError, unauthorized
 from invigil.core.storage import scratch_file
-from invigil.exams.models import Exam
 from invigil.recordings import batch, keys
 from invigil.recordings.access import (
     ID,
-    TOKEN_COLUMNS,
     actor,
     bearer_digest,
     check_upload_window,
     live_writer,
     recording_for,
+    writers,
 )
-from invigil.recordings.batch import Batch
+from invigil.recordings.batch import Batch, Later, Lookup
 from invigil.recordings.models import FINALIZED, Chunk, Recording
 from invigil.recordings.service import MAX_SEQ
 
@@ -90,13 +86,14 @@ def _chunk_work(
     tmp: Path,
     sha256: str,
     size: int,
-) -> Callable[[Batch], int]:
+    token: str | None,
+) -> Callable[[Batch], int | Later]:
     """One upload's part of a group commit: 201 stored, 200 already held, else an APIError."""
 
-    def work(batch: Batch) -> int:
+    def work(batch: Batch) -> int | Later:
         session = batch.session
         now = ctx.clock.now()
-        fast = _fast_lookup(session, ctx, request, recording_id, seq, now)
+        fast = _fast_check(batch, token, recording_id, seq, now)
         if fast is None:  # anything unusual: the full checks, with their precise errors
             who = actor(session, ctx, request, ("candidate", "phone", "staff"))
             found = recording_for(session, who, recording_id, write=True, lock=True)
@@ -112,7 +109,6 @@ def _chunk_work(
         if state == FINALIZED:
             raise APIError(409, "recording_finalized", "该录像已完成上传，不能再追加分段。")
         key = keys.chunk_key(attempt_id, recording_id, seq, sha256)
-        conn = session.connection()
         row = {
             "recording_id": recording_id,
             "seq": seq,
@@ -121,65 +117,71 @@ def _chunk_work(
             "blob_key": key,
             "received_at": now,
         }
-        if conn.execute(_INSERT[conn.dialect.name == "sqlite"], row).first() is not None:
-            batch.store(ctx.blobs, key, tmp)  # stored before the commit, or nothing commits
-            return 201
-        # The row exists already: an upload of this seq in this batch, or another process's
-        # that committed first (PostgreSQL: the insert waited). Its bytes are stored.
-        if _held(session, recording_id, seq) == sha256:
-            return 200  # same bytes, same content-addressed blob
-        raise _conflict(seq)
+        tried = batch.insert_new(CHUNKS, row)
+
+        def stored(batch: Batch) -> int:
+            if tried and batch.was_inserted(CHUNKS, (recording_id, seq)):
+                batch.store(ctx.blobs, key, tmp)  # stored before the commit, or nothing commits
+                return 201
+            # The row exists already: an upload of this seq earlier in this batch, or another
+            # process's that committed first (PostgreSQL: the insert waited). Its bytes are
+            # stored (or are being stored with this batch).
+            if _held(session, recording_id, seq) == sha256:
+                return 200  # same bytes, same content-addressed blob
+            raise _conflict(seq)
+
+        return Later(stored)
 
     return work
 
 
 CHUNKS = cast(Table, Chunk.__table__)
-# Built once, values passed as parameters: building the statement per chunk cost more CPU
-# than running it. Keyed by "is SQLite" (the two dialects' ON CONFLICT).
-_INSERT = {
-    sqlite: insert(CHUNKS).on_conflict_do_nothing().returning(CHUNKS.c.seq)
-    for sqlite, insert in ((True, sqlite_insert), (False, pg_insert))
-}
-_LOOKUP = (
+# The recordings of a batch's chunks, locked against finalize (FOR SHARE: uploads share the row,
+# finalize takes it exclusively; SQLite serializes anyway), each with whether the chunk's seq
+# is held already and by what bytes.
+_RECORDINGS = (
     select(
-        *TOKEN_COLUMNS,
-        AuthSession.attempt_id,
-        Recording.attempt_id,
-        Recording.kind,
-        Recording.state,
-        Exam.starts_at,
-        Exam.duration_s,
-        Exam.upload_grace_after_s,
-        Chunk.sha256,
+        Recording.id, Recording.attempt_id, Recording.kind, Recording.state, Chunk.seq, Chunk.sha256
     )
-    .select_from(Recording)
-    .join(Attempt, Attempt.id == Recording.attempt_id)
-    .join(Exam, Exam.id == Attempt.exam_id)
-    .join(AuthSession, AuthSession.token_digest == bindparam("digest"))
-    .outerjoin(Chunk, (Chunk.recording_id == Recording.id) & (Chunk.seq == bindparam("seq")))
-    .where(Recording.id == bindparam("rid"))
+    .outerjoin(
+        Chunk,
+        (Chunk.recording_id == Recording.id)
+        & tuple_(Chunk.recording_id, Chunk.seq).in_(bindparam("pairs", expanding=True)),
+    )
+    .where(Recording.id.in_(bindparam("ids", expanding=True)))
     .with_for_update(read=True, of=Recording)
 )
 
 
-def _fast_lookup(
-    session: Session, ctx: AppContext, request: Request, recording_id: str, seq: int, now: datetime
+def recordings(conn: Connection, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The group commit's lookup for its chunks: per (recording, seq), the recording's attempt,
+    kind and state, and the SHA-256 of the chunk held at that seq (None: not held)."""
+    ids = sorted({rid for rid, _ in wanted})  # one order for every process: no lock cycles
+    found: dict[str, tuple[str, str, str]] = {}
+    held: dict[tuple[str, int], str] = {}
+    for rid, attempt_id, kind, state, seq, sha256 in conn.execute(
+        _RECORDINGS, {"pairs": wanted, "ids": ids}
+    ):
+        found[rid] = (attempt_id, kind, state)
+        if seq is not None:
+            held[rid, seq] = sha256
+    return {(rid, seq): (*found[rid], held.get((rid, seq))) for rid, seq in wanted if rid in found}
+
+
+def _fast_check(
+    batch: Batch, token: str | None, recording_id: str, seq: int, now: datetime
 ) -> tuple[str, str, str | None] | None:
-    """The common case in one statement: a live desk or phone token writing its own recording
-    within the upload window. Returns (attempt_id, state, held sha256) or None for anything
-    else, which the full checks then refuse with the right error."""
-    digest = bearer_digest(ctx, request)
-    if digest is None:
+    """The common case, from what the batch looked up: a live desk or phone token writing its
+    own recording within the upload window. Returns (attempt_id, state, held sha256) or None
+    for anything else, which the full checks then refuse with the right error."""
+    rec = batch.lookup(recordings, (recording_id, seq))
+    if token is None or rec is None:
         return None
-    # On the connection, not the session: a plain row, without the ORM's execution path.
-    params = {"digest": digest, "seq": seq, "rid": recording_id}
-    row = session.connection().execute(_LOOKUP, params).first()
-    if row is None:
+    writer = batch.lookup(writers, token)
+    rec_attempt, rec_kind, state, held = rec
+    if writer is None or writer.attempt_id != rec_attempt:
         return None
-    token, auth_attempt = row[:5], row[5]
-    (rec_attempt, rec_kind, state, starts_at, duration_s, grace_s, held) = row[6:]
-    closes = ensure_utc(starts_at) + timedelta(seconds=duration_s + grace_s)
-    if auth_attempt != rec_attempt or not live_writer(session, token, rec_kind, closes, now):
+    if not live_writer(batch, writer, rec_kind, now):
         return None
     return rec_attempt, state, held
 
@@ -232,8 +234,12 @@ async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONRe
         # Not fsynced here: the store makes it durable when the group commit stores it (local
         # disk: one syncfs for the whole batch; S3: the store's acknowledgement).
         os.close(fd)
-        work = _chunk_work(ctx, request, recording_id, seq, tmp, sha256, size)
-        status = await asyncio.wrap_future(batch.submit(ctx.db, work))
+        token = bearer_digest(ctx, request)
+        work = _chunk_work(ctx, request, recording_id, seq, tmp, sha256, size, token)
+        needs: list[tuple[Lookup, Hashable]] = [(recordings, (recording_id, seq))]
+        if token is not None:
+            needs.append((writers, token))
+        status = await asyncio.wrap_future(batch.submit(ctx.db, work, needs))
     finally:
         if owned:
             os.close(fd)

@@ -12,32 +12,31 @@ import asyncio
 import hashlib
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from invigil.attempts.models import Attempt, AuthSession
+from invigil.attempts.models import Attempt
 from invigil.core import jobs
-from invigil.core.clock import ensure_utc, iso
+from invigil.core.clock import iso
 from invigil.core.context import AppContext
 from invigil.core.db import new_id
 from invigil.core.errors import APIError, unauthorized
 from invigil.core.storage import scratch_file
-from invigil.exams.models import Exam
 from invigil.recordings import batch, keys
 from invigil.recordings.access import (
-    TOKEN_COLUMNS,
     WRITES,
     actor,
     bearer_digest,
     check_upload_window,
     live_writer,
+    writers,
 )
 from invigil.recordings.batch import Batch
 from invigil.recordings.models import KINDS, Snapshot
@@ -65,20 +64,30 @@ def _write_temp(ctx: AppContext, data: bytes) -> Path:
 
 
 def _snapshot_work(
-    ctx: AppContext, request: Request, kind: str, tmp: Path, size: int, digest: str
+    ctx: AppContext,
+    request: Request,
+    kind: str,
+    tmp: Path,
+    size: int,
+    sha256: str,
+    token: str | None,
 ) -> Callable[[Batch], dict[str, Any]]:
     def work(batch: Batch) -> dict[str, Any]:
-        session = batch.session
         now = ctx.clock.now()
-        attempt_id = _fast_writer(session, ctx, request, kind, now) or _writer(
-            session, ctx, request, kind, now
-        )
+        # The common case, from the batch's lookup: a live desk or phone token sending its own
+        # stream's snapshot within the upload window (its own extra time included). Anything
+        # else goes through the full checks, which refuse it with the right error.
+        writer = batch.lookup(writers, token)
+        if live_writer(batch, writer, kind, now):
+            attempt_id = str(writer.attempt_id)
+        else:
+            attempt_id = _writer(batch.session, ctx, request, kind, now)
         snapshot_id = new_id()
         key = keys.snapshot_key(attempt_id, kind, snapshot_id)
         batch.store(ctx.blobs, key, tmp)  # durable before the commit
         # Inserted with the batch's other snapshots (and their jobs) in one statement each.
         row = {"id": snapshot_id, "attempt_id": attempt_id, "kind": kind, "taken_at": now}
-        batch.insert(SNAPSHOTS, {**row, "blob_key": key, "size": size, "sha256": digest})
+        batch.insert(SNAPSHOTS, {**row, "blob_key": key, "size": size, "sha256": sha256})
         if kind in ANALYSED_KINDS and analysis_registered():
             batch.insert(jobs.JOBS, jobs.new_row(ANALYSE_JOB, {"snapshot_id": snapshot_id}, now))
         return {"snapshot_id": snapshot_id, "kind": kind, "at": iso(now)}
@@ -97,42 +106,6 @@ def _writer(session: Session, ctx: AppContext, request: Request, kind: str, now:
     assert attempt is not None
     check_upload_window(attempt.exam, now, attempt)
     return attempt.id
-
-
-_WRITER = (
-    select(
-        *TOKEN_COLUMNS,
-        Attempt.id,
-        Attempt.extra_time_s,
-        Exam.starts_at,
-        Exam.duration_s,
-        Exam.upload_grace_after_s,
-    )
-    .select_from(AuthSession)
-    .join(Attempt, Attempt.id == AuthSession.attempt_id)
-    .join(Exam, Exam.id == Attempt.exam_id)
-    .where(AuthSession.token_digest == bindparam("digest"))
-)
-
-
-def _fast_writer(
-    session: Session, ctx: AppContext, request: Request, kind: str, now: datetime
-) -> str | None:
-    """The common case in one statement: a live desk or phone token sending its own stream's
-    snapshot within the upload window (its own extra time included). The attempt's id, or None
-    for anything else, which ``_writer`` then refuses with the right error."""
-    digest = bearer_digest(ctx, request)
-    if digest is None:
-        return None
-    # On the connection, not the session: a plain row, without the ORM's execution path.
-    row = session.connection().execute(_WRITER, {"digest": digest}).first()
-    if row is None:
-        return None
-    token, (attempt_id, extra_s, starts_at, duration_s, grace_s) = row[:5], row[5:]
-    closes = ensure_utc(starts_at) + timedelta(seconds=duration_s + (extra_s or 0) + grace_s)
-    if not live_writer(session, token, kind, closes, now):
-        return None
-    return str(attempt_id)
 
 
 async def post_snapshot(request: Request) -> JSONResponse:
@@ -157,8 +130,11 @@ async def post_snapshot(request: Request) -> JSONResponse:
         raise APIError(422, "not_jpeg", "截图须为 JPEG 图片。")
     tmp = _write_temp(ctx, data)  # a page-cache write of a few dozen KB: no thread hop
     try:
-        work = _snapshot_work(ctx, request, kind, tmp, len(data), hashlib.sha256(data).hexdigest())
-        body = await asyncio.wrap_future(batch.submit(ctx.db, work))
+        sha256 = hashlib.sha256(data).hexdigest()
+        token = bearer_digest(ctx, request)
+        work = _snapshot_work(ctx, request, kind, tmp, len(data), sha256, token)
+        needs = [(writers, token)] if token is not None else []
+        body = await asyncio.wrap_future(batch.submit(ctx.db, work, needs))
     finally:
         tmp.unlink(missing_ok=True)
     return JSONResponse(body, status_code=201)
