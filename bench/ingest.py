@@ -58,16 +58,17 @@ FACE = BENCH.parent / "tests" / "data" / "faces" / "obama.jpg"
 REPO = BENCH.parent
 WHAT_LIMITS = (
     "What `invigil serve` does per upload beyond the raw handler: routing, hashing th"
-    "e body while it streams to a temp file, then a group commit (`src/invigil/record"
-    "ings/batch.py`): one committer thread per process takes every upload that arrive"
-    "d meanwhile, checks each one's token, recording, window and seq (one SELECT), in"
-    "serts its row, renames its file into place, makes the batch's files durable with"
-    " one syncfs and commits once; only then is each acknowledged. Each webcam and ph"
-    "one snapshot also queues a `snapshot.analyse` job (face detection, and an embedd"
-    "ing against the reference every few frames) that the process's embedded worker "
-    "runs beside the uploads, as a default installation does. One process is CPU-boun"
-    "d on one core (the GIL); several processes (`--workers`) share the database and "
-    "the blob store."
+    "e body while it streams to a scratch file, then a group commit (`src/invigil/rec"
+    "ordings/batch.py`): one committer thread per process takes every upload that arr"
+    "ived meanwhile, looks up what they need in one statement per kind for all of the"
+    "m (their tokens with their upload windows; the chunks' recordings with whether e"
+    "ach seq is held), checks each one, inserts their rows (one INSERT per table), re"
+    "names their files into place, makes the batch's files durable with one syncfs an"
+    "d commits once; only then is each acknowledged. Each webcam and phone snapshot a"
+    "lso queues a `snapshot.analyse` job (face detection, and an embedding against th"
+    "e reference every few frames) that the process's embedded worker runs beside the"
+    " uploads, as a default installation does. One process is CPU-bound on one core ("
+    "the GIL); several processes (`--workers`) share the database and the blob store."
 )
 
 

@@ -35,7 +35,7 @@ from invigil.core.errors import APIError, install_error_handlers, not_found
 from invigil.core.headers import SecurityHeadersMiddleware
 from invigil.core.jobs import WorkerThread
 from invigil.core.limits import FORM_OVERHEAD, BodyLimitMiddleware, BodyRule, rule
-from invigil.core.serving import install_log_redaction
+from invigil.core.serving import install_log_filters
 from invigil.core.storage import blob_store
 from invigil.evidence import retention  # noqa: F401  (registers the purge job)
 from invigil.exams import lots  # noqa: F401  (registers its job handlers)
@@ -92,7 +92,7 @@ def create_app(
     start_worker: bool | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    install_log_redaction()  # credentials in query strings never reach uvicorn's logs
+    install_log_filters(settings)  # no credentials in uvicorn's logs, nor a line per upload
     ratelimit.check_settings(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = AppContext(

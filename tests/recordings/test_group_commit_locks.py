@@ -15,7 +15,7 @@ from invigil.attempts import events, sessions
 from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext
-from invigil.core.db import Database, transaction
+from invigil.core.db import STEADY_APPLICATION_NAME, Database, transaction
 from invigil.recordings import batch
 from invigil.recordings.models import Snapshot
 
@@ -49,9 +49,34 @@ def test_retries_are_bounded_and_other_errors_are_not_retried(db: Database) -> N
         batch.submit(db, _failing(10, "40001", calls)).result(timeout=10)
     assert len(calls) == batch.RETRIES
     calls.clear()
-    with pytest.raises(OperationalError):  # e.g. the connection was lost: fails at once
-        batch.submit(db, _failing(1, "08006", calls)).result(timeout=10)
+    with pytest.raises(OperationalError):  # e.g. a constraint violated: fails at once
+        batch.submit(db, _failing(1, "23505", calls)).result(timeout=10)
     assert len(calls) == 1
+
+
+@pytest.mark.skipif(not PG_URL, reason="the steady pool is PostgreSQL's (SQLite pings nothing)")
+def test_a_batch_whose_connection_broke_since_the_last_is_run_again(db: Database) -> None:
+    """The group commit's connections are not pinged before each batch (a round trip each):
+    after the database dropped them (a restart, say), the next batch fails on its first
+    statement and runs again on a new connection, and its uploads never see the error."""
+    assert batch.submit(db, lambda b: b.session.execute(text("select 1")).scalar()).result(10)
+    with db.session() as s:
+        killed = s.scalars(
+            text(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where application_name = :name and datname = current_database()"
+            ),
+            {"name": STEADY_APPLICATION_NAME},
+        ).all()
+    assert killed and all(killed)
+    calls: list[int] = []
+
+    def work(b: batch.Batch) -> int:
+        calls.append(1)
+        return int(b.session.execute(text("select 2")).scalar_one())
+
+    assert batch.submit(db, work).result(timeout=10) == 2
+    assert len(calls) == 2  # the first try met the dead connection
 
 
 @pytest.mark.skipif(not PG_URL, reason="row locks: PostgreSQL (SQLite has one writer lock)")

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     backpressure_force: int = 0  # tests and drills: 1 busy, 2 overloaded, whatever the load
     # Chunk PUT and snapshot POST bypass the router (recordings/fastpath.py); off to compare.
     fast_upload_routes: bool = True
+    # The access log's line for each upload answered 2xx (chunk PUT, snapshot POST): thousands a
+    # second on an exam day, counted by /metrics anyway. Refusals and errors are always logged.
+    access_log_uploads: bool = False
 
     # Audio of desk recordings (analysis/audio.py; its thresholds are flags above). The keyword
     # model is not shipped: without a directory (INVIGIL_KWS_MODEL_DIR) answer boundaries come

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
@@ -82,7 +83,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=40, pool_pre_ping=True, **kwargs)
+    options: dict[str, Any] = {"pool_size": 20, "max_overflow": 40, "pool_pre_ping": True}
+    return create_engine(url, **{**options, **kwargs})
+
+
+# How PostgreSQL lists the steady pool's connections (pg_stat_activity.application_name).
+STEADY_APPLICATION_NAME = "invigil-group-commit"
 
 
 class Database:
@@ -102,8 +108,27 @@ class Database:
     def session(self) -> Session:
         return self.sessionmaker()
 
+    @cached_property
+    def steady_engine(self) -> Engine:
+        """For a thread that runs transactions back to back (the group commit, recordings/
+        batch.py). PostgreSQL connections of the main pool are pinged before each use, a round
+        trip; this pool's are not. A connection that broke meanwhile (the database restarted)
+        fails its transaction with ``connection_invalidated`` set, and the caller runs it again
+        on a new one. SQLite: the one engine (nothing to ping)."""
+        if not self.is_postgres:
+            return self.engine
+        name = {"application_name": STEADY_APPLICATION_NAME}
+        return make_engine(
+            self.url, pool_size=2, max_overflow=2, pool_pre_ping=False, connect_args=name
+        )
+
+    def steady_session(self) -> Session:
+        return self.sessionmaker(bind=self.steady_engine)
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if "steady_engine" in self.__dict__ and self.steady_engine is not self.engine:
+            self.steady_engine.dispose()
 
 
 @contextmanager

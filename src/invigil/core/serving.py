@@ -46,12 +46,40 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def install_log_redaction() -> None:
-    """Idempotent: each logger gets the filter once, whoever calls first."""
+# The two upload routes (recordings/fastpath.py), as the access log writes their paths.
+_UPLOAD_PATH = re.compile(r"/api/v1/(?:recordings/[^/?]+/chunks/[^/?]+|snapshots)(?:\?|$)")
+
+
+class QuietUploads(logging.Filter):
+    """Drops the access log's lines of uploads answered 2xx: a line per chunk and snapshot is
+    thousands a second on an exam day, and its writing cost the upload path measurable CPU;
+    /metrics counts and times them. Refused and failed uploads are logged as before."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn's access line: (client, method, path with query, HTTP version, status).
+        if isinstance(args, tuple) and len(args) == 5 and args[1] in ("PUT", "POST"):
+            status, path = args[4], args[2]
+            if isinstance(status, int) and status < 300 and isinstance(path, str):
+                return _UPLOAD_PATH.match(path) is None
+        return True
+
+
+def install_log_filters(settings: Settings) -> None:
+    """Idempotent: each logger gets each filter once, whoever calls first. Secrets are
+    redacted everywhere; successful uploads leave the access log unless
+    ``INVIGIL_ACCESS_LOG_UPLOADS`` asks for them."""
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+    access = logging.getLogger("uvicorn.access")
+    quiet = [f for f in access.filters if isinstance(f, QuietUploads)]
+    if settings.access_log_uploads:
+        for f in quiet:
+            access.removeFilter(f)
+    elif not quiet:
+        access.addFilter(QuietUploads())
 
 
 def server_config(
@@ -81,7 +109,7 @@ def server_config(
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         **options,
     )
-    install_log_redaction()  # after Config, which (re)configures uvicorn's loggers
+    install_log_filters(settings)  # after Config, which (re)configures uvicorn's loggers
     return config
 
 

@@ -201,8 +201,8 @@ class Committer:
                 outcomes = self._transact(items)
                 break
             except _Retry as retry:
-                # A deadlock or serialization failure before any file was stored: PostgreSQL
-                # rolled everything back and asks for the transaction again.
+                # A deadlock, a serialization failure or a broken connection, before any file
+                # was stored: nothing of it happened, and the transaction may run again.
                 if attempt == RETRIES:
                     self._fail(items, retry.error)
                     return
@@ -220,7 +220,7 @@ class Committer:
                 item.future.set_exception(value)
 
     def _transact(self, items: list[_Item]) -> list[tuple[bool, Any]]:
-        with transaction(self.db) as session:
+        with transaction(self.db, steady=True) as session:
             batch = Batch(session)
             try:
                 self._look_up(batch, items)
@@ -267,7 +267,10 @@ class _Retry(Exception):
 
 
 def _transient(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in TRANSIENT
+    """Rolled back and worth running again: a deadlock or serialization failure, or a
+    connection that broke since its last batch (the steady pool does not ping: the database
+    restarted, say), which the retry replaces."""
+    return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in TRANSIENT
 
 
 _committers: WeakKeyDictionary[Database, Committer] = WeakKeyDictionary()

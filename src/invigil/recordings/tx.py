@@ -33,8 +33,11 @@ def _writer_lock(db: Database) -> threading.Lock | None:
 
 
 @contextmanager
-def transaction(db: Database) -> Iterator[Session]:
-    """Commit on success, roll back on any exception; one writer at a time on SQLite."""
+def transaction(db: Database, *, steady: bool = False) -> Iterator[Session]:
+    """Commit on success, roll back on any exception; one writer at a time on SQLite.
+    ``steady``: on the pool whose connections are not pinged before use (Database.
+    steady_engine), for a thread that commits back to back."""
     lock = _writer_lock(db)
-    with lock if lock is not None else nullcontext(), db.session() as session, session.begin():
+    session = db.steady_session() if steady else db.session()
+    with lock if lock is not None else nullcontext(), session, session.begin():
         yield session
