@@ -5,15 +5,15 @@ by one, each pays a BEGIN, a commit (an fsync of the database log) and, on SQLit
 single writer lock; under load the turns queued up and the latency was all waiting (see
 docs/benchmarks.md). Here one committer thread per process takes whatever uploads arrived while
 the previous batch committed, runs each one's work in one transaction, stores the files the
-items asked for in the blob store (local disk: renamed into place, one fsync per directory; S3:
+items asked for in the blob store (local disk: renamed into place, one syncfs for them all; S3:
 the PUTs side by side, each acknowledged by the store), commits once, and only then answers
 each of them: nothing is acknowledged before its bytes and its row are durable.
 
 What the items read, they read together: each item names the rows it needs (its token, its
 recording, whether its seq is held) when it is submitted, and the batch fetches them for all its
 items in one statement per kind of row before any item's work runs; the rows the items add are
-inserted with one multi-row INSERT per table after all of it. A batch of fifty uploads costs a
-handful of statements, not a hundred.
+inserted with one INSERT per table (all its rows at once) after all of it. A batch of fifty
+uploads costs a handful of statements, not a hundred.
 
 An item's work raises :class:`APIError` to refuse just that upload. Any other error — a
 database error, a blob store that fails a write — fails the whole batch: nothing of it is
