@@ -927,7 +927,9 @@ def test_examiner_without_answer_markers_is_told_why(page: Page, live: Live) -> 
     expect(jumps).to_contain_text("未检测到回答结束标记，请从开始答题处观看。")
 
 
-def test_the_timeline_marks_when_the_questions_reached_the_computer(page: Page, live: Live) -> None:
+def test_the_timeline_marks_when_the_questions_reached_the_computer(
+    page: Page, live: Live, screens: Path | None
+) -> None:
     """An appeal that the questions showed late is read on the timeline: the events lane marks
     试题已送达 where the server logged it (here 8 s after T), with its name and time in the
     title as a flag's mark has them, and the mark jumps the players there."""
@@ -971,6 +973,7 @@ def test_the_timeline_marks_when_the_questions_reached_the_computer(page: Page, 
     # Named and timed as the desk showed the time: in the exam's zone (09:00:08 in Beijing).
     expect(mark).to_have_attribute("title", f"试题已送达 {delivered_at + offset:%H:%M:%S}")
     expect(mark).to_be_visible()
+    shot(page, screens, "review-2b-questions-delivered")
 
     # Where it falls along the lane: 13 s into a timeline from T−5 s to about T+20 s.
     track = lane.locator(".lane-track").bounding_box()
