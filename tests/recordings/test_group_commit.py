@@ -137,6 +137,18 @@ def test_one_batch_of_mixed_uploads_answers_each_on_its_own(
     loser = answers[5] if codes[4] == 201 else answers[4]
     assert loser.json()["error"]["code"] == "chunk_conflict"
 
+    # The two accepted snapshots are stored under their own kind and id, and are the picture
+    # that was sent (decoded: a red 64×48 frame), the refused one is not stored at all.
+    shots = stored_keys(app_ctx.blobs, f"snapshots/{attempt_id}")
+    assert shots == sorted(
+        f"snapshots/{attempt_id}/{kind}/{answers[i].json()['snapshot_id']}.jpg"
+        for i, kind in ((9, "webcam"), (10, "evidence"))
+    )
+    for key in shots:
+        picture = Image.open(io.BytesIO(app_ctx.blobs.get(key))).convert("RGB")
+        r, g, b = picture.resize((1, 1)).getpixel((0, 0))
+        assert picture.size == (64, 48) and r > 200 and g < 50 and b < 50, (key, r, g, b)
+
     # Both devices' sessions were marked seen by that batch, each once.
     secret = app_ctx.settings.effective_secret()
     with app_ctx.db.session() as s:

@@ -46,7 +46,7 @@ class Writer(NamedTuple):
     revoked_at: datetime | None
     expires_at: datetime
     last_seen_at: datetime
-    attempt_id: str | None
+    attempt_id: str
     closes: datetime  # the attempt's uploads_close_at, its extra time included
 
 

@@ -56,8 +56,8 @@ def create_recording(body: CreateBody, request: Request, ctx: Ctx) -> dict[str, 
 
 @router.put("/recordings/{recording_id}/chunks/{seq}", status_code=201)
 async def put_chunk(recording_id: str, seq: str, request: Request) -> JSONResponse:
-    await _token_gate(request)
-    return await ingest.put_chunk(request, recording_id, seq)
+    token = await _token_gate(request)
+    return await ingest.put_chunk(request, recording_id, seq, token)
 
 
 # Tokens seen live recently, so the gate costs a query only on a token's first chunk (the
@@ -66,23 +66,25 @@ _GATE_TTL = 30.0
 _GATE_MAX = 20_000
 
 
-async def _token_gate(request: Request) -> None:
+async def _token_gate(request: Request) -> str | None:
     """Refuse an unknown, revoked or expired token before the body is read: a stranger cannot
-    make the server receive and hash megabytes it will throw away."""
+    make the server receive and hash megabytes it will throw away. Returns the token's keyed
+    digest (None: no token), which the group commit finds the session by."""
     token = sessions.bearer_token(request)
     if token is None:
-        return  # ingest answers 401 for a missing token, also before reading
+        return None  # ingest answers 401 for a missing token, also before reading
     ctx: AppContext = request.app.state.ctx
     digest = token_digest(ctx.settings.effective_secret(), token)
     seen: dict[str, float] = request.app.state.__dict__.setdefault("chunk_token_gate", {})
     now = time.monotonic()
     if seen.get(digest, 0.0) > now:
-        return
+        return digest
     if not await run_in_threadpool(_token_live, ctx, token):
         raise unauthorized("登录凭证无效，请重新登录。")
     if len(seen) >= _GATE_MAX:
         seen.clear()
     seen[digest] = now + _GATE_TTL
+    return digest
 
 
 def _token_live(ctx: AppContext, token: str) -> bool:

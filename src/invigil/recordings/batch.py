@@ -32,6 +32,7 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -82,14 +83,15 @@ class Batch:
     # (store, key, source file) for each upload whose row this batch inserts.
     files: list[tuple[BlobStore, str, Path]] = field(default_factory=list)
     # Rows the items add, per table in the order first added, inserted together after every
-    # item's work: one multi-row INSERT per table instead of the ORM's unit of work per object.
+    # item's work: one INSERT per table for all its rows, not the ORM's unit of work per object.
     rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     # Rows inserted only where their primary key is free (insert_new), by key; the keys the
     # INSERT … ON CONFLICT DO NOTHING took, once inserted.
     new_rows: dict[Table, dict[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
     inserted: dict[Table, set[tuple[Any, ...]]] = field(default_factory=dict)
-    # Sessions to mark seen (sessions.touch) with the batch's rows, and when.
-    seen: dict[str, datetime] = field(default_factory=dict)
+    # Sessions to mark seen (sessions.touch) with the batch's rows, at the latest time asked.
+    seen: set[str] = field(default_factory=set)
+    seen_at: datetime | None = None
 
     def lookup(self, lookup: Lookup, key: Any) -> Any:
         """What ``lookup`` found for ``key`` (named at submit), or None."""
@@ -115,17 +117,18 @@ class Batch:
 
     def touch(self, auth_id: str, now: datetime) -> None:
         """Mark the session seen with this batch's rows (once, however many items ask)."""
-        self.seen[auth_id] = max(now, self.seen.get(auth_id, now))
+        self.seen.add(auth_id)
+        self.seen_at = now if self.seen_at is None else max(self.seen_at, now)
 
     def write_rows(self) -> None:
         conn = self.session.connection()
         for table, rows in self.rows.items():
             conn.execute(insert(table), rows)
         for table, new in self.new_rows.items():
-            statement = _insert_new(conn, table)
+            statement = _insert_new(table, conn.dialect.name)
             self.inserted[table] = {tuple(r) for r in conn.execute(statement, list(new.values()))}
-        if self.seen:
-            sessions.touch(self.session, sorted(self.seen), max(self.seen.values()))
+        if self.seen_at is not None:
+            sessions.touch(self.session, sorted(self.seen), self.seen_at)
 
     def store(self, blobs: BlobStore, key: str, source: Path) -> None:
         """Store `source` under `key` before this batch commits (the file is consumed)."""
@@ -139,21 +142,12 @@ class Batch:
             blobs.put_files(items)
 
 
-def _insert_new(conn: Connection, table: Table) -> Any:
+@cache  # built once per table and dialect: building it cost more CPU than running it
+def _insert_new(table: Table, dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key: run with many rows, it is
-    sent as multi-row INSERTs and returns the keys of the rows that went in. Built once per
-    table and dialect (building it cost more CPU than running it)."""
-    made = _INSERT_NEW.get((table, conn.dialect.name))
-    if made is None:
-        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-        statement = dialect_insert(table).on_conflict_do_nothing()
-        made = _INSERT_NEW[table, conn.dialect.name] = statement.returning(
-            *table.primary_key.columns
-        )
-    return made
-
-
-_INSERT_NEW: dict[tuple[Table, str], Any] = {}
+    sent as multi-row INSERTs and returns the keys of the rows that went in."""
+    dialect_insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return dialect_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 Work = Callable[[Batch], Any]

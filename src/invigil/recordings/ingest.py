@@ -7,8 +7,9 @@
    token, the recording, the upload window, whether this seq is held (same bytes 200, other
    bytes 409, the scratch file removed either way); else insert the chunk row (unique per
    recording and seq; one INSERT for the batch's chunks) under a content-addressed key, and
-   only if it went in store the file under that key (local: renamed into place, then one syncfs for the whole
-   batch; S3: a PUT with Content-MD5 that the store acknowledged), commit. Only then 201.
+   only if it went in store the file under that key (local: renamed into place, then one
+   syncfs for the whole batch; S3: a PUT with Content-MD5 that the store acknowledged),
+   commit. Only then 201.
 
 A crash between the store's write and the commit leaves an unreferenced blob, never a row
 without its bytes; the retry stores identical bytes under the same key. Two identical uploads
@@ -40,7 +41,6 @@ from invigil.recordings import batch, keys
 from invigil.recordings.access import (
     ID,
     actor,
-    bearer_digest,
     check_upload_window,
     live_writer,
     recording_for,
@@ -192,7 +192,10 @@ def _held(session: Session, recording_id: str, seq: int) -> str | None:
     )
 
 
-async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONResponse:
+async def put_chunk(
+    request: Request, recording_id: str, seq_raw: str, token: str | None
+) -> JSONResponse:
+    """``token``: the keyed digest of the request's bearer token (api._token_gate made it)."""
     ctx: AppContext = request.app.state.ctx
     limit = ctx.settings.max_upload_bytes
     if not request.headers.get("authorization"):
@@ -234,7 +237,6 @@ async def put_chunk(request: Request, recording_id: str, seq_raw: str) -> JSONRe
         # Not fsynced here: the store makes it durable when the group commit stores it (local
         # disk: one syncfs for the whole batch; S3: the store's acknowledgement).
         os.close(fd)
-        token = bearer_digest(ctx, request)
         work = _chunk_work(ctx, request, recording_id, seq, tmp, sha256, size, token)
         needs: list[tuple[Lookup, Hashable]] = [(recordings, (recording_id, seq))]
         if token is not None:

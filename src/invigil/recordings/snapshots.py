@@ -79,7 +79,7 @@ def _snapshot_work(
         # else goes through the full checks, which refuse it with the right error.
         writer = batch.lookup(writers, token)
         if live_writer(batch, writer, kind, now):
-            attempt_id = str(writer.attempt_id)
+            attempt_id = writer.attempt_id
         else:
             attempt_id = _writer(batch.session, ctx, request, kind, now)
         snapshot_id = new_id()
