@@ -46,7 +46,11 @@ class Phone:
 
 @pytest.fixture
 def phone_client(live: Live) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url, timeout=30) as http:
+    # A new connection per report: between two reports the test may wait longer than the
+    # server keeps an idle connection (uvicorn: 5 s), and a POST on a connection the server is
+    # closing just then fails with "Server disconnected" (httpx does not resend a POST).
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=live.url, timeout=30, limits=no_reuse) as http:
         yield http
 
 
