@@ -54,6 +54,14 @@ def test_retries_are_bounded_and_other_errors_are_not_retried(db: Database) -> N
     assert len(calls) == 1
 
 
+def test_an_upload_that_stopped_waiting_leaves_the_committer_working(db: Database) -> None:
+    """A request cancelled while its upload waited for the batch (``asyncio.wrap_future``
+    cancels the future then): the committer goes on; answering the cancelled future had raised
+    in its thread and ended it, and every later upload of the process waited forever."""
+    batch.submit(db, lambda b: "lost").cancel()
+    assert batch.submit(db, lambda b: "next").result(timeout=10) == "next"
+
+
 @pytest.mark.skipif(not PG_URL, reason="the steady pool is PostgreSQL's (SQLite pings nothing)")
 def test_a_batch_whose_connection_broke_since_the_last_is_run_again(db: Database) -> None:
     """The group commit's connections are not pinged before each batch (a round trip each):

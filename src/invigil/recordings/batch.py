@@ -208,10 +208,7 @@ class Committer:
         # Committed; observed before anyone is answered, so a scrape after an ack counts it.
         metrics.observe_batch(len(items), time.perf_counter() - started)
         for item, (ok, value) in zip(items, outcomes, strict=True):
-            if ok:
-                item.future.set_result(value)
-            else:
-                item.future.set_exception(value)
+            _settle(item.future, ok, value)
 
     def _transact(self, items: list[_Item]) -> list[tuple[bool, Any]]:
         with transaction(self.db, steady=True) as session:
@@ -244,7 +241,19 @@ class Committer:
     def _fail(self, items: list[_Item], exc: BaseException) -> None:
         log.error("group commit of %d uploads failed", len(items), exc_info=exc)
         for item in items:
-            item.future.set_exception(exc)
+            _settle(item.future, False, exc)
+
+
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+    """Answer an item, unless its request stopped waiting: ``asyncio.wrap_future`` cancels the
+    future when the awaiting task is cancelled, and answering a cancelled future raises, which
+    ended the committer thread and left every later upload of the process waiting."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _run(work: Work, batch: Batch) -> tuple[bool, Any]:
