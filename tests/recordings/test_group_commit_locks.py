@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import PG_URL
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import OperationalError
 
 from invigil.attempts import events, sessions
@@ -16,7 +16,7 @@ from invigil.attempts.models import Attempt, AuthSession
 from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext
 from invigil.core.db import STEADY_APPLICATION_NAME, Database, transaction
-from invigil.recordings import batch
+from invigil.recordings import access, batch
 from invigil.recordings.models import Snapshot
 
 
@@ -63,10 +63,14 @@ def test_an_upload_that_stopped_waiting_leaves_the_committer_working(db: Databas
 
 
 @pytest.mark.skipif(not PG_URL, reason="the steady pool is PostgreSQL's (SQLite pings nothing)")
-def test_a_batch_whose_connection_broke_since_the_last_is_run_again(db: Database) -> None:
+@pytest.mark.parametrize("first", ["lookup", "work"])
+def test_a_batch_whose_connection_broke_since_the_last_is_run_again(
+    db: Database, first: str
+) -> None:
     """The group commit's connections are not pinged before each batch (a round trip each):
     after the database dropped them (a restart, say), the next batch fails on its first
-    statement and runs again on a new connection, and its uploads never see the error."""
+    statement and runs again on a new connection, and its uploads never see the error. The
+    first statement is one of the batch's lookups or the work's own."""
     assert batch.submit(db, lambda b: b.session.execute(text("select 1")).scalar()).result(10)
     with db.session() as s:
         killed = s.scalars(
@@ -78,13 +82,20 @@ def test_a_batch_whose_connection_broke_since_the_last_is_run_again(db: Database
         ).all()
     assert killed and all(killed)
     calls: list[int] = []
+    looked: list[int] = []
 
     def work(b: batch.Batch) -> int:
         calls.append(1)
         return int(b.session.execute(text("select 2")).scalar_one())
 
-    assert batch.submit(db, work).result(timeout=10) == 2
-    assert len(calls) == 2  # the first try met the dead connection
+    def tokens(conn: Connection, digests: list[str]) -> dict[str, Any]:
+        looked.append(1)
+        return access.writers(conn, digests)
+
+    needs = [(tokens, "0" * 64)] if first == "lookup" else []
+    assert batch.submit(db, work, needs).result(timeout=10) == 2
+    # The first try met the dead connection: in the lookup, before the work, or in the work.
+    assert (len(looked), len(calls)) == ((2, 1) if first == "lookup" else (0, 2))
 
 
 @pytest.mark.skipif(not PG_URL, reason="row locks: PostgreSQL (SQLite has one writer lock)")
