@@ -149,12 +149,8 @@ CURRENT_FRAME = """() => {
 }"""
 
 
-def test_head_turn_passes(turning_page: Page, live: Live) -> None:
-    page = turning_page
-    flow.device_check(page, live)
-    page.get_by_label("准考证号").fill("1001")
-    page.wait_for_function("document.querySelector('.face-guide video').videoWidth > 0")
-    # Click 人脸登录 at the start of a frontal stretch, as a candidate faces the camera first.
+def _click_login_facing_the_camera(page: Page) -> None:
+    """Click 人脸登录 at the start of a frontal stretch, as a candidate faces the camera first."""
     for _ in range(400):
         if 0 <= page.evaluate(CURRENT_FRAME) <= 2:
             break
@@ -162,9 +158,30 @@ def test_head_turn_passes(turning_page: Page, live: Live) -> None:
     else:
         pytest.fail("the fake camera's frame marker was never read")
     page.get_by_role("button", name="人脸登录").click()
-    expect(page.locator("#liveness-prompt")).to_contain_text("转头")
-    expect(page.get_by_role("button", name="抽签")).to_be_visible(timeout=40000)
+
+
+def test_head_turn_passes(turning_page: Page, live: Live) -> None:
+    page = turning_page
+    flow.device_check(page, live)
+    page.get_by_label("准考证号").fill("1001")
+    page.wait_for_function("document.querySelector('.face-guide video').videoWidth > 0")
+    # The photo is taken once the first click's consent has reached the server; on a loaded
+    # machine that round trip can outlast the loop's 0.8 s frontal stretch, and the photo shows
+    # a turned head. A candidate would try again, facing the camera: so does the test (the
+    # consent is recorded by then, and the photo follows the click at once).
+    mismatch = page.get_by_role("alert").filter(has_text="照片与报名照片不一致")
+    draw = page.get_by_role("button", name="抽签")
+    for attempt in range(2):
+        _click_login_facing_the_camera(page)
+        expect(page.locator("#liveness-prompt")).to_contain_text("转头")
+        expect(draw.or_(mismatch)).to_be_visible(timeout=40000)
+        if draw.is_visible():
+            break
+        assert attempt == 0, "the photo did not match twice"
+        expect(page.get_by_role("button", name="人脸登录")).to_be_enabled()
+    expect(draw).to_be_visible()
     with transaction(live.ctx.db) as session:
         login = session.scalars(select(Event).where(Event.kind == "login")).one()
         assert len(login.data["liveness"]["steps"]) == 2
-    assert _failed_codes(live) == []
+    # The challenge itself never failed; at most that one photo taken mid-turn.
+    assert _failed_codes(live) in ([], ["face_mismatch"])
