@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from analysis.test_audio import model_dir
 from argon2 import extract_parameters
 from conftest import bearer, exam_doc, face, write_exam
 from cryptography import x509
@@ -25,8 +26,11 @@ from cryptography.hazmat.primitives import hashes
 from sqlalchemy import create_engine, delete, func, select
 from typer.testing import CliRunner
 
+from invigil.analysis.audio import Params
+from invigil.analysis.thresholds import resolve
 from invigil.cli import app
 from invigil.core import security
+from invigil.demo import demo_settings
 from invigil.demo_lan import certificate
 from invigil.exams.models import Candidate, Exam
 from invigil.recordings.models import RecordingAccess
@@ -155,6 +159,8 @@ def test_demo_prints_urls_and_logins_and_serves(
         assert f"{base}{path}" in out
     assert "仅电脑 desk only" in out and "电脑 + 手机佐证摄像头" in out
     assert "2026000001" in out and "2026000005" in out
+    # No keyword model asked for (INVIGIL_KWS_MODEL_DIR is not the demo's): answers by pauses.
+    assert "答题分段 answers: 按停顿分段；加 --kws-model-dir" in out
     # The installation's database and data folder were not touched; the demo's folder was.
     assert _db_counts(database_url) == before
     assert not (tmp_path / "data").exists()
@@ -345,6 +351,53 @@ def test_demo_refuses_a_database_with_a_real_exam_or_staff(
     assert result.exit_code == 1 and "工作人员账号" in result.stderr
     assert snapshot() == before
     assert "admin" not in before[1]
+
+
+def test_the_demo_hears_the_answer_marker_with_the_model_it_is_given(
+    tmp_path: Path, stop: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = model_dir()
+    port = _free_port()
+    proc, out = _start_demo(tmp_path, port, "--kws-model-dir", str(model))
+    stop.append(proc)
+    assert f"识别考生所说的「该题回答完毕」（关键词模型 {model.resolve()}）" in out
+    # What the demo's server runs the audio job with: that model, and only from the option.
+    monkeypatch.setenv("INVIGIL_KWS_MODEL_DIR", str(tmp_path / "installation-model"))
+    settings = demo_settings(tmp_path / "d1", kws_model_dir=model)
+    assert Params.from_rules(settings, resolve(settings, {})).model_dir == model
+    assert demo_settings(tmp_path / "d2").kws_model_dir is None
+
+
+def test_a_keyword_model_that_cannot_load_stops_serve_worker_and_demo(tmp_path: Path) -> None:
+    """A model directory that was asked for but lacks its files: each command stops at its
+    start and says which file is missing, instead of every recording's analysis quietly
+    falling back to pauses."""
+    broken = tmp_path / "kws"
+    broken.mkdir()
+    (broken / "tokens.txt").write_text("a 1\n", encoding="utf-8")
+    env = _env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'inst.sqlite3'}",
+        INVIGIL_KWS_MODEL_DIR=str(broken),
+        INVIGIL_SECRET_KEY="a-key-for-this-test-only-0123456789",
+    )
+    for command in (["serve", "--port", str(_free_port())], ["worker"]):
+        # Were the check missing, serve and worker would run until the timeout.
+        r = subprocess.run(
+            [*INVIGIL, *command], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 1, (command, r.stdout, r.stderr)
+        assert "关键词模型无法使用（INVIGIL_KWS_MODEL_DIR）" in r.stderr, r.stderr
+        assert "encoder*.onnx" in r.stderr
+    assert not (tmp_path / "inst.sqlite3").exists()  # stopped before the database was touched
+    demo = tmp_path / "demo"
+    args = ["demo", "--data-dir", str(demo), "--port", str(_free_port())]
+    result = runner.invoke(app, [*args, "--kws-model-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert "关键词模型无法使用（--kws-model-dir）" in result.stderr and "does not exist" in (
+        result.stderr
+    )
+    assert not demo.exists()
 
 
 def test_demo_lan_serves_https_with_a_certificate_for_the_address(

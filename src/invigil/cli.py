@@ -97,6 +97,7 @@ def serve(
     if refusal:
         _fail(refusal)
     blob_store(settings)  # a misconfigured or unreachable S3 store stops here, saying why
+    _check_keyword_model(settings.kws_model_dir, "INVIGIL_KWS_MODEL_DIR")
     upgrade(settings.sqlalchemy_url)
     if workers == 1:
         _serve(settings)
@@ -114,6 +115,7 @@ def worker() -> None:
     """Run background jobs in this process (when scaled out beyond the embedded worker)."""
     settings = _settings()
     blob_store(settings)  # a misconfigured or unreachable S3 store stops here, saying why
+    _check_keyword_model(settings.kws_model_dir, "INVIGIL_KWS_MODEL_DIR")
     upgrade(settings.sqlalchemy_url)
     from invigil.app import make_bus  # also registers every job handler
 
@@ -288,6 +290,19 @@ def _roster_candidates(spec: Any, roster: Path, photos: Path | None) -> dict[int
     return embeddings
 
 
+def _check_keyword_model(model_dir: Path | None, named_by: str) -> None:
+    """Stop at the start when the answer-marker model that was asked for cannot be loaded."""
+    from invigil.analysis.audio import model_problem
+
+    problem = model_problem(model_dir)
+    if problem:
+        _fail(
+            f"关键词模型无法使用（{named_by}）：{problem}。请检查该目录（需要 tokens.txt 和 "
+            f"encoder、decoder、joiner 的 .onnx 文件），或不指定它（答题按停顿分段）。"
+            f" The keyword model ({named_by}) cannot be used: {problem}."
+        )
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(1)
@@ -316,6 +331,13 @@ def demo(
     lan_ip: Annotated[
         str | None, typer.Option(help="With --lan: the address to use instead of the detected one")
     ] = None,
+    kws_model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The keyword model that hears 「该题回答完毕」 (README); without it answers are "
+            "split at pauses"
+        ),
+    ] = None,
 ) -> None:
     """Create practice exams starting soon in the demo's own folder, print every URL and
     login, and serve. Never uses an installation's INVIGIL_* settings."""
@@ -326,6 +348,8 @@ def demo(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     folder = data_dir or DEFAULT_DIR
+    kws_model_dir = kws_model_dir.resolve() if kws_model_dir else None
+    _check_keyword_model(kws_model_dir, "--kws-model-dir")
     cert = None
     scheme = "http"
     if lan:
@@ -340,7 +364,12 @@ def demo(
     # The port first: a second demo while the first still runs must change nothing.
     sock = _listen(host, port)
     settings = demo_settings(
-        folder, database_url, host, port, public_url=f"{scheme}://{host}:{port}"
+        folder,
+        database_url,
+        host,
+        port,
+        public_url=f"{scheme}://{host}:{port}",
+        kws_model_dir=kws_model_dir,
     )
     upgrade(settings.sqlalchemy_url)
     try:

@@ -105,6 +105,7 @@ def demo_settings(
     host: str = "127.0.0.1",
     port: int = 8000,
     public_url: str | None = None,
+    kws_model_dir: Path | None = None,
 ) -> Settings:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,7 @@ def demo_settings(
         port=port,
         public_url=public_url,
         secret_key=_secret(data_dir),
+        kws_model_dir=kws_model_dir,
     )
 
 
@@ -159,6 +161,7 @@ class DemoInfo:
     data_dir: Path
     replaced: int = 0
     notes: list[str] = field(default_factory=list)
+    kws_model_dir: Path | None = None  # None: the answers are split at pauses
 
     @property
     def exam_id(self) -> str:
@@ -176,6 +179,13 @@ class DemoInfo:
             lines.append(f"  已替换上次演示的 {self.replaced} 场考试 (replaced the previous demo)")
         lines += [
             f"  开考时间 starts at: {local:%Y-%m-%d %H:%M:%S} (UTC+8)；现在即可登录、入场",
+            (
+                f"  答题分段 answers: 识别考生所说的「该题回答完毕」（关键词模型 {self.kws_model_dir}）"
+                " split where the candidate says it"
+                if self.kws_model_dir
+                else "  答题分段 answers: 按停顿分段；加 --kws-model-dir 可识别「该题回答完毕」"
+                "（见 README） split at pauses; --kws-model-dir hears the spoken marker"
+            ),
             "",
         ]
         for n, exam in enumerate(self.exams, 1):
@@ -361,6 +371,12 @@ def create_demo_exams(settings: Settings, starts_in: timedelta) -> DemoInfo:
             for phone, candidates, spec, embeddings in loaded:
                 exam = create_exam(session, blobs, spec, embeddings, now)
                 made.append(DemoExam(exam.id, exam.title, exam.starts_at, phone, candidates))
-            return DemoInfo(made, passwords, settings.data_dir, replaced=len(previous))
+            return DemoInfo(
+                made,
+                passwords,
+                settings.data_dir,
+                replaced=len(previous),
+                kws_model_dir=settings.kws_model_dir,
+            )
     finally:
         db.dispose()

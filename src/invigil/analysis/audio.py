@@ -371,6 +371,20 @@ def spotter(
     return Spotter(model_dir, threshold, score, wake_threshold, wake_score)
 
 
+def model_problem(model_dir: Path | None) -> str | None:
+    """Why the keyword model in ``model_dir`` cannot be used, or None (None too without a
+    directory: answers are then split at pauses). Loads it as the audio job would, so a wrong
+    directory stops the server at its start instead of every recording's analysis falling back
+    to pauses with only a ``kws_error`` to say so."""
+    if model_dir is None:
+        return None
+    try:
+        spotter(model_dir, Params.kws_threshold, Params.kws_score, Params.wake_threshold)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
 def snap_to_speech_end(speech: Sequence[Span], hit: float) -> float:
     """The spotter fires a little before the marker's last syllable ends; the answer ends where
     that stretch of speech does, when that is close by."""
