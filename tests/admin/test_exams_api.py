@@ -4,6 +4,7 @@ fields that stay editable once face login has opened, and the audit of every cha
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 from conftest import T
@@ -33,11 +34,16 @@ def test_schema_lists_every_rule_with_default_and_explanation(adm: Admin) -> Non
     flags = {f["flag"]: f for f in r.json()["flags"]}
     assert flags["no_face"]["params"][0] == {
         "key": "seconds",
+        "name_zh": "持续秒数",
+        "name_en": "Seconds",
         "kind": "seconds",
         "min": 0,
         "max": 900,
         "default": 15,
     }
+    # The form names every parameter in Chinese, not by its exam-file key alone.
+    params = [x for f in flags.values() for x in f["params"]]
+    assert all(re.search(r"[\u4e00-\u9fff]", x["name_zh"]) for x in params), params
 
 
 def test_create_read_and_audit(adm: Admin, app_ctx: AppContext) -> None:
@@ -103,6 +109,8 @@ def test_every_problem_named_in_chinese(adm: Admin) -> None:
         "flags",
         "questions.1",
     }
+    # The summary names the rules as the form does: in Chinese, with the exam file's key.
+    assert "入场开放（entry_opens_before）：" in err["message"], err["message"]
     messages = " ".join(p["message"] for p in err["problems"])
     assert "时区" in messages and "至少 1d" in messages and "分值" in messages
     assert adm.post("/exams", form(questions=[])).json()["error"]["problems"][0] == {

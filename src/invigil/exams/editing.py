@@ -114,6 +114,22 @@ FLAG_HELP: dict[str, tuple[str, str]] = {
     "voice_assistant": ("听到语音助手唤醒词", "A voice assistant's wake word heard"),
 }
 
+# The flags' parameters by name on the form (the exam file and INVIGIL_FLAGS use the keys; what
+# each means: core/config.py's FLAG_DEFAULTS and docs/accuracy.md).
+PARAM_NAMES: dict[str, tuple[str, str]] = {
+    "seconds": ("持续秒数", "Seconds"),
+    "of_last": ("最近帧数", "Of the last frames"),
+    "at_least": ("其中至少", "At least"),
+    "at_once": ("单帧即判的把握", "One frame this sure"),
+    "distance": ("人脸差异阈值", "Face distance"),
+    "embed_every": ("比对间隔帧数", "Compare every (frames)"),
+    "brightness": ("亮度低于", "Brightness below"),
+    "contrast": ("对比度低于", "Contrast below"),
+    "pause_seconds": ("停顿秒数", "Pause seconds"),
+    "kws_threshold": ("关键词阈值", "Keyword threshold"),
+    "kws_score": ("关键词加权", "Keyword boost"),
+}
+
 FIELD_LABELS: dict[str, str] = {
     "title": "考试名称",
     "starts_at": "开考时间",
@@ -123,7 +139,7 @@ FIELD_LABELS: dict[str, str] = {
     "scoring": "评分规则",
     "flags": "疑似违纪标记设置",
     "questions": "试题",
-    **{f"rules.{k}": k for k in (*RULE_DEFAULTS, *SWITCHES)},
+    **{f"rules.{k}": f"{RULE_NAMES[k][0]}（{k}）" for k in (*RULE_DEFAULTS, *SWITCHES)},
 }
 
 
@@ -179,7 +195,15 @@ def schema() -> dict[str, Any]:
                 "en": en,
                 "severity": defaults.get("severity", "warning"),
                 "params": [
-                    {"key": k, "kind": kind, "min": lo, "max": hi, "default": defaults.get(k)}
+                    {
+                        "key": k,
+                        "name_zh": PARAM_NAMES.get(k, (k, k))[0],
+                        "name_en": PARAM_NAMES.get(k, (k, k))[1],
+                        "kind": kind,
+                        "min": lo,
+                        "max": hi,
+                        "default": defaults.get(k),
+                    }
                     for k, (kind, lo, hi) in params.items()
                 ],
             }

@@ -446,7 +446,8 @@ async function examForm(root, ctx, examId) {
     const params = f.params.map((p) => {
       const input = h("input", { size: 6, "aria-label": `${f.flag} ${p.key}`, "data-flag": f.flag, "data-param": p.key, "data-kind": p.kind, value: cur[p.key] ?? "", placeholder: p.default == null ? "" : String(p.default), title: `${p.min}–${p.max}` });
       flagInputs.push(input);
-      return h("label", { class: "param" }, `${p.key} `, input);
+      // By name, with the exam file's key beside it for whoever edits the file.
+      return h("label", { class: "param" }, `${tr(p.name_zh, p.name_en)} `, h("code", { class: "param-key" }, p.key), " ", input);
     });
     return h("tr", {}, h("td", {}, h("code", {}, f.flag), h("div", { class: "hint" }, tr(f.zh, f.en))), h("td", {}, sev), h("td", {}, params));
   });
