@@ -379,7 +379,14 @@ def model_problem(model_dir: Path | None) -> str | None:
     if model_dir is None:
         return None
     try:
-        spotter(model_dir, Params.kws_threshold, Params.kws_score, Params.wake_threshold)
+        # With the default thresholds, the very spotter the audio job then takes from the cache.
+        spotter(
+            model_dir,
+            Params.kws_threshold,
+            Params.kws_score,
+            Params.wake_threshold,
+            Params.wake_score,
+        )
     except ModelError as exc:
         return str(exc)
     return None
