@@ -42,16 +42,12 @@ WRAPPED = f"els => els.filter((el) => ({TEXT_LINES})(el) > 1).map((el) => el.tex
 def enter_by_api(http: httpx.Client, headers: dict[str, str], live: Live, at: Any) -> None:
     """A logged-in candidate draws a lot, reads every attachment and enters at ``at`` (the
     server's clock is set there), through the API as the desk would."""
-    # This module's asserts are not rewritten by pytest: each says what the server answered.
-    r = http.post("/api/v1/candidate/lot", headers=headers)
-    assert r.status_code == 200, f"lot: {r.status_code} {r.text}"
+    post_ok(http, "/api/v1/candidate/lot", headers=headers)
     state = http.get("/api/v1/candidate/state", headers=headers).json()
     for a in state["attachments"]:
-        r = http.post(f"/api/v1/candidate/attachments/{a['id']}/read", headers=headers)
-        assert r.status_code == 200, f"attachment read: {r.status_code} {r.text}"
+        post_ok(http, f"/api/v1/candidate/attachments/{a['id']}/read", headers=headers)
     live.clock.set(at)
-    r = http.post("/api/v1/candidate/enter", headers=headers)
-    assert r.status_code == 200, f"enter: {r.status_code} {r.text}"
+    post_ok(http, "/api/v1/candidate/enter", headers=headers)
 
 
 def shot(page: Page, folder: Path | None, name: str) -> None:

@@ -160,8 +160,8 @@ class InvalidExam(APIError):
         )
 
 
-def _rule_name(key: str) -> dict[str, str]:
-    zh, en = RULE_NAMES.get(key, (key, key))
+def _name(names: dict[str, tuple[str, str]], key: str) -> dict[str, str]:
+    zh, en = names.get(key, (key, key))
     return {"name_zh": zh, "name_en": en}
 
 
@@ -169,7 +169,7 @@ def schema() -> dict[str, Any]:
     """What the form shows: every rule with its default and explanation, every flag."""
     rules: list[dict[str, Any]] = [
         {"key": k, "kind": "duration", "default": d, "zh": RULE_HELP[k][0], "en": RULE_HELP[k][1]}
-        | _rule_name(k)
+        | _name(RULE_NAMES, k)
         for k, d in RULE_DEFAULTS.items()
     ]
     rules += [
@@ -181,7 +181,7 @@ def schema() -> dict[str, Any]:
             "zh": RULE_HELP[k][0],
             "en": RULE_HELP[k][1],
         }
-        | _rule_name(k)
+        | _name(RULE_NAMES, k)
         for k in SWITCHES
     ]
     flags = []
@@ -195,15 +195,8 @@ def schema() -> dict[str, Any]:
                 "en": en,
                 "severity": defaults.get("severity", "warning"),
                 "params": [
-                    {
-                        "key": k,
-                        "name_zh": PARAM_NAMES.get(k, (k, k))[0],
-                        "name_en": PARAM_NAMES.get(k, (k, k))[1],
-                        "kind": kind,
-                        "min": lo,
-                        "max": hi,
-                        "default": defaults.get(k),
-                    }
+                    {"key": k, "kind": kind, "min": lo, "max": hi, "default": defaults.get(k)}
+                    | _name(PARAM_NAMES, k)
                     for k, (kind, lo, hi) in params.items()
                 ],
             }
