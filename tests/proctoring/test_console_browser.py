@@ -104,9 +104,10 @@ def _exam_file(folder: Path, candidates: int = 0) -> Path:
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=15)
     doc = exam_doc()
     doc["exam"]["starts_at"] = starts.isoformat()
-    doc["staff"].append(
-        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]}
-    )
+    doc["staff"] += [
+        {"username": "t1", "password": "pw-t1", "roles": ["tech"], "rooms": ["R01"]},
+        {"username": "p12", "password": "pw-p12", "roles": ["proctor"], "rooms": ["R01", "R02"]},
+    ]
     names = ["李明", "王芳", "张伟", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周婷", "吴昊"]
     for i in range(candidates):
         doc["candidates"].append(
@@ -179,11 +180,13 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _candidate_login(base: str, exam_id: str, ticket: str = "1001") -> str:
+def _candidate_login(
+    base: str, exam_id: str, ticket: str = "1001", face: str = "obama2.jpg"
+) -> str:
     r = httpx.post(
         f"{base}/api/v1/candidate/login",
         data={"exam_id": exam_id, "ticket": ticket},
-        files={"face": ("face.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+        files={"face": ("face.jpg", (FACES / face).read_bytes(), "image/jpeg")},
         timeout=60,
     )
     assert r.status_code == 200, r.text
@@ -391,6 +394,67 @@ def test_a_help_request_follows_the_proctor_until_answered(servers: Servers, bro
     print(f"help alert on the grid after {shown_s:.2f} s ({servers.desk})")
     cand_context.close()
     page.context.close()
+
+
+def test_a_help_request_from_another_room_reaches_the_open_view(
+    servers: Servers, browser: Any
+) -> None:
+    """A proctor of two rooms watching R01 gets the 求助 of a candidate in R02 as an alert that
+    names the candidate, the message and the room; a click opens R02's chat, and the reply
+    closes it. A proctor of R01 alone never sees it."""
+    expect = sync_api.expect
+    token = _candidate_login(servers.desk, servers.exam_id, "2001", "tom_hanks.jpg")  # R02
+    cand_context = browser.new_context(locale="zh-CN")
+    cand = cand_context.new_page()
+    cand.goto(f"{servers.desk}/api/v1/health")
+
+    page = _console(browser, servers.console, "p12", "pw-p12")
+    other = _console(browser, servers.console)  # p1: R01 only
+    for console in (page, other):
+        expect(console.locator("#room-title")).to_contain_text("（R01）")
+        expect(console.locator("#conn")).to_have_text("实时连接")
+    page.wait_for_timeout(300)
+    beeps_before = page.evaluate("window.__beeps")
+
+    t0 = time.monotonic()
+    r = cand.evaluate(
+        CANDIDATE_FETCH, ["POST", "/api/v1/candidate/help", token, {"text": "麦克风没有声音"}]
+    )
+    assert r["status"] == 201
+    alert = page.get_by_role("alert").filter(has_text="麦克风没有声音")
+    expect(alert).to_be_visible(timeout=2000)
+    shown_s = time.monotonic() - t0
+    expect(alert).to_contain_text("汉克斯（2001）")
+    expect(alert).to_contain_text("第2考场（R02）")
+    expect(page.locator("#room-title")).to_contain_text("（R01）")  # still watching R01
+    assert page.evaluate("window.__beeps") > beeps_before, "no beep for the help request"
+    page.wait_for_timeout(1000)
+    expect(other.get_by_role("alert")).to_have_count(0)
+
+    # Still there after a reload (the server sends the open ones on connect); a click goes to
+    # R02's chat, where the reply closes it.
+    page.reload()
+    expect(alert).to_be_visible()
+    alert.locator(".help-alert-body").click()
+    expect(page.locator("#room-title")).to_contain_text("（R02）")
+    expect(page.locator("#tab-help")).to_be_visible()
+    expect(page.locator(".messages")).to_contain_text("麦克风没有声音")
+    page.get_by_label("回复").fill("请在浏览器地址栏左侧允许麦克风")
+    page.get_by_role("button", name="发送", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_count(0, timeout=3000)
+    r = cand.evaluate(CANDIDATE_FETCH, ["GET", "/api/v1/candidate/help", token, None])
+    assert r["body"]["messages"][-1]["text"] == "请在浏览器地址栏左侧允许麦克风"
+
+    # Back on R01, nothing is pinned: the request was answered.
+    page.locator("#room-select").select_option(label="第1考场（R01）")
+    expect(page.locator("#room-title")).to_contain_text("（R01）")
+    page.wait_for_timeout(800)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert page.js_errors == [] and other.js_errors == []
+    print(f"help alert from another room after {shown_s:.2f} s ({servers.desk})")
+    cand_context.close()
+    page.context.close()
+    other.context.close()
 
 
 def _count_requests(page: Any, fragment: str) -> list[str]:

@@ -82,6 +82,8 @@ def test_console_since_beyond_any_event_is_ignored(
             if msg["type"] == "replay_done":
                 break
         assert kinds[0] == "room" and kinds[-1] == "replay_done"
+        # p1 is staff of no other room: nobody's help requests from elsewhere.
+        assert ws.receive_json() == {"type": "help_elsewhere", "requests": []}
         ws.send_json({"type": "ping"})
         assert ws.receive_json()["type"] == "pong"
 

@@ -7,6 +7,7 @@ are per staff member (a table): a reloaded console knows which alerts it still h
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,6 +166,51 @@ def alerts(session: Session, user: StaffUser, room: Room, only_open: bool) -> li
             "acked_at": iso(acked_at) if acked_at else None,
         }
         for e, c, acked_at in session.execute(query)
+    ]
+
+
+def open_help(session: Session, room_ids: Collection[str]) -> list[dict[str, Any]]:
+    """The rooms' unanswered help requests, oldest first: per candidate whose last help message
+    is their own and was not dismissed, that message, with the candidate and the room."""
+    if not room_ids:
+        return []
+    rows = session.execute(
+        select(Event, Candidate, Room)
+        .join(Attempt, Attempt.id == Event.attempt_id)
+        .join(Candidate, Candidate.id == Attempt.candidate_id)
+        .join(Room, Room.id == Attempt.room_id)
+        .where(
+            Attempt.room_id.in_(list(room_ids)),
+            Event.kind.in_((HELP_KIND, HELP_DISMISSED_KIND)),
+        )
+        .order_by(Event.attempt_id, Event.seq)
+    )
+    last: dict[str, tuple[Event, Candidate, Room]] = {}
+    dismissed: set[tuple[str, Any]] = set()
+    for event, candidate, room in rows:
+        if event.kind == HELP_KIND:
+            last[event.attempt_id] = (event, candidate, room)
+        else:
+            dismissed.add((event.attempt_id, event.data.get("seq")))
+    open_ = [
+        (e, c, r)
+        for e, c, r in last.values()
+        if e.data.get("from") == "candidate" and (e.attempt_id, e.seq) not in dismissed
+    ]
+    open_.sort(key=lambda row: row[0].at)
+    return [
+        {
+            "attempt_id": e.attempt_id,
+            "seq": e.seq,
+            "at": iso(e.at),
+            "text": e.data.get("text") or "",
+            "name": c.name,
+            "ticket": c.ticket,
+            "room_id": r.id,
+            "room": r.code,
+            "room_name": r.name,
+        }
+        for e, c, r in open_
     ]
 
 

@@ -12,6 +12,9 @@ Protocol (JSON text frames):
   last seq it holds per attempt and gets exactly what it missed.
 - the room status is re-sent whenever it changes (snapshots, online, stage, uploads), checked
   every ``STATUS_EVERY_S`` seconds; the token and room access are re-checked at each check.
+- after the replay, and again whenever one of them changes, ``{"type": "help_elsewhere",
+  "requests": [...]}``: the unanswered help requests in the staff member's other rooms (a
+  help request is an alert on whatever view is open, not only in its own room's).
 - client ``{"type": "ping"}`` → ``{"type": "pong"}``.
 
 Close codes: 4401 bad or expired token, 4403 a room this staff member may not watch.
@@ -31,6 +34,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from invigil.attempts import sessions
+from invigil.attempts.helpchat import KIND as HELP_KIND
 from invigil.core.bus import Subscription
 from invigil.core.context import AppContext, unit_of_work
 from invigil.core.limits import MAX_INT
@@ -43,6 +47,10 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
 FIRST_FRAME_TIMEOUT_S = 10.0
 OUTBOX_LIMIT = 5000
+# A help request is an alert on whatever view the proctor has open: the console also listens to
+# this many of the staff member's other rooms, for their help messages only.
+MAX_HELP_ROOMS = 20
+HELP_KINDS = frozenset({HELP_KIND, service.HELP_DISMISSED_KIND})
 
 
 class Refused(Exception):
@@ -96,8 +104,9 @@ def hello(ctx: AppContext, who: Who) -> dict[str, Any]:
     return {"type": "hello", "user": who.username, "roles": who.roles, "rooms": rooms}
 
 
-def check_rooms(ctx: AppContext, who: Who, refs: list[str]) -> list[str]:
-    """The internal ids of the requested rooms, all of which this staff member may watch."""
+def check_rooms(ctx: AppContext, who: Who, refs: list[str]) -> tuple[list[str], list[str]]:
+    """The internal ids of the requested rooms, all of which this staff member may watch, and
+    the other rooms they are staff of (whose help requests reach them wherever they look)."""
     ids = []
     with unit_of_work(ctx) as session:
         user = _user(session, who)
@@ -106,7 +115,13 @@ def check_rooms(ctx: AppContext, who: Who, refs: list[str]) -> list[str]:
             if room is None or not staff_service.can_see_room(session, user, room.id):
                 raise Refused(4403, f"forbidden room {ref}")
             ids.append(room.id)
-    return ids
+        others = staff_service.room_ids_of(session, user) - set(ids)
+    return ids, sorted(others)[:MAX_HELP_ROOMS]
+
+
+def open_help(ctx: AppContext, room_ids: list[str]) -> dict[str, Any]:
+    with unit_of_work(ctx) as session:
+        return {"type": "help_elsewhere", "requests": service.open_help(session, room_ids)}
 
 
 def status(ctx: AppContext, who: Who, token: str, room_ids: list[str]) -> list[dict[str, Any]]:
@@ -138,6 +153,7 @@ class Console:
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT)
     )
     room_ids: list[str] = field(default_factory=list)
+    help_room_ids: list[str] = field(default_factory=list)
     seen: dict[str, set[int]] = field(default_factory=dict)
     floor: dict[str, int] = field(default_factory=dict)
     last_status: dict[str, str] = field(default_factory=dict)
@@ -180,16 +196,18 @@ class Console:
                 await self.send(room)
 
     async def subscribe(self, refs: list[str], since: dict[str, int]) -> None:
-        room_ids = await run_in_threadpool(check_rooms, self.ctx, self.who, refs)
+        room_ids, help_room_ids = await run_in_threadpool(check_rooms, self.ctx, self.who, refs)
         if self.live is not None:
             self.live.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.live
         self.room_ids = room_ids
+        self.help_room_ids = help_room_ids
         self.seen.clear()
         self.floor.clear()
         self.last_status.clear()
-        channels = {f"room:{r}" for r in room_ids} | {f"staff:{self.who.staff_id}"}
+        channels = {f"room:{r}" for r in [*room_ids, *help_room_ids]}
+        channels.add(f"staff:{self.who.staff_id}")
         # Subscribe before reading history: whatever commits in between arrives twice and is
         # dropped once, rather than falling into a gap.
         sub = await self.ctx.db.bus.subscribe(channels)
@@ -203,6 +221,7 @@ class Console:
             for attempt_id, seq in since.items():
                 self.floor[attempt_id] = max(self.floor.get(attempt_id, 0), seq)
             await self.send({"type": "replay_done", "rooms": room_ids, "count": len(history)})
+            await self.push_help_elsewhere()
         except BaseException:
             await sub.close()
             raise
@@ -211,15 +230,23 @@ class Console:
     async def pump(self, sub: Subscription) -> None:
         try:
             async for message in sub:
-                if message.get("channel", "").startswith("room:") and message.get(
-                    "room_id"
-                ) not in (None, *self.room_ids):
+                room_id = message.get("room_id")
+                if message.get("channel", "").startswith("room:") and room_id not in (
+                    None,
+                    *self.room_ids,
+                ):
+                    if room_id in self.help_room_ids and _is_help(message):
+                        await self.push_help_elsewhere()
                     continue
                 if self.fresh(message):
                     live = {k: v for k, v in message.items() if k != "channel"}
                     await self.send(live, wait=False)
         finally:
             await sub.close()
+
+    async def push_help_elsewhere(self) -> None:
+        """The open help requests of the staff member's other rooms, whole (they are few)."""
+        await self.send(await run_in_threadpool(open_help, self.ctx, self.help_room_ids))
 
     async def status_loop(self) -> None:
         while True:
@@ -249,6 +276,10 @@ class Console:
                 await self.subscribe(rooms, since)
             else:
                 await self.send({"type": "error", "code": "unknown_type"})
+
+
+def _is_help(message: dict[str, Any]) -> bool:
+    return message.get("type") == "event" and message.get("event", {}).get("kind") in HELP_KINDS
 
 
 async def _first_token(ws: WebSocket) -> str | None:

@@ -219,6 +219,10 @@ function onMessage(msg) {
       }
       break;
     }
+    case "help_elsewhere":
+      store.elsewhereHelp = msg.requests || [];
+      renderPinned();
+      break;
     case "replay_done":
       store.live = true;
       renderAll();
@@ -256,6 +260,14 @@ function openChat(aid) {
   $("#reply-text")?.focus();
 }
 
+/** From a pinned help alert of another room: that room, then the candidate's chat (its events
+ * replay on the switch, so the conversation is there when the chat opens). */
+async function goToHelp(roomId, aid) {
+  $("#room-select").value = roomId;
+  await pickRoom(roomId);
+  openChat(aid);
+}
+
 /** From a pinned face-login alert: the request's card on the tech tab. */
 function openTech(requestId) {
   closeDetail();
@@ -268,7 +280,13 @@ function openTech(requestId) {
 }
 
 function renderPinned() {
-  renderHelpAlerts($("#help-alerts"), { requests: isTech() ? pendingRequests() : [], onOpenChat: openChat, onOpenTech: openTech });
+  renderHelpAlerts($("#help-alerts"), {
+    requests: isTech() ? pendingRequests() : [],
+    elsewhere: store.elsewhereHelp.filter((r) => r.room_id !== store.roomId),
+    onOpenChat: openChat,
+    onOpenTech: openTech,
+    onGoTo: goToHelp,
+  });
 }
 
 function renderAlertPanel() {

@@ -1,4 +1,5 @@
-// Requests that must not wait behind a tab: a candidate's unanswered 求助 message and, for tech
+// Requests that must not wait behind a tab: a candidate's unanswered 求助 message (in the watched
+// room, or in another of the proctor's rooms, naming it) and, for tech
 // support, a pending face-login request. Each is a role="alert" element naming the candidate,
 // pinned above whatever view is open (grid, detail, any tab), with a short beep when it first
 // appears, until it is answered (a reply, a logged dismissal, or the tech decision).
@@ -39,6 +40,22 @@ function helpAlert(aid, msg, onOpenChat) {
   );
 }
 
+/** A help request from another of the proctor's rooms: it names the room and opens it. */
+function elsewhereAlert(r, onGoTo) {
+  return h(
+    "div",
+    { class: "help-alert elsewhere", role: "alert", "data-attempt": r.attempt_id, "data-seq": String(r.seq) },
+    h("span", { class: "tag" }, tr("求助", "Help")),
+    h(
+      "button",
+      { type: "button", class: "help-alert-body", title: tr("切换到该考场并回复", "Switch to that room to reply"), onclick: () => onGoTo(r.room_id, r.attempt_id) },
+      h("strong", null, `${r.name}（${r.ticket}）`),
+      h("span", { class: "text" }, r.text),
+      h("span", { class: "room" }, tr("{room}，点此前往", "{room}, click to go there", { room: `${r.room_name}（${r.room}）` })),
+    ),
+  );
+}
+
 function techAlert(r, onOpenTech) {
   return h(
     "div",
@@ -53,8 +70,9 @@ function techAlert(r, onOpenTech) {
   );
 }
 
-/** Draw the pinned alerts; `requests` are the pending face-login requests (tech users only). */
-export function renderHelpAlerts(root, { requests, onOpenChat, onOpenTech }) {
+/** Draw the pinned alerts; `requests` are the pending face-login requests (tech users only),
+ * `elsewhere` the open help requests of the staff member's other rooms. */
+export function renderHelpAlerts(root, { requests, elsewhere, onOpenChat, onOpenTech, onGoTo }) {
   const keep = new Map();
   const items = [];
   let fresh = false;
@@ -72,6 +90,7 @@ export function renderHelpAlerts(root, { requests, onOpenChat, onOpenTech }) {
   for (const { aid, last } of openHelp()) {
     add(`help:${aid}:${last.seq}`, candidate(aid).name, () => helpAlert(aid, last, onOpenChat));
   }
+  for (const r of elsewhere) add(`help:${r.attempt_id}:${r.seq}`, r.name, () => elsewhereAlert(r, onGoTo));
   for (const r of requests) add(`tech:${r.request_id}`, r.name, () => techAlert(r, onOpenTech));
   nodes = keep;
   if (items.length !== root.children.length || items.some((el, i) => root.children[i] !== el)) {

@@ -13,6 +13,7 @@ export const store = {
   roster: new Map(), // attempt_id -> candidate row of the status
   events: new Map(), // attempt_id -> [event...] sorted by seq
   acked: new Set(), // "attempt:seq"
+  elsewhereHelp: [], // unanswered help requests in this staff member's other rooms (server's list)
   live: false, // replay finished: new alerts beep
   serverSkewMs: 0,
 };
