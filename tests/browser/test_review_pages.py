@@ -770,6 +770,15 @@ def test_review_page_reads_in_chinese_in_time_order(
                 },
                 severity="violation",
             )
+        # The marker said once more after the last of the exam's two questions.
+        events.append(
+            session,
+            answered["attempt"],
+            "answer_end",
+            at=T + timedelta(seconds=18),
+            actor="analysis",
+            data={"source": "audio", "method": "keyword", "question": 3, "extra": True},
+        )
     sign_in(page, f"{live.url}/review/", "rev")
     page.get_by_role("link", name="测试考试").click()
     expect(page.locator("#f-kind option")).to_have_count(3)
@@ -806,6 +815,12 @@ def test_review_page_reads_in_chinese_in_time_order(
     expect(answers).to_contain_text("语音停顿推断")
     assert "audio" not in answers.inner_text() and "keyword" not in answers.inner_text()
     assert "null" not in answers.inner_text()  # the questions are out: no placeholder text
+    # Markers name their questions; one after the last question is not a third answer.
+    marks = answers.locator(".boundaries li")
+    expect(marks).to_have_count(4)
+    expect(marks.nth(3)).to_contain_text("多余的结束标记（试题已答完）")
+    expect(answers).not_to_contain_text("第 3 题")
+    expect(marks.nth(2)).to_contain_text("第 2 题结束")
     page.get_by_role("tab", name="系统日志").click()
     log = page.locator("#panel table")
     expect(log).to_contain_text("疑似违纪")

@@ -498,7 +498,15 @@ export async function renderCandidate(root, ctx, attemptId) {
     draw();
   }
 
-  function answersPanel(p) {
+  /** 第 N 题结束; a marker heard after the last question ended (said again, or in a reply to a
+ * proctor) is not an answer to a question that does not exist: the reviewer sees it as extra. */
+function boundaryLabel(b, i) {
+  const d = b.data || {};
+  if (d.extra) return tr("多余的结束标记（试题已答完）", "Extra boundary (after the last question)");
+  return tr("第 {n} 题结束", "End of answer {n}", { n: d.question || i + 1 });
+}
+
+function answersPanel(p) {
     const s = data.schedule || {};
     // Before the release the start is still ahead (the server says so; this browser's clock may
     // be off): 「（尚未到）」 beside it.
@@ -539,7 +547,7 @@ export async function renderCandidate(root, ctx, attemptId) {
               h(
                 "li",
                 {},
-                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${tr("第 {n} 题结束", "End of answer {n}", { n: (b.data || {}).question || i + 1 })} · ${hms(ms(b.at))}`),
+                h("button", { type: "button", class: "link", onclick: () => player.seek(ms(b.at)) }, `${boundaryLabel(b, i)} · ${hms(ms(b.at))}`),
                 h("span", { class: "muted" }, ` (${codeLabel((b.data || {}).method || b.source || "audio")})`),
               ),
             ),
