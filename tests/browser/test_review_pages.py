@@ -458,6 +458,7 @@ def test_review_rule_confirm_score_publish_lookup(
     page.get_by_role("link", name="测试考试").click()
     row = page.locator(f'#results tr[data-ticket="{TICKET}"]')
     expect(row.locator(".score")).to_have_text("22")
+    expect(row.locator(".short-note")).to_have_count(0)  # two examiners: the rule's minimum
     expect(row).to_contain_text("违纪（考场规则第5条）")
     expect(page.locator("#exports a")).to_have_count(8)
     with page.expect_download() as dl:
@@ -540,6 +541,10 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
     sign_in(page, f"{live.url}/admin/", "adm")
     expect(page.locator("#exams tbody tr")).to_have_count(1)
     page.get_by_role("link", name="测试考试").click()
+    # Nobody scored the one who entered: the table says the score is not final yet.
+    row = page.locator(f'#results tr[data-ticket="{TICKET}"]')
+    expect(row.locator(".short-note")).to_have_text("（未满 2 位，成绩暂定）")
+    expect(page.locator('#results tr.absent .short-note')).to_have_count(0)
     page.get_by_role("button", name="发布成绩").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     status = page.locator("#publish-status")

@@ -149,7 +149,7 @@ export async function section(root, ctx, { heading = true } = {}) {
     h("p", { class: "hint" }, tr("考生成绩查询页：", "Candidates' score lookup: "), h("a", { href: `/results/?exam=${encodeURIComponent(examId)}` }, `/results/?exam=${examId}`)),
     retention(data, dateTime),
     h("h3", {}, tr("成绩", "Results")),
-    resultsTable(data.results || []),
+    resultsTable(data.results || [], data.min_examiners),
   );
 }
 
@@ -182,7 +182,19 @@ function retention(data, dateTime) {
   );
 }
 
-function resultsTable(results) {
+/** The examiners who scored; short of the rule's minimum, the final score is not final yet. */
+function examinersCell(r, min) {
+  const n = r.examiners ?? 0;
+  const short = !r.absent && Number.isFinite(min) && n < min;
+  return h(
+    "td",
+    { class: "num" },
+    String(n),
+    short ? h("span", { class: "short-note" }, tr("（未满 {min} 位，成绩暂定）", " (fewer than {min}: provisional)", { min })) : null,
+  );
+}
+
+function resultsTable(results, minExaminers) {
   if (!results.length) return h("p", { class: "muted" }, tr("暂无考生。", "No candidates."));
   return h(
     "table",
@@ -209,7 +221,7 @@ function resultsTable(results) {
           h("td", {}, r.lot == null ? "—" : String(r.lot)),
           h("td", {}, r.ticket),
           h("td", {}, r.name),
-          h("td", { class: "num" }, String(r.examiners ?? 0)),
+          examinersCell(r, minExaminers),
           h("td", {}, (r.totals || []).join(" / ")),
           h("td", { class: "num score" }, r.absent ? tr("缺考", "Absent") : r.score == null ? "—" : String(r.score)),
           h("td", {}, verdictLabel(r.verdict)),
