@@ -225,3 +225,23 @@ def test_finish_before_t_is_quiet_and_means_giving_up(page: Page, live: Live) ->
     dialog.get_by_role("button", name="取消").click()
     expect(dialog).to_be_hidden()
     expect(page.locator("main h1")).to_have_text("答题中")
+
+
+def test_a_candidate_who_comes_after_entry_closed_is_not_shown_steps_they_never_did(
+    page: Page, live: Live
+) -> None:
+    """Logged in after entry closed, without a lot or the attachments read: 未能入场, and the
+    stage bar marks the device check and the face check done, not the lot and the attachments."""
+    live.clock.set(T + timedelta(minutes=4))
+    flow.device_check(page, live)
+    flow.login(page)
+    expect(page.locator("main h1")).to_have_text("未能入场")
+    classes = page.eval_on_selector_all("#steps li", "els => els.map(e => e.className)")
+    assert [label.split(" ", 1)[1] for label in steps_of(page)][:5] == [
+        "设备准备",
+        "人脸识别",
+        "抽取顺序号",
+        "阅读附件",
+        "入场",
+    ]
+    assert classes[:5] == ["done", "done", "", "", "current"], classes

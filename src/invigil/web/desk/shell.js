@@ -43,13 +43,25 @@ export function stepTitle(key, zh, en) {
   return L(`第${ZH_NUMBERS[n - 1]}步：${zh}`, `Step ${n}: ${en}`);
 }
 
+/** Whether a step before the current one was really done: a candidate turned away at entry
+ * (absent) may never have drawn a lot or read the attachments, and the bar must not say so. */
+function stepDone(key) {
+  const st = S.state;
+  if (!st || S.view !== "absent") return true;
+  if (key === "lot") return st.lot !== null && st.lot !== undefined;
+  if (key === "attachments") return (st.attachments || []).every((a) => a.read);
+  if (key === "binding") return !!st.evidence && st.evidence.status !== "not_bound";
+  return true;
+}
+
 export function renderSteps() {
   const steps = visibleSteps();
   const current = steps.findIndex(([k]) => k === VIEW_STEP[S.view]);
   const ol = clear($("#steps"));
-  steps.forEach(([, zh, en], i) => {
+  steps.forEach(([key, zh, en], i) => {
+    const cls = i === current ? "current" : i < current && stepDone(key) ? "done" : "";
     // Labels are drawn by CSS (data-label) so they never collide with the buttons' names.
-    ol.append(h("li", { class: i < current ? "done" : i === current ? "current" : "", "data-label": `${i + 1} ${L(zh, en)}` }));
+    ol.append(h("li", { class: cls, "data-label": `${i + 1} ${L(zh, en)}` }));
   });
 }
 
