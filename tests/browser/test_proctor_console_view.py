@@ -412,3 +412,43 @@ def test_a_tile_shows_the_whole_ticket_of_a_long_name(live: Live, browser: Any) 
     # One line: every part overlaps every other vertically (baselines aligned, sizes differ).
     assert max(p["top"] for p in parts) < min(p["bottom"] for p in parts), seen
     check_page(context, errors, lines)
+
+
+def test_the_phone_picture_is_as_tall_as_the_other_two(
+    live: Live, console: Page, tmp_path: Path
+) -> None:
+    """In an exam with the phone camera a tile has three pictures; the phone's narrower box is
+    as tall as the webcam's and the screen's, its picture shown whole inside it."""
+    doc = exam_doc()
+    doc["exam"]["rules"]["evidence_camera"] = "required"
+    live.exam_id = import_exam(live.ctx, tmp_path / "phone-exam", doc)
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        cand = candidate(http, live)
+        for kind, data in (("webcam", webcam_jpeg()), ("screen", screen_jpeg())):
+            r = http.post(
+                "/api/v1/snapshots",
+                headers=cand,
+                data={"kind": kind},
+                files={"image": ("s.jpg", data, "image/jpeg")},
+            )
+            assert r.status_code == 201, r.text
+    with transaction(live.ctx.db) as session:
+        room = session.scalars(
+            select(Attempt.room_id).where(Attempt.exam_id == live.exam_id)
+        ).first()
+    sign_in(console, live)
+    expect(console.locator("#conn")).to_have_text("实时连接")
+    console.goto(f"{live.url}/proctor/?room={room}")
+    tile = console.locator(".tile", has_text="奥巴马")
+    webcam = tile.locator("figure.cam-webcam img")
+    loaded(console, webcam)
+    boxes = [
+        tile.locator(f"figure.cam-{kind} img").bounding_box()
+        for kind in ("webcam", "screen", "evidence")
+    ]
+    assert all(boxes), boxes
+    heights = [b["height"] for b in boxes if b]
+    assert max(heights) - min(heights) <= 2, heights
+    phone = tile.locator("figure.cam-evidence")
+    expect(phone.locator("figcaption")).to_have_text("手机佐证")
+    assert (phone.bounding_box() or {}).get("width", 0) < boxes[0]["width"]  # type: ignore[index]

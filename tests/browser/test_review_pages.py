@@ -310,6 +310,13 @@ def test_review_rule_confirm_score_publish_lookup(
         near = {int(second)} | ({int(second) - 1} if frac < 0.1 else set())
         shown = shown_level(page, p["recording_id"])
         assert min(abs(shown - level(n)) for n in near) < 12, (kind, shown, p["current_time"])
+    # The three tiles end level, each caption at the bottom of its own tile (the narrower phone
+    # tile's picture fills the row's height instead of leaving a band under its caption).
+    tiles = page.locator(".player").evaluate_all(
+        "els => els.map(e => [e.getBoundingClientRect().bottom,"
+        " e.querySelector('figcaption').getBoundingClientRect().bottom])"
+    )
+    assert len(tiles) == 3 and all(abs(tile - caption) < 1.5 for tile, caption in tiles), tiles
     shot(page, screens, "review-2-candidate")
 
     # The focus loss falls in the webcam's second recording and after screen and phone ended.
