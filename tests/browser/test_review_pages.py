@@ -551,7 +551,7 @@ def test_admin_publish_with_missing_scores_needs_force(page: Page, live: Live) -
     # Nobody scored the one who entered: the table says the score is not final yet.
     row = page.locator(f'#results tr[data-ticket="{TICKET}"]')
     expect(row.locator(".short-note")).to_have_text("（未满 2 位，成绩暂定）")
-    expect(page.locator('#results tr.absent .short-note')).to_have_count(0)
+    expect(page.locator("#results tr.absent .short-note")).to_have_count(0)
     page.get_by_role("button", name="发布成绩").click()
     page.get_by_role("dialog").get_by_role("button", name="确定").click()
     status = page.locator("#publish-status")
