@@ -231,9 +231,15 @@ def test_a_candidate_who_comes_after_entry_closed_is_not_shown_steps_they_never_
     page: Page, live: Live
 ) -> None:
     """Logged in after entry closed, without a lot or the attachments read: 未能入场, and the
-    stage bar marks the device check and the face check done, not the lot and the attachments."""
+    stage bar marks the device check and the face check done, not the lot and the attachments.
+    On the way, the device check's upload speed reads in Mbps."""
     live.clock.set(T + timedelta(minutes=4))
-    flow.device_check(page, live)
+    flow.device_check(page, live, proceed=False)
+    # The upload speed as a person reads it (here: loopback, tens of Mbps or more).
+    expect(page.locator(".checklist")).to_contain_text(
+        re.compile(r"上传速度约 (\d\.\d|[1-9]\d+) Mbps，正常。")
+    )
+    flow.next_after_device_check(page)
     flow.login(page)
     expect(page.locator("main h1")).to_have_text("未能入场")
     classes = page.eval_on_selector_all("#steps li", "els => els.map(e => e.className)")

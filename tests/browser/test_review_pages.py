@@ -447,6 +447,15 @@ def test_review_rule_confirm_score_publish_lookup(
         assert secret not in text, secret
     assert page.locator("img").count() == 0  # no enrolment photo
     expect(page.locator(".score-card table")).to_have_count(0)  # no one else's scores yet
+    # Out of range: the page says so in Chinese (not the browser's bubble) and nothing is sent.
+    page.get_by_label("第 1 题得分").fill("11")
+    page.get_by_label("第 2 题得分").fill("16")
+    page.get_by_role("button", name="提交评分").click()
+    expect(page.locator(".score-form [role=status]")).to_have_text(
+        "第 1 题的分数应在 0 到 10 之间。"
+    )
+    expect(page.get_by_label("第 1 题得分")).to_be_focused()
+    expect(page.get_by_role("dialog")).to_have_count(0)
     page.get_by_label("第 1 题得分").fill("8")
     page.get_by_label("第 2 题得分").fill("16")
     page.get_by_role("button", name="提交评分").click()

@@ -117,7 +117,7 @@ VIEWS.device = () => {
     if (sp.kind === "offline") set("network", "bad", L("无法连接服务器，请检查网络。", "Cannot reach the server: check the network."));
     else if (sp.kind === "upload") set("network", sp.kbps < 1000 ? "warn" : "ok", sp.kbps < 1000
       ? L("上传速度约 {k} kbps，偏慢。考试录像需要至少 1 Mbps，请换用更稳定的网络。", "Upload about {k} kbps: too slow, 1 Mbps needed.", { k: sp.kbps })
-      : L("上传速度约 {k} kbps，正常。", "Upload about {k} kbps: OK.", { k: sp.kbps }));
+      : L("上传速度约 {k} Mbps，正常。", "Upload about {k} Mbps: OK.", { k: mbps(sp.kbps) }));
     else set("network", sp.ms > 500 ? "warn" : "ok", L("服务器可以连接，往返延迟约 {m} 毫秒（此服务器未提供上传测速，仅测得延迟）。", "Server reachable, round trip about {m} ms (this server offers no upload test; latency only).", { m: sp.ms }));
   })();
 
@@ -164,4 +164,10 @@ export async function fillSelects(camSel, micSel) {
 // Events before login wait in the queue; they go out once a token exists.
 export function emitLater(kind, data) {
   emit(kind, data);
+}
+
+/** 1.2, 12, 111: a speed as a person reads it (two significant figures below 10 Mbps). */
+function mbps(kbps) {
+  const m = kbps / 1000;
+  return m < 10 ? m.toFixed(1) : String(Math.round(m));
 }

@@ -173,7 +173,9 @@ export async function renderSheet(root, ctx, sheetId) {
     const msg = h("p", { class: "error", role: "status" });
     const form = h(
       "form",
-      { class: "score-form" },
+      // The form's own check (below) says what is wrong in the page's language; the browser's
+      // bubble would say it in the browser's ("Value must be less than or equal to 10.").
+      { class: "score-form", novalidate: true },
       h("h3", {}, tr("评分", "Scores")),
       h("p", { class: "hint" }, tr("提交前看不到其他考官的评分；提交后不能修改。", "Other examiners' scores show only after you submit; a submission is final.")),
       qs.map((q, i) =>
