@@ -157,6 +157,8 @@ def test_demo_prints_urls_and_logins_and_serves(
     desk_exam, phone_exam = _exam_ids(out)
     for path in ("/proctor/", "/review/", "/admin/", "/m/"):
         assert f"{base}{path}" in out
+    for exam in (desk_exam, phone_exam):  # each exam's own score lookup
+        assert f"{base}/results/?exam={exam}" in out
     assert "仅电脑 desk only" in out and "电脑 + 手机佐证摄像头" in out
     assert "2026000001" in out and "2026000005" in out
     # No keyword model asked for (INVIGIL_KWS_MODEL_DIR is not the demo's): answers by pauses.

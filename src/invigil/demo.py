@@ -198,6 +198,7 @@ class DemoInfo:
                 f"  考试{'一二三'[n - 1]} exam {n}：{kind}",
                 f"    {exam.title}  (id {exam.exam_id})",
                 f"    考生端 desk:   {base_url}/desk/?exam={exam.exam_id}{_pending('desk')}",
+                f"    成绩查询 results: {base_url}/results/?exam={exam.exam_id}{_pending('results')}",
             ]
             if exam.phone:
                 lines += [
@@ -216,7 +217,6 @@ class DemoInfo:
             f"  监考台 proctor:     {base_url}/proctor/{_pending('proctor')}",
             f"  评审 review:        {base_url}/review/{_pending('review')}",
             f"  管理 admin:         {base_url}/admin/{_pending('admin')}",
-            f"  成绩查询 results:   {base_url}/results/?exam={first.exam_id}{_pending('results')}",
             f"  接口 API docs:      {base_url}/docs",
             *self.notes,
             "",
