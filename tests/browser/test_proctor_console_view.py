@@ -82,6 +82,18 @@ def candidate(http: httpx.Client, live: Live, ticket: str = "1001") -> dict[str,
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
+def post_desk_snapshots(http: httpx.Client, cand: dict[str, str]) -> None:
+    """A webcam frame of a face and a 16:9 screen, as the desk sends them."""
+    for kind, data in (("webcam", webcam_jpeg()), ("screen", screen_jpeg())):
+        r = http.post(
+            "/api/v1/snapshots",
+            headers=cand,
+            data={"kind": kind},
+            files={"image": ("s.jpg", data, "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+
+
 def jpeg(img: Image.Image) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=90)
@@ -165,15 +177,7 @@ def test_the_screen_snapshot_is_shown_whole_in_the_tile_and_the_detail(
     """A 960×540 screen in the tile and in the detail: object-fit contain, the picture inside
     the tile, and both edge bands of the screen visible (cover cut a quarter of its width)."""
     with httpx.Client(base_url=live.url, timeout=60) as http:
-        cand = candidate(http, live)
-        for kind, data in (("webcam", webcam_jpeg()), ("screen", screen_jpeg())):
-            r = http.post(
-                "/api/v1/snapshots",
-                headers=cand,
-                data={"kind": kind},
-                files={"image": ("s.jpg", data, "image/jpeg")},
-            )
-            assert r.status_code == 201, r.text
+        post_desk_snapshots(http, candidate(http, live))
 
     sign_in(console, live)
     tile = console.locator(".tile", has_text="奥巴马")
@@ -423,15 +427,7 @@ def test_the_phone_picture_is_as_tall_as_the_other_two(
     doc["exam"]["rules"]["evidence_camera"] = "required"
     live.exam_id = import_exam(live.ctx, tmp_path / "phone-exam", doc)
     with httpx.Client(base_url=live.url, timeout=60) as http:
-        cand = candidate(http, live)
-        for kind, data in (("webcam", webcam_jpeg()), ("screen", screen_jpeg())):
-            r = http.post(
-                "/api/v1/snapshots",
-                headers=cand,
-                data={"kind": kind},
-                files={"image": ("s.jpg", data, "image/jpeg")},
-            )
-            assert r.status_code == 201, r.text
+        post_desk_snapshots(http, candidate(http, live))
     with transaction(live.ctx.db) as session:
         room = session.scalars(
             select(Attempt.room_id).where(Attempt.exam_id == live.exam_id)
