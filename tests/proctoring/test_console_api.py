@@ -4,17 +4,22 @@ notes and alert acknowledgements."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import T, bearer, login, staff_token
+from conftest import T, bearer, exam_doc, import_exam, login, staff_token
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from invigil.core.clock import FrozenClock
 from invigil.core.context import AppContext
+from invigil.core.db import transaction
+from invigil.exams.models import Room
 from invigil.proctoring import ws as ws_module
+from invigil.staff.models import StaffUser
 
 
 @pytest.fixture(autouse=True)
@@ -393,3 +398,31 @@ def test_help_stays_open_until_a_reply_or_a_logged_dismissal(
     # A new message opens it again.
     client.post("/api/v1/candidate/help", headers=bearer(obama), json={"text": "第三次"})
     assert open_help()["text"] == "第三次"
+
+
+def test_help_from_other_rooms_comes_from_the_newest_exams_rooms(
+    app_ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console listens for help in at most MAX_HELP_ROOMS other rooms of the proctor's:
+    those of the exams nearest in time (a proctor of many exams still hears today's other
+    room, not next month's)."""
+    old = exam_doc()  # here: next month's exam
+    old["exam"]["starts_at"] = "2030-07-01T09:00:00+08:00"
+    old["staff"][0]["rooms"] = ["R01", "R02"]
+    old_exam = import_exam(app_ctx, tmp_path / "old", old)
+    new = exam_doc()  # today's (the clock is an hour before it)
+    new["staff"][0]["rooms"] = ["R01", "R02"]
+    new_exam = import_exam(app_ctx, tmp_path / "new", new)
+    with transaction(app_ctx.db) as session:
+        rooms = {
+            (r.exam_id, r.code): r.id
+            for r in session.scalars(select(Room).where(Room.exam_id.in_([old_exam, new_exam])))
+        }
+        p1 = session.scalars(select(StaffUser).where(StaffUser.username == "p1")).one()
+        who = ws_module.Who(p1.id, p1.username, list(p1.roles))
+    watched = rooms[(new_exam, "R01")]
+    ids, others = ws_module.check_rooms(app_ctx, who, [watched])
+    assert ids == [watched]
+    assert others == [rooms[(new_exam, "R02")], rooms[(old_exam, "R01")], rooms[(old_exam, "R02")]]
+    monkeypatch.setattr(ws_module, "MAX_HELP_ROOMS", 1)
+    assert ws_module.check_rooms(app_ctx, who, [watched])[1] == [rooms[(new_exam, "R02")]]

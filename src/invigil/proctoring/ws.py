@@ -30,15 +30,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from invigil.attempts import sessions
 from invigil.attempts.helpchat import KIND as HELP_KIND
 from invigil.core.bus import Subscription
+from invigil.core.clock import ensure_utc
 from invigil.core.context import AppContext, unit_of_work
 from invigil.core.limits import MAX_INT
-from invigil.exams.models import Room
+from invigil.exams.models import Exam, Room
 from invigil.proctoring import service
 from invigil.staff import service as staff_service
 from invigil.staff.models import StaffUser
@@ -115,8 +117,17 @@ def check_rooms(ctx: AppContext, who: Who, refs: list[str]) -> tuple[list[str], 
             if room is None or not staff_service.can_see_room(session, user, room.id):
                 raise Refused(4403, f"forbidden room {ref}")
             ids.append(room.id)
-        others = staff_service.room_ids_of(session, user) - set(ids)
-    return ids, sorted(others)[:MAX_HELP_ROOMS]
+        others = session.execute(
+            select(Room.id, Room.code, Exam.starts_at)
+            .join(Exam, Exam.id == Room.exam_id)
+            .where(Room.id.in_(list(staff_service.room_ids_of(session, user) - set(ids))))
+        ).all()
+    # The exams nearest in time first: today's other room, not last year's or next month's.
+    now = ctx.clock.now()
+    nearest = sorted(
+        others, key=lambda r: (abs((ensure_utc(r.starts_at) - now).total_seconds()), r.code)
+    )
+    return ids, [r.id for r in nearest[:MAX_HELP_ROOMS]]
 
 
 def open_help(ctx: AppContext, room_ids: list[str]) -> dict[str, Any]:
