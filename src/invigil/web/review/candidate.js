@@ -498,15 +498,7 @@ export async function renderCandidate(root, ctx, attemptId) {
     draw();
   }
 
-  /** 第 N 题结束; a marker heard after the last question ended (said again, or in a reply to a
- * proctor) is not an answer to a question that does not exist: the reviewer sees it as extra. */
-function boundaryLabel(b, i) {
-  const d = b.data || {};
-  if (d.extra) return tr("多余的结束标记（试题已答完）", "Extra boundary (after the last question)");
-  return tr("第 {n} 题结束", "End of answer {n}", { n: d.question || i + 1 });
-}
-
-function answersPanel(p) {
+  function answersPanel(p) {
     const s = data.schedule || {};
     // Before the release the start is still ahead (the server says so; this browser's clock may
     // be off): 「（尚未到）」 beside it.
@@ -683,6 +675,14 @@ function answersPanel(p) {
 
 // The log is stored in sequence (the hash chain's order); analysis appends its findings later
 // with the time they happened, so people read it in time order.
+/** 第 N 题结束; a marker heard after the last question ended (said again, or in a reply to a
+ * proctor) is not an answer to a question that does not exist: the reviewer sees it as extra. */
+function boundaryLabel(b, i) {
+  const d = b.data || {};
+  if (d.extra) return tr("多余的结束标记（试题已答完）", "Extra boundary (after the last question)");
+  return tr("第 {n} 题结束", "End of answer {n}", { n: d.question || i + 1 });
+}
+
 function byTime(events) {
   return [...(events || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
 }
