@@ -75,9 +75,24 @@ def device_check(
         page.get_by_role("button", name=re.compile("测试录制")).click()
         page.locator("#test-playback").wait_for(timeout=15000)
         page.wait_for_function("document.querySelector('#test-playback').readyState >= 2")
+        # The candidate plays back all five seconds, not four: the time counts from the
+        # recorder's start. (A recorder's WebM has no duration until seeked to its end.)
+        seconds = page.evaluate(RECORDED_SECONDS, "#test-playback")
+        assert 5.0 <= seconds <= 6.5, seconds
     shot(page, screens, "1-device-check")
     if proceed:
         next_after_device_check(page)
+
+
+RECORDED_SECONDS = """async (sel) => {
+  const v = document.querySelector(sel);
+  if (Number.isFinite(v.duration)) return v.duration;
+  await new Promise((resolve) => {
+    v.addEventListener("durationchange", resolve, { once: true });
+    v.currentTime = 1e9;
+  });
+  return v.duration;
+}"""
 
 
 def next_after_device_check(page: Page, *, consent: bool = True) -> None:

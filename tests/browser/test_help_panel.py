@@ -1,5 +1,6 @@
-"""The desk's 求助 panel on a slow line: a message sent shows at once, and replies still arrive
-when every poll of the messages takes longer than the time between polls."""
+"""The desk's 求助 panel on a slow line: a message sent shows at once, replies still arrive
+when every poll of the messages takes longer than the time between polls, and a message being
+written survives the panel's redraws and its closing."""
 
 from __future__ import annotations
 
@@ -52,3 +53,15 @@ def test_help_messages_show_when_every_poll_is_slower_than_the_timer(
     # The answer still counts (nothing newer was shown), and the sent message stays.
     expect(panel.locator("#help-messages")).to_contain_text("请检查耳机", timeout=20000)
     expect(panel.locator("#help-messages")).to_contain_text("听不到声音")
+
+    # Half-written, the panel closed to look at the page and opened again: the text is still
+    # there, through the polls' redraws.
+    panel.get_by_label("留言").fill("第二条还没写完")
+    panel.get_by_role("button", name="关闭").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    page.wait_for_timeout(6500)  # a timer poll comes and goes
+    page.get_by_role("button", name="求助").click()
+    expect(panel.get_by_label("留言")).to_have_value("第二条还没写完")
+    panel.get_by_role("button", name="发送").click()
+    expect(panel.locator("#help-messages")).to_contain_text("第二条还没写完", timeout=3000)
+    expect(panel.get_by_label("留言")).to_have_value("")

@@ -84,8 +84,10 @@ export function testRecording(stream, seconds = 5) {
       resolve({ url: URL.createObjectURL(blob), size: blob.size, mime: blob.type });
     };
     rec.onerror = (e) => reject(e.error || e);
+    // Timed from the recorder's start, not from the call: the first frame comes a moment
+    // later, and a "5 s" recording must play back as five seconds.
+    rec.onstart = () => setTimeout(() => rec.state !== "inactive" && rec.stop(), seconds * 1000);
     rec.start(1000);
-    setTimeout(() => rec.state !== "inactive" && rec.stop(), seconds * 1000);
   });
 }
 

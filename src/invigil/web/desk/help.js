@@ -68,10 +68,11 @@ async function sendHelp(text) {
 export function renderHelp() {
   const root = $("#overlay");
   if (!S.help.open) return clear(root);
-  const existing = root.querySelector("#help-text");
-  const draft = existing ? existing.value : "";
+  // The draft lives in the state, not only in the box on screen: every redraw (a poll, a
+  // language switch) builds a new box from it, and nothing typed is lost on the way.
   const text = h("textarea", { id: "help-text", rows: "3", "aria-label": L("留言", "Message") });
-  text.value = draft;
+  text.value = S.help.draft;
+  text.addEventListener("input", () => (S.help.draft = text.value));
   const send = button(L("发送", "Send"), async () => {
     const value = text.value.trim();
     if (!value) return;
@@ -79,8 +80,8 @@ export function renderHelp() {
     S.help.sendError = null;
     try {
       const sent = await sendHelp(value);
-      // A poll may have redrawn the panel meanwhile: clear the box on screen, not only this one.
-      for (const box of [text, $("#help-text")]) if (box && box.value.trim() === value) box.value = "";
+      // Unless the candidate has gone on typing meanwhile, the sent text leaves the box.
+      if (S.help.draft.trim() === value) S.help.draft = "";
       // Shown at once from the server's receipt; the poll after it brings any reply.
       if (!S.help.messages.some((m) => m.seq === sent.seq)) {
         apply(++issued, [...S.help.messages, { seq: sent.seq, from: "candidate", text: value, at: sent.at }]);

@@ -53,7 +53,7 @@ export const S = {
   loginMessage: null,
   report: {}, // device check results, sent as a device_check event after login
   uploads: null, // GET /candidate/uploads
-  help: { open: false, messages: [], error: null, sendError: null, unread: 0 },
+  help: { open: false, messages: [], error: null, sendError: null, unread: 0, draft: "" },
   problems: [],
   tick: null,
   timers: [],
