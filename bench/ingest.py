@@ -19,6 +19,8 @@ Targets (``--targets``, comma-separated; one run measures them all on the same b
   postgres  invigil serve, PostgreSQL, one process
   pg1, pg2  invigil serve on PostgreSQL + Redis, 1 and 2 processes (--workers 2), local disk
   s3-1, s3-2  the same with blobs on the local S3 server (scripts/s3-local: Ceph radosgw)
+  pg2-apart pg2 with the analysis on other machines (not in the default run): the serving box
+            of a large exam (docs/deploy.md), whose snapshots' jobs wait for `invigil worker`
 Targets that this checkout cannot run (no `--workers`, no Ceph) are skipped with a note.
 For each, N grows until p99 passes 500 ms, then is bisected; every level is bounded in time.
 
@@ -414,8 +416,26 @@ TARGETS = {  # name: (label, workers, on S3)
     "pg2": ("`invigil serve --workers 2`, PostgreSQL + Redis, local disk", 2, False),
     "s3-1": ("`invigil serve`, PostgreSQL + Redis, 1 process, local S3", 1, True),
     "s3-2": ("`invigil serve --workers 2`, PostgreSQL + Redis, local S3", 2, True),
+    "pg2-apart": (
+        "`invigil serve --workers 2`, PostgreSQL + Redis, local disk, analysis on other "
+        "machines (`INVIGIL_EMBEDDED_WORKER=false`)",
+        2,
+        False,
+    ),
 }
-STARTS = {"raw": 160, "sqlite": 60, "postgres": 60, "pg1": 60, "pg2": 100, "s3-1": 60, "s3-2": 100}
+# Served without the embedded worker, as docs/deploy.md has a large exam's serving boxes: the
+# analysis jobs are queued as always, for `invigil worker` processes elsewhere.
+ANALYSIS_APART = {"pg2-apart"}
+STARTS = {
+    "raw": 160,
+    "sqlite": 60,
+    "postgres": 60,
+    "pg1": 60,
+    "pg2": 100,
+    "s3-1": 60,
+    "s3-2": 100,
+    "pg2-apart": 160,
+}
 
 
 def has_workers_option() -> bool:
@@ -518,6 +538,8 @@ def make_target(
     if name in TARGETS:
         label, workers, on_s3 = TARGETS[name]
         env = {"INVIGIL_REDIS_URL": args.redis_url}
+        if name in ANALYSIS_APART:
+            env["INVIGIL_EMBEDDED_WORKER"] = "false"
         if on_s3:
             env.update(s3.bucket(f"bench-{name}-{uuid.uuid4().hex[:6]}"))
         return InvigilTarget(name, label, work, scratch.new(), workers=workers, env=env)
