@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from invigil.attempts import events
 from invigil.attempts.models import Event
-from invigil.core.clock import FrozenClock
+from invigil.core.clock import FrozenClock, iso
 from invigil.core.context import AppContext
 from invigil.core.db import transaction
 
@@ -128,6 +128,42 @@ def test_events_are_hash_chained_and_tampering_shows(
     assert [p.seq for p in problems] == [2]
     # Dropping an event breaks the sequence too.
     assert events.verify_chain(attempt_id, [listed[0], listed[2]])
+
+
+def test_a_late_report_is_dated_when_it_happened(
+    client: TestClient, clock: FrozenClock, exam_id: str
+) -> None:
+    """The desk's queue sends an event late (offline, before login) with how late it is, timed on
+    the desk's own clock: the log dates it back by that much and keeps the arrival beside it.
+    A delay past an exam day, or none, leaves the arrival time."""
+    clock.set(T - timedelta(minutes=20))
+    token = login(client, exam_id, "1001").json()["token"]
+    arrived = T - timedelta(minutes=19)
+    clock.set(arrived)
+    for delayed in (30, 2.5, 10**9, -5, True):
+        data = {"duration_ms": 1000, "delayed_s": delayed, "queued_offline": True}
+        r = client.post(
+            "/api/v1/candidate/events",
+            headers=bearer(token),
+            json={"kind": "offline", "data": data},
+        )
+        assert r.status_code == 201, r.text
+    rev = staff_token(client, "rev", "pw-rev")
+    attempt_id = client.get("/api/v1/candidate/state", headers=bearer(token)).json()["attempt_id"]
+    listed = client.get(f"/api/v1/staff/attempts/{attempt_id}/events", headers=bearer(rev)).json()[
+        "events"
+    ]
+    late = [e for e in listed if e["kind"] == "offline"]
+    assert [e["at"] for e in late] == [
+        iso(arrived - timedelta(seconds=30)),
+        iso(arrived - timedelta(seconds=2.5)),
+        iso(arrived),
+        iso(arrived),
+        iso(arrived),
+    ]
+    assert [e["data"].get("received_at") for e in late] == [iso(arrived)] * 2 + [None] * 3
+    assert late[0]["data"]["delayed_s"] == 30  # what the desk said stays as it said it
+    assert events.verify_chain(attempt_id, listed) == []
 
 
 def test_concurrent_events_keep_one_chain(

@@ -204,6 +204,28 @@ def _report(ctx: AppContext, attempt: str, kind: str, at: Any, ms: int, **data: 
         events.append(session, attempt, kind, at=at, data={"duration_ms": ms, **data})
 
 
+def test_an_outage_reported_late_is_placed_once_when_it_happened(
+    client: TestClient, clock: FrozenClock, exam: str
+) -> None:
+    """The desk reports a 125 s outage 20 s after it ended (its queue waited): the log dates the
+    report back by those 20 s, and the outage is not moved back a second time."""
+    adm = admin_headers(client)
+    clock.set(T - timedelta(minutes=5))
+    token, _ = ready_and_enter(client, exam, "1001")
+    clock.set(T + timedelta(minutes=5))
+    r = client.post(
+        "/api/v1/candidate/events",
+        headers=bearer(token),
+        json={"kind": "online", "data": {"duration_ms": 125_000, "delayed_s": 20}},
+    )
+    assert r.status_code == 201, r.text
+    clock.set(T + timedelta(minutes=12))
+    got = client.get(f"/api/v1/admin/exams/{exam}/resit", headers=adm).json()
+    [outage] = {p["ticket"]: p for p in got["proposals"]}["1001"]["outages"]
+    ended = T + timedelta(minutes=5) - 20 * S
+    assert (outage["start"], outage["end"]) == (iso(ended - 125 * S), iso(ended))
+
+
 def test_resit_proposals(
     client: TestClient, clock: FrozenClock, app_ctx: AppContext, exam: str
 ) -> None:

@@ -238,11 +238,13 @@ def test_the_room_picker_shows_the_whole_room_name(live: Live, console: Page) ->
     expect(group.locator("option")).to_have_attribute("title", f"{ROOM}（R01）· {TITLE}")
 
 
-def test_the_timeline_names_the_stream_of_each_recording(live: Live, console: Page) -> None:
-    """开始录制 摄像头 / 开始录制 屏幕, the reviewer's words, not two bare 开始录像."""
+def test_the_timeline_names_each_stream_and_keeps_time_order(live: Live, console: Page) -> None:
+    """开始录制 摄像头 / 开始录制 屏幕, the reviewer's words, not two bare 开始录像; and a drop of
+    the network that the desk reported 30 s late stands where it happened, before them."""
     with httpx.Client(base_url=live.url, timeout=60) as http:
         cand = candidate(http, live)
         flow.enter_by_api(http, cand, live, T - timedelta(minutes=9))
+        live.clock.set(T - timedelta(minutes=8))
         for kind in ("webcam", "screen"):
             r = http.post(
                 "/api/v1/recordings",
@@ -250,6 +252,9 @@ def test_the_timeline_names_the_stream_of_each_recording(live: Live, console: Pa
                 json={"kind": kind, "mime": "video/webm;codecs=vp8,opus"},
             )
             assert r.status_code == 201, r.text
+        late = {"kind": "offline", "data": {"delayed_s": 30, "queued_offline": True}}
+        r = http.post("/api/v1/candidate/events", headers=cand, json=late)
+        assert r.status_code == 201, r.text
 
     sign_in(console, live)
     console.locator(".tile", has_text="奥巴马").click()
@@ -257,6 +262,11 @@ def test_the_timeline_names_the_stream_of_each_recording(live: Live, console: Pa
     expect(timeline).to_contain_text("开始录制 摄像头")
     expect(timeline).to_contain_text("开始录制 屏幕")
     assert "开始录像" not in timeline.inner_text()
+    items = timeline.locator("li").all_inner_texts()
+    dropped = next(i for i, t in enumerate(items) if "网络断开" in t)
+    started = next(i for i, t in enumerate(items) if "开始录制 摄像头" in t)
+    assert dropped < started, items
+    assert "08:51:30" in items[dropped], items  # T − 8 min − 30 s, in the exam's zone
 
 
 def tile_state(tile: Locator) -> dict[str, Any]:

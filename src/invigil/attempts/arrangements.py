@@ -300,9 +300,12 @@ def _interval(e: Event, cap_s: float) -> tuple[datetime, datetime, str] | None:
     ms = data.get("duration_ms")
     if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
         return None
-    # A client's report arrives when it is back; queued ones say how late they are.
+    # A client's report arrives when it is back; queued ones say how late they are. Those
+    # dated back on arrival (they carry ``received_at``) already are.
     delayed = data.get("delayed_s")
-    delay = delayed if isinstance(delayed, int | float) and 0 <= delayed <= cap_s else 0
+    delay = 0.0
+    if "received_at" not in data and isinstance(delayed, int | float) and 0 <= delayed <= cap_s:
+        delay = delayed
     end = ensure_utc(e.at) - timedelta(seconds=delay)
     start = end - timedelta(seconds=min(ms / 1000, cap_s))
     source = (

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from invigil.attempts.locking import locked_attempt
 from invigil.attempts.models import GENESIS_HASH, Event
 from invigil.core.bus import publish_after_commit
+from invigil.core.clock import iso
 
 # Kinds that are suspected violations: reviewers judge them, the console alerts on them.
 VIOLATION_KINDS = frozenset(
@@ -71,6 +72,26 @@ def event_hash(
         separators=(",", ":"),
     )
     return hashlib.sha256(prev_hash.encode() + body.encode()).hexdigest()
+
+
+# A client's report that waited in its queue (offline, or before login) says how long:
+# ``delayed_s``, measured on the client's own clock from when it happened to when it was sent,
+# so the client's clock being off does not matter. Longer than an exam day is not believed.
+MAX_REPORT_DELAY_S = 12 * 3600
+
+
+def dated_report(now: datetime, data: dict[str, Any]) -> tuple[datetime, dict[str, Any]]:
+    """When a client's event happened, and its data: a queued report is dated back by its
+    delay (a drop of the network at 16:08:05 reported at 16:08:35 is shown at 16:08:05), and
+    the time it reached the server is kept in its data as ``received_at``."""
+    delayed = data.get("delayed_s")
+    if (
+        isinstance(delayed, bool)
+        or not isinstance(delayed, int | float)
+        or not 0 < delayed <= MAX_REPORT_DELAY_S
+    ):
+        return now, data
+    return now - timedelta(seconds=delayed), {**data, "received_at": iso(now)}
 
 
 def severity_of(kind: str) -> str:

@@ -107,6 +107,6 @@ PHONE_EVENT_KINDS = frozenset({"evidence_gap"})
 def phone_event(request: Request, body: ClientEvent, ctx: Ctx) -> dict[str, int]:
     with as_phone(request, ctx) as (session, attempt):
         body.check(PHONE_EVENT_KINDS)
-        now = ctx.clock.now()
-        event = events.append(session, attempt.id, body.kind, at=now, actor="phone", data=body.data)
+        at, data = events.dated_report(ctx.clock.now(), body.data)
+        event = events.append(session, attempt.id, body.kind, at=at, actor="phone", data=data)
         return {"seq": event.seq}

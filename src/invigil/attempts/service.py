@@ -453,6 +453,5 @@ def finish(session: Session, ctx: AppContext, attempt: Attempt, reason: str) -> 
 def record_client_event(
     session: Session, ctx: AppContext, attempt: Attempt, kind: str, data: dict[str, Any]
 ) -> Event:
-    return events.append(
-        session, attempt.id, kind, at=ctx.clock.now(), actor="candidate", data=data
-    )
+    at, data = events.dated_report(ctx.clock.now(), data)
+    return events.append(session, attempt.id, kind, at=at, actor="candidate", data=data)

@@ -121,7 +121,10 @@ export function refreshDetail(scroll = false) {
       .filter(Boolean)
       .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
   );
-  const events = store.events.get(aid) || [];
+  // In the order things happened: the log's order is when the server heard of them, and a
+  // report sent late (after an outage) or an answer marker found in a finished recording is
+  // dated back.
+  const events = [...(store.events.get(aid) || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
   let focusEl = null;
   parts.timeline.replaceChildren(
     ...events.map((e) => {

@@ -191,6 +191,8 @@ const KEYS = {
   // what the desk's event queue adds to an event sent late (shared/eventqueue.js)
   delayed_s: ["上报延迟（秒）", "reported late by (s)"],
   queued_offline: ["断网时记录", "queued while offline"],
+  // the server's time of a late report, which is itself dated back (attempts/events.py)
+  received_at: ["送达服务器时间", "reached the server"],
   label: ["设备", "device"],
   confirm_reason: ["复核意见", "confirmation"],
   // who logged in from where (face consent, login, phone binding, login help)
