@@ -458,3 +458,25 @@ def test_the_phone_picture_is_as_tall_as_the_other_two(
     phone = tile.locator("figure.cam-evidence")
     expect(phone.locator("figcaption")).to_have_text("手机佐证")
     assert (phone.bounding_box() or {}).get("width", 0) < boxes[0]["width"]  # type: ignore[index]
+
+
+def test_the_tile_shows_what_the_desk_has_still_to_upload(
+    page: Page, live: Live, console: Page
+) -> None:
+    """On a line too slow for its recording, the desk's chunks pile up in its own store, which
+    the server cannot see (it has no gap yet, only a late tail): the desk's heartbeat says how
+    much is waiting, and the proctor's tile shows it until it has drained."""
+    flow.up_to_answering(page, live)
+    page.route("**/chunks/**", lambda route: route.abort("internetdisconnected"))
+    sign_in(console, live)
+    uploads = console.locator(".tile", has_text="奥巴马").locator('dt:text-is("上传") + dd')
+    expect(uploads).to_have_text(re.compile(r"^待上传 \d+ 段$"), timeout=30000)
+    expect(uploads).to_have_class(re.compile(r"\bwarn\b"))
+    expect(uploads).to_have_attribute("title", re.compile(r"^电脑上尚有 [\d.]+ [KM]?B 录像待上传$"))
+    console.locator(".tile", has_text="奥巴马").click()
+    info = console.locator('dt:text-is("电脑待上传") + dd')
+    expect(info).to_have_text(re.compile(r"^\d+ 段（[\d.]+ [KM]?B）$"))
+    page.unroute("**/chunks/**")
+    expect(info).to_have_count(0, timeout=30000)
+    console.keyboard.press("Escape")
+    expect(uploads).to_have_text("正常")

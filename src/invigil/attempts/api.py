@@ -284,11 +284,24 @@ def state(request: Request, ctx: Ctx) -> dict[str, Any]:
         return service.state(session, ctx, me.attempt, me.auth)
 
 
+class UploadBacklog(BaseModel):
+    chunks: int = Field(ge=0, le=1_000_000)
+    bytes: int = Field(ge=0, le=10**12)
+
+
+class HeartbeatBody(BaseModel):
+    # What the desk still holds to upload; an older desk sends no body.
+    backlog: UploadBacklog | None = None
+
+
 @router.post("/heartbeat")
-def heartbeat(request: Request, ctx: Ctx) -> dict[str, Any]:
+def heartbeat(request: Request, ctx: Ctx, body: HeartbeatBody | None = None) -> dict[str, Any]:
     with as_candidate(request, ctx) as (session, me):
         now = ctx.clock.now()
         me.auth.last_seen_at = now
+        if body is not None and body.backlog is not None:
+            me.auth.upload_backlog_chunks = body.backlog.chunks
+            me.auth.upload_backlog_bytes = body.backlog.bytes
         presence.heard_from(session, me.attempt, now)
         answer: dict[str, Any] = {
             "now": iso(now),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from invigil.core.db import Base, UTCDateTime, new_id
@@ -83,6 +83,10 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
     client_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the exam computer still holds to upload, as its last heartbeat said (the proctor's
+    # tile): the server alone sees only the gaps between chunks it has, never a late tail.
+    upload_backlog_chunks: Mapped[int | None] = mapped_column(Integer)
+    upload_backlog_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AttachmentRead(Base):

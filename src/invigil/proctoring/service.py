@@ -8,6 +8,7 @@ are per staff member (a table): a reloaded console knows which alerts it still h
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -217,16 +218,33 @@ def open_help(session: Session, room_ids: Collection[str]) -> list[dict[str, Any
 # --- the live room -----------------------------------------------------------------------------
 
 
-def _last_seen(session: Session, ids: list[str]) -> dict[tuple[str, str], datetime]:
+@dataclass(frozen=True)
+class _Seen:
+    at: datetime
+    backlog: dict[str, int] | None  # the desk's own count of what it has still to upload
+
+
+def _last_seen(session: Session, ids: list[str]) -> dict[tuple[str, str], _Seen]:
+    """Per attempt and client kind, its newest live session: when it was last heard from and
+    the upload backlog its last heartbeat reported."""
     rows = session.execute(
-        select(AuthSession.attempt_id, AuthSession.kind, func.max(AuthSession.last_seen_at))
-        .where(AuthSession.attempt_id.in_(ids), AuthSession.revoked_at.is_(None))
-        .group_by(AuthSession.attempt_id, AuthSession.kind)
+        select(
+            AuthSession.attempt_id,
+            AuthSession.kind,
+            AuthSession.last_seen_at,
+            AuthSession.upload_backlog_chunks,
+            AuthSession.upload_backlog_bytes,
+        ).where(AuthSession.attempt_id.in_(ids), AuthSession.revoked_at.is_(None))
     )
-    out: dict[tuple[str, str], datetime] = {}
-    for attempt_id, kind, at in rows:
-        if attempt_id is not None and at is not None:
-            out[(attempt_id, kind)] = ensure_utc(at)
+    out: dict[tuple[str, str], _Seen] = {}
+    for attempt_id, kind, at, chunks, size in rows:
+        if attempt_id is None or at is None:
+            continue
+        at = ensure_utc(at)
+        known = out.get((attempt_id, kind))
+        if known is None or at > known.at:
+            backlog = None if chunks is None else {"chunks": chunks, "bytes": size or 0}
+            out[(attempt_id, kind)] = _Seen(at, backlog)
     return out
 
 
@@ -266,8 +284,10 @@ def room_status(session: Session, ctx: AppContext, room: Room) -> dict[str, Any]
     for c in view["candidates"]:
         aid = c["attempt_id"]
         attempt = attempts[aid]
-        desk_seen = seen.get((aid, "candidate"))
-        phone_seen = seen.get((aid, "phone"))
+        desk = seen.get((aid, "candidate"))
+        desk_seen = desk.at if desk else None
+        phone = seen.get((aid, "phone"))
+        phone_seen = phone.at if phone else None
         if phone_seen is None:
             phone_state = "not_bound"
         elif now - phone_seen >= alive:
@@ -290,6 +310,7 @@ def room_status(session: Session, ctx: AppContext, room: Room) -> dict[str, Any]
                 "snapshots": {
                     kind: snapshots.describe(s) for kind, s in sorted(latest.get(aid, {}).items())
                 },
+                "desk_backlog": desk.backlog if desk else None,
                 "uploads": [
                     {
                         "kind": r["kind"],

@@ -100,7 +100,9 @@ export function startHeartbeat() {
     if (!S.token || !gate.ready()) return;
     const t0 = performance.now();
     try {
-      const r = await api.post("/api/v1/candidate/heartbeat");
+      // What is still to upload goes with it: the proctor sees a candidate falling behind.
+      const backlog = S.engine ? S.engine.backlog() : { chunks: 0, bytes: 0 };
+      const r = await api.post("/api/v1/candidate/heartbeat", { backlog });
       S.clock.observe(r.now, t0, performance.now());
       showWarnings(r.warnings);
       applyDeadline(r.deadline);

@@ -3,7 +3,7 @@
 
 import { h, clear } from "../shared/dom.js";
 import { setImage } from "./images.js";
-import { tr } from "../shared/i18n.js";
+import { formatBytes, tr } from "../shared/i18n.js";
 import { cameras } from "./grid.js";
 import { camName, phoneName, stageName, ago, describe } from "./labels.js";
 import { store, candidate, clock, isAlert, serverNow } from "./store.js";
@@ -115,6 +115,9 @@ export function refreshDetail(scroll = false) {
       [tr("在线", "Online"), c.online ? tr("在线", "online") : tr("离线", "offline")],
       [tr("最后心跳", "Last heartbeat"), ago(c.last_seen_at, serverNow())],
       "evidence" in parts.imgs ? [camName("evidence"), phoneName(ev.status)] : null,
+      c.desk_backlog && c.desk_backlog.chunks
+        ? [tr("电脑待上传", "Still on the computer"), tr("{n} 段（{b}）", "{n} chunks ({b})", { n: c.desk_backlog.chunks, b: formatBytes(c.desk_backlog.bytes) })]
+        : null,
       [tr("入场时间", "Entered"), c.entered_at ? clock(c.entered_at) : "—"],
       [tr("交卷时间", "Submitted"), c.finished_at ? clock(c.finished_at) : "—"],
     ]

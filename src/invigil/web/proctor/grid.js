@@ -4,7 +4,7 @@
 
 import { h, clear } from "../shared/dom.js";
 import { setImage } from "./images.js";
-import { tr } from "../shared/i18n.js";
+import { formatBytes, tr } from "../shared/i18n.js";
 import { camName, phoneName, stageName, ago } from "./labels.js";
 import { store, serverNow, isAlert } from "./store.js";
 
@@ -73,7 +73,15 @@ const BEFORE_ENTRY = new Set(["not_logged_in", "lot", "attachments", "enter", "a
 
 function uploadsFact(c, backlog) {
   if (BEFORE_ENTRY.has(c.stage) && !(c.uploads || []).length) return fact(tr("上传", "Uploads"), "—", "");
-  return fact(tr("上传", "Uploads"), backlog ? tr("缺 {n} 段", "{n} chunks missing", { n: backlog }) : tr("正常", "OK"), backlog ? "warn" : "ok");
+  // The server sees gaps between the chunks it holds; the desk says what it has still to send.
+  const waiting = c.desk_backlog ? c.desk_backlog.chunks : 0;
+  const parts = [];
+  if (backlog) parts.push(tr("缺 {n} 段", "{n} chunks missing", { n: backlog }));
+  if (waiting) parts.push(tr("待上传 {n} 段", "{n} to upload", { n: waiting }));
+  const [dt, dd] = fact(tr("上传", "Uploads"), parts.length ? parts.join(tr("，", ", ")) : tr("正常", "OK"), parts.length ? "warn" : "ok");
+  // The size in the tooltip: the tile's line stays one line.
+  if (waiting) dd.title = tr("电脑上尚有 {b} 录像待上传", "{b} of recording still on the computer", { b: formatBytes(c.desk_backlog.bytes) });
+  return [dt, dd];
 }
 
 /** The server's clock is ``afterMs`` past the room status's schedule time ``field``. */
