@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from invigil.analysis.offload import ANALYSIS_PROCESS_NAME
+
 TICKS = os.sysconf("SC_CLK_TCK")
 # By the command name in /proc/<pid>/stat (at most 15 characters).
 GROUPS = {
@@ -61,14 +63,13 @@ class CpuSample:
             if entry.isdigit() and (found := _stat(entry)) is not None:
                 stats[int(entry)] = found
         server = _tree(stats, server_pid) if server_pid else set()
-        parents = {parent for _, parent, _ in stats.values()}
         by_pid = {}
         for pid, (comm, _, cpu) in stats.items():
             group = GROUPS.get(comm, "other")
             if pid in server:
-                # The face-analysis child of a server process (analysis/offload.py) is a
-                # spawned leaf; a server process with --workers is spawned too, with a child.
-                group = "analysis" if pid not in parents and _spawned(pid) else "server"
+                # The face-analysis child of a server process names itself (analysis/offload.py);
+                # a server process with --workers is spawned the same way.
+                group = "analysis" if comm == ANALYSIS_PROCESS_NAME else "server"
             by_pid[pid] = (group, cpu)
         return cls(time.monotonic(), _machine_busy(), by_pid)
 
@@ -82,13 +83,6 @@ class CpuSample:
         shares = {group: seconds / wall for group, seconds in used.items()}
         shares["machine"] = (self.machine - before.machine) / wall
         return shares
-
-
-def _spawned(pid: int) -> bool:
-    try:
-        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def _tree(stats: dict[int, tuple[str, int, float]], root: int) -> set[int]:

@@ -86,15 +86,20 @@ def test_bad_roster_then_fixed_then_imported(
     )
     photos = zip_bytes(
         {n: photo(n) for n in ("obama.jpg", "biden.jpg", "tom_hanks.jpg", "empty.jpg")}
+        | {"nobody.jpg": photo("obama2.jpg")}  # named by no row: a note, not a problem
     )
     _choose(page, bad, photos)
     page.get_by_role("button", name="导入考生").click()
     table = page.locator("#roster-problems")
     expect(table).to_be_visible(timeout=JOB_WAIT)
-    expect(page.locator("#roster-verdict")).to_contain_text("发现 4 处问题，未导入任何内容")
+    # The count matches the table: four problems, and the note counted apart.
+    expect(page.locator("#roster-verdict")).to_contain_text(
+        "发现 4 处问题（另有 1 条提示），未导入任何内容"
+    )
     headers = table.locator("thead th").all_inner_texts()
     assert headers == ["行", "列", "问题", "如何修改"]
-    rows = [r.locator("td").all_inner_texts() for r in table.locator("tbody tr").all()]
+    expect(table.locator("tbody tr.warning")).to_contain_text("nobody.jpg")
+    rows = [r.locator("td").all_inner_texts() for r in table.locator("tbody tr.error").all()]
     assert [(r[0], r[1]) for r in rows] == [
         ("3", "准考证号"),
         ("4", "考场"),

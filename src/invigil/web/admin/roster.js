@@ -106,7 +106,7 @@ export async function render(root, ctx) {
     if (imp.state === "invalid") {
       status.append(
         h("h3", {}, tr("检查结果", "Check result")),
-        h("p", { class: "note error", role: "alert", id: "roster-verdict" }, tr("发现 {n} 处问题，未导入任何内容。请改正后重新上传。", "{n} problems found; nothing was imported. Fix them and upload again.", { n: imp.errors })),
+        h("p", { class: "note error", role: "alert", id: "roster-verdict" }, verdictText(imp)),
         problemTable(imp.problems),
       );
     } else if (imp.state === "ready") {
@@ -118,6 +118,14 @@ export async function render(root, ctx) {
     } else if (imp.state === "failed") {
       status.append(h("p", { class: "note error", role: "alert", id: "roster-verdict" }, imp.message || tr("导入失败。", "The import failed.")));
     }
+  }
+
+  // The count matches the table: its 提示 rows are named apart from the problems to fix.
+  function verdictText(imp) {
+    const notes = (imp.problems || []).filter((p) => p.warning).length;
+    return notes
+      ? tr("发现 {n} 处问题（另有 {w} 条提示），未导入任何内容。请改正后重新上传。", "{n} problems found (and {w} notes); nothing was imported. Fix them and upload again.", { n: imp.errors, w: notes })
+      : tr("发现 {n} 处问题，未导入任何内容。请改正后重新上传。", "{n} problems found; nothing was imported. Fix them and upload again.", { n: imp.errors });
   }
 
   function problemTable(problems) {
