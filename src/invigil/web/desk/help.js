@@ -68,8 +68,8 @@ async function sendHelp(text) {
 export function renderHelp() {
   const root = $("#overlay");
   if (!S.help.open) return clear(root);
-  // The draft lives in the state, not only in the box on screen: every redraw (a poll, a
-  // language switch) builds a new box from it, and nothing typed is lost on the way.
+  // The draft lives in the state, not only in the box on screen: every redraw (a poll, the
+  // panel closed and opened again) builds a new box from it, and nothing typed is lost.
   const text = h("textarea", { id: "help-text", rows: "3", "aria-label": L("留言", "Message") });
   text.value = S.help.draft;
   text.addEventListener("input", () => (S.help.draft = text.value));
