@@ -4,6 +4,7 @@
 import { h, clear } from "../shared/dom.js";
 import { setImage } from "./images.js";
 import { formatBytes, tr } from "../shared/i18n.js";
+import { byTime } from "../shared/names.js";
 import { cameras } from "./grid.js";
 import { camName, phoneName, stageName, ago, describe } from "./labels.js";
 import { store, candidate, clock, isAlert, serverNow } from "./store.js";
@@ -124,10 +125,7 @@ export function refreshDetail(scroll = false) {
       .filter(Boolean)
       .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, String(v))]),
   );
-  // In the order things happened: the log's order is when the server heard of them, and a
-  // report sent late (after an outage) or an answer marker found in a finished recording is
-  // dated back.
-  const events = [...(store.events.get(aid) || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
+  const events = byTime(store.events.get(aid));
   let focusEl = null;
   parts.timeline.replaceChildren(
     ...events.map((e) => {

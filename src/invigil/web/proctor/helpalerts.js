@@ -1,8 +1,8 @@
 // Requests that must not wait behind a tab: a candidate's unanswered 求助 message (in the watched
 // room, or in another of the proctor's rooms, naming it) and, for tech support, a pending
-// face-login request. Each is a role="alert" element naming the candidate,
-// pinned above whatever view is open (grid, detail, any tab), with a short beep when it first
-// appears, until it is answered (a reply, a logged dismissal, or the tech decision).
+// face-login request. Each is a role="alert" element naming the candidate, pinned above whatever
+// view is open (grid, detail, any tab), with a short beep when it first appears, until it is
+// answered (a reply, a logged dismissal, or the tech decision).
 
 import { h } from "../shared/dom.js";
 import { tr } from "../shared/i18n.js";

@@ -6,6 +6,7 @@
 import { clear, h } from "../shared/dom.js";
 import { currentLang, examDateTime, examTime, tr, zoneNote } from "../shared/i18n.js";
 import { confirmDialog } from "../shared/confirm.js";
+import { byTime } from "../shared/names.js";
 import { actionLabel, auditDetail, codeLabel, dataValue, describeData, duration, kindLabel, offset, severityLabel, stageLabel, streamLabel, verdictLabel } from "./labels.js";
 import { answerMarks, noAnswersHintFor, playerControls } from "./player.js";
 import { SyncPlayer } from "./sync.js";
@@ -673,18 +674,12 @@ export async function renderCandidate(root, ctx, attemptId) {
   };
 }
 
-// The log is stored in sequence (the hash chain's order); analysis appends its findings later
-// with the time they happened, so people read it in time order.
 /** 第 N 题结束; a marker heard after the last question ended (said again, or in a reply to a
  * proctor) is not an answer to a question that does not exist: the reviewer sees it as extra. */
 function boundaryLabel(b, i) {
   const d = b.data || {};
   if (d.extra) return tr("多余的结束标记（试题已答完）", "Extra boundary (after the last question)");
   return tr("第 {n} 题结束", "End of answer {n}", { n: d.question || i + 1 });
-}
-
-function byTime(events) {
-  return [...(events || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
 }
 
 /** One short line for an event's data, in words (hms: a time of day in the exam's zone). */

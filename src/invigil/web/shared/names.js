@@ -1,7 +1,8 @@
 // What the staff pages call things, [中文, English]: the three streams, the analyses, a
 // candidate's stages, the evidence phone's states, why a face login was refused, and every event
-// kind. One table that the proctor console, the review page and the exam office all import: with
-// a copy per page the same thing had two names (语音分析 here, 音频分析 there; 手机 and 手机佐证).
+// kind; and the order an attempt's log is read in. One table that the proctor console, the review
+// page and the exam office all import: with a copy per page the same thing had two names (语音分析
+// here, 音频分析 there; 手机 and 手机佐证).
 
 import { tr } from "./i18n.js";
 
@@ -136,4 +137,11 @@ export function nameIn(table, key, fallback = key) {
   // Own keys only: a data value such as "constructor" is not a name.
   const pair = key != null && Object.hasOwn(table, key) ? table[key] : null;
   return pair ? tr(pair[0], pair[1]) : fallback;
+}
+
+// The log is stored in sequence (the hash chain's order), but a report the client sent late is
+// dated back and analysis appends its findings with the time they happened: people read it in
+// time order.
+export function byTime(events) {
+  return [...(events || [])].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
 }
